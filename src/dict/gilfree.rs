@@ -1,0 +1,653 @@
+//! `GilFreeDict`: lock-free readers, writers serialized on the dict's own lock.
+//!
+//! Readers (`get`, `contains_key`, `len`, `version`, iteration) pin an epoch (a store to a
+//! thread-local slot), load the current [`Table`] with Acquire and probe it; they take no lock
+//! and write no shared cache line. Writers take `writer`, mutate the current table through the
+//! protocol in [`crate::table`], and publish a rebuilt table with a Release store when it is
+//! full. Unlinked nodes and replaced tables are retired to the epoch collector and freed once no
+//! pinned reader can see them; values are therefore never dropped under the lock.
+//!
+//! Script `eq` never runs under the lock: a reader holds no lock anyway; a writer releases the
+//! lock around it and, after re-taking it, checks that the table and the candidate's slot are
+//! unchanged (pointer identity; ABA is impossible while pinned), restarting otherwise.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr;
+
+use crate::dict::iter::{CheckedSource, Iter, IterChecked};
+use crate::lookup::{quick_compare, restart, Quick};
+use crate::model::{DefaultHashBuilder, KeyModel, Plain};
+use crate::reclaim::{self, Guard};
+use crate::reentry::{self, Holding};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::table::{Node, Probe, Table};
+use crate::{Container, Error};
+
+/// A concurrent, insertion-ordered dict whose readers take no lock.
+///
+/// Python dict semantics: insertion order, overwrite keeps the position, LIFO `popitem`.
+/// `K: Clone` because an overwrite publishes a new node that keeps the original key, and
+/// `V: Clone` because values that a concurrent reader may still see are returned as clones
+/// (a refcount increment for interpreter handles) rather than moved out.
+pub struct GilFreeDict<K, V, S = DefaultHashBuilder> {
+    table: AtomicPtr<Table<K, V>>,
+    writer: Mutex<()>,
+    len: AtomicUsize,
+    version: AtomicU64,
+    keys_version: AtomicU64,
+    frozen: AtomicBool,
+    hasher: S,
+    _owns: PhantomData<Box<Node<K, V>>>,
+}
+
+// SAFETY: the dict owns its nodes (K, V) and shares them between threads: readers on any
+// thread get `&K`/`&V` (needs Sync), and any thread may drop a retired node (needs Send).
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Send> Send for GilFreeDict<K, V, S> {}
+// SAFETY: as above; `S` is only read through `&S`.
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for GilFreeDict<K, V, S> {}
+
+/// Where a writer's search ended.
+enum Spot<'g, K, V> {
+    Found { slot: usize, node: &'g Node<K, V> },
+    Vacant { slot: usize },
+}
+
+/// A writer inside its critical section: the lock, and the table it locked.
+struct WriteSession<'g, K, V> {
+    _lock: MutexGuard<'g, ()>,
+    table: &'g Table<K, V>,
+}
+
+impl<K, V> GilFreeDict<K, V, DefaultHashBuilder> {
+    /// An empty dict with the default hasher.
+    pub fn new() -> Self {
+        Self::with_hasher(DefaultHashBuilder::default())
+    }
+
+    /// An empty dict with room for `capacity` entries before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_capacity_and_hasher(capacity, DefaultHashBuilder::default())
+    }
+}
+
+impl<K, V, S: Default> Default for GilFreeDict<K, V, S> {
+    fn default() -> Self {
+        Self::with_hasher(S::default())
+    }
+}
+
+impl<K, V, S> GilFreeDict<K, V, S> {
+    /// An empty dict that hashes plain keys with `hasher`.
+    pub fn with_hasher(hasher: S) -> Self {
+        Self::with_capacity_and_hasher(0, hasher)
+    }
+
+    /// An empty dict with room for `capacity` entries, hashing plain keys with `hasher`.
+    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+        Self::from_table(Table::with_capacity(capacity), hasher)
+    }
+
+    fn from_table(table: Table<K, V>, hasher: S) -> Self {
+        GilFreeDict {
+            len: AtomicUsize::new(table.len()),
+            table: AtomicPtr::new(Box::into_raw(Box::new(table))),
+            writer: Mutex::new(()),
+            version: AtomicU64::new(0),
+            keys_version: AtomicU64::new(0),
+            frozen: AtomicBool::new(false),
+            hasher,
+            _owns: PhantomData,
+        }
+    }
+
+    /// The hasher used for plain keys.
+    pub fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    /// The plain-key model of this dict (its `BuildHasher` and `Eq`).
+    pub fn plain(&self) -> Plain<'_, S> {
+        Plain(&self.hasher)
+    }
+
+    /// Number of entries. Lock-free; exact when no writer is running.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether the dict is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A tag that changes on every mutation (for inline caches of global lookups, like
+    /// CPython's dict versions). One relaxed-cost load, no lock.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Whether the dict is frozen (every mutator then fails with [`Error::Frozen`]).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    /// Makes this dict immutable (one-way). Linearizable with writers: a concurrent write
+    /// either lands before the freeze or fails with [`Error::Frozen`].
+    pub fn freeze(&self) {
+        let _lock = self.writer.lock();
+        self.frozen.store(true, Ordering::Release);
+    }
+
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// The current table, valid for as long as `guard` is pinned.
+    #[inline]
+    pub(crate) fn current<'g>(&'g self, _guard: &'g Guard) -> &'g Table<K, V> {
+        // SAFETY: `table` always points to a live table. A replaced table is retired only
+        // after the new one is published, so a guard pinned before this load keeps it alive.
+        unsafe { &*self.table.load(Ordering::Acquire) }
+    }
+
+    /// Takes the writer lock for a mutation: refuses re-entry and frozen targets.
+    fn lock<'g, E>(&'g self, guard: &'g Guard) -> Result<WriteSession<'g, K, V>, Error<E>> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::Dict));
+        }
+        let lock = self.writer.lock();
+        if self.frozen.load(Ordering::Relaxed) {
+            return Err(Error::Frozen(Container::Dict));
+        }
+        Ok(WriteSession {
+            _lock: lock,
+            table: self.current(guard),
+        })
+    }
+
+    /// Records a mutation (under the writer lock).
+    fn bump(&self, table: &Table<K, V>, keys_changed: bool) {
+        self.len.store(table.len(), Ordering::Release);
+        if keys_changed {
+            let k = self.keys_version.load(Ordering::Relaxed);
+            self.keys_version.store(k + 1, Ordering::Release);
+        }
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v + 1, Ordering::Release);
+    }
+
+
+    /// Lock-free search. The returned node stays valid while `guard` is pinned.
+    fn find<'g, M: KeyModel<K>>(
+        &'g self,
+        guard: &'g Guard,
+        m: &M,
+        hash: u64,
+        key: &K,
+    ) -> Result<Option<&'g Node<K, V>>, Error<M::Error>> {
+        let mut restarts = 0;
+        'restart: loop {
+            let table = self.current(guard);
+            let mut cursor = table.start(hash);
+            loop {
+                let (slot, node) = match table.probe(hash, &mut cursor) {
+                    Probe::Vacant(_) => return Ok(None),
+                    Probe::Candidate { slot, node } => (slot, node),
+                };
+                match quick_compare(m, &node.key, key)? {
+                    Quick::Equal => return Ok(Some(node)),
+                    Quick::NotEqual => {}
+                    Quick::Script => {
+                        let eq = m.eq(&node.key, key).map_err(Error::Callback)?;
+                        if !(ptr::eq(self.current(guard), table) && table.slot_holds(slot, node)) {
+                            restart(&mut restarts)?;
+                            continue 'restart;
+                        }
+                        if eq {
+                            return Ok(Some(node));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writer search: returns with the lock held, at the key's node or the vacant slot where it
+    /// would go. Script `eq` runs with the lock released.
+    fn locate<'g, M: KeyModel<K>>(
+        &'g self,
+        guard: &'g Guard,
+        m: &M,
+        hash: u64,
+        key: &K,
+    ) -> Result<(WriteSession<'g, K, V>, Spot<'g, K, V>), Error<M::Error>> {
+        let mut restarts = 0;
+        'restart: loop {
+            let mut locked = self.lock(guard)?;
+            let table = locked.table;
+            let mut cursor = table.start(hash);
+            loop {
+                let (slot, node) = match table.probe(hash, &mut cursor) {
+                    Probe::Vacant(slot) => return Ok((locked, Spot::Vacant { slot })),
+                    Probe::Candidate { slot, node } => (slot, node),
+                };
+                match quick_compare(m, &node.key, key)? {
+                    Quick::Equal => return Ok((locked, Spot::Found { slot, node })),
+                    Quick::NotEqual => {}
+                    Quick::Script => {
+                        drop(locked);
+                        // The node stays allocated while `guard` is pinned, even if removed.
+                        let eq = m.eq(&node.key, key).map_err(Error::Callback)?;
+                        locked = self.lock(guard)?;
+                        if !(ptr::eq(locked.table, table) && table.slot_holds(slot, node)) {
+                            drop(locked);
+                            restart(&mut restarts)?;
+                            continue 'restart;
+                        }
+                        if eq {
+                            return Ok((locked, Spot::Found { slot, node }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends a fresh node at `slot`, publishing a rebuilt table if the current one is full.
+    ///
+    /// # Safety
+    /// Writer lock held; `slot` is the vacant end of the node's probe chain in `table`, the
+    /// current table; `node` is fresh.
+    unsafe fn append(&self, guard: &Guard, table: &Table<K, V>, slot: usize, node: *mut Node<K, V>) {
+        // SAFETY: forwarded from the caller.
+        match unsafe { table.append(slot, node) } {
+            None => self.bump(table, true),
+            Some(fresh) => {
+                let fresh = Box::into_raw(fresh);
+                self.table.store(fresh, Ordering::Release);
+                // SAFETY: the old table is unlinked (the new one is published) and retired
+                // once; its nodes now belong to `fresh`, and dropping a `Table` frees no node.
+                unsafe { reclaim::retire(guard, table as *const Table<K, V> as *mut Table<K, V>) };
+                reclaim::flush(guard);
+                // SAFETY: just published, and only writers (we hold the lock) replace it.
+                self.bump(unsafe { &*fresh }, true);
+            }
+        }
+    }
+}
+
+impl<K, V, S> GilFreeDict<K, V, S>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Returns a clone of the value for `key` (a refcount increment for handles).
+    pub fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
+        self.get_with_in(m, key, V::clone)
+    }
+
+    /// Calls `f` with a borrowed reference to the value for `key` (no refcount traffic).
+    /// `f` runs with no lock held and may use the dict.
+    pub fn get_with_in<M: KeyModel<K>, R>(
+        &self,
+        m: &M,
+        key: &K,
+        f: impl FnOnce(&V) -> R,
+    ) -> Result<Option<R>, Error<M::Error>> {
+        let hash = m.hash(key).map_err(Error::Callback)?;
+        let guard = reclaim::pin();
+        Ok(self.find(&guard, m, hash, key)?.map(|n| f(&n.value)))
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<bool, Error<M::Error>> {
+        Ok(self.get_with_in(m, key, |_| ())?.is_some())
+    }
+
+    /// Inserts or overwrites; an overwrite keeps the key's position (and the original key
+    /// object, as Python does) and returns the previous value.
+    pub fn insert_in<M: KeyModel<K>>(&self, m: &M, key: K, value: V) -> Result<Option<V>, Error<M::Error>> {
+        self.upsert(m, key, |_| value, false)
+    }
+
+    /// Atomic read-modify-write of one key: `f` gets the current value (if any) and returns
+    /// the new one; returns the previous value. `f` runs under the writer lock: it may read
+    /// this dict, but a write to it from inside fails with [`Error::Reentrant`].
+    pub fn update_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> V,
+    ) -> Result<Option<V>, Error<M::Error>> {
+        self.upsert(m, key, f, true)
+    }
+
+    /// Insert-or-overwrite with the new value computed under the lock; `user_code` marks `f`
+    /// as a user closure (registered for re-entry detection while it runs).
+    fn upsert<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> V,
+        user_code: bool,
+    ) -> Result<Option<V>, Error<M::Error>> {
+        let hash = m.hash(&key).map_err(Error::Callback)?;
+        let guard = reclaim::pin();
+        let (locked, spot) = self.locate(&guard, m, hash, &key)?;
+        let table = locked.table;
+        let compute = |old: Option<&V>| {
+            let _held = user_code.then(|| Holding::new(self.addr()));
+            f(old)
+        };
+        let old = match spot {
+            Spot::Found { slot, node } => {
+                let fresh = Node::alloc(hash, node.key.clone(), compute(Some(&node.value)));
+                // SAFETY: writer lock held; `slot` holds `node`, whose key `fresh` carries.
+                let old = unsafe { table.replace(slot, fresh) };
+                self.bump(table, false);
+                Some(old)
+            }
+            Spot::Vacant { slot } => {
+                let node = Node::alloc(hash, key, compute(None));
+                // SAFETY: writer lock held; `slot` ends the key's probe chain in `table` (a
+                // user closure cannot have written to this dict meanwhile).
+                unsafe { self.append(&guard, table, slot, node) };
+                None
+            }
+        };
+        drop(locked);
+        Ok(old.map(|p| {
+            // SAFETY: `p` was unlinked above and is retired exactly once, here; it stays
+            // readable until `guard` unpins.
+            unsafe {
+                let v = (*p).value.clone();
+                reclaim::retire(&guard, p);
+                v
+            }
+        }))
+    }
+
+    /// Removes `key`, returning its value (Python's `pop(key)`); `None` if absent.
+    pub fn remove_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
+        Ok(self.remove_entry_in(m, key)?.map(|(_, v)| v))
+    }
+
+    /// Removes `key`, returning the stored key and its value.
+    pub fn remove_entry_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<(K, V)>, Error<M::Error>> {
+        let hash = m.hash(key).map_err(Error::Callback)?;
+        let guard = reclaim::pin();
+        let (locked, spot) = self.locate(&guard, m, hash, key)?;
+        let Spot::Found { slot, .. } = spot else {
+            return Ok(None);
+        };
+        // SAFETY: writer lock held; `slot` holds a live node.
+        let old = unsafe { locked.table.take(slot) };
+        self.bump(locked.table, true);
+        drop(locked);
+        // SAFETY: unlinked above, retired once here, readable until `guard` unpins.
+        Ok(Some(unsafe { self.retire_entry(&guard, old) }))
+    }
+
+    /// Python's `setdefault`: the value for `key`, inserting `default` if absent. Calls `hash`
+    /// once and `eq` at most once per colliding key.
+    pub fn setdefault_in<M: KeyModel<K>>(&self, m: &M, key: K, default: V) -> Result<V, Error<M::Error>> {
+        let hash = m.hash(&key).map_err(Error::Callback)?;
+        let guard = reclaim::pin();
+        let (locked, spot) = self.locate(&guard, m, hash, &key)?;
+        let node = match spot {
+            Spot::Found { node, .. } => node as *const Node<K, V>,
+            Spot::Vacant { slot } => {
+                let node = Node::alloc(hash, key, default);
+                // SAFETY: writer lock held; `slot` ends the key's probe chain.
+                unsafe { self.append(&guard, locked.table, slot, node) };
+                node
+            }
+        };
+        drop(locked);
+        // SAFETY: the node was reachable while pinned, so it lives until `guard` unpins.
+        Ok(unsafe { (*node).value.clone() })
+    }
+
+    /// Removes and returns the last inserted entry (LIFO, Python's `popitem`).
+    pub fn popitem(&self) -> Result<Option<(K, V)>, Error> {
+        let guard = reclaim::pin();
+        let locked = self.lock(&guard)?;
+        let Some(node) = locked.table.last() else {
+            return Ok(None);
+        };
+        let slot = locked.table.slot_of(node);
+        // SAFETY: writer lock held; `slot` holds `node`.
+        let old = unsafe { locked.table.take(slot) };
+        self.bump(locked.table, true);
+        drop(locked);
+        // SAFETY: unlinked above, retired once.
+        Ok(Some(unsafe { self.retire_entry(&guard, old) }))
+    }
+
+    /// Clones the entry out of an unlinked node and retires it.
+    ///
+    /// # Safety
+    /// `node` is unlinked from the dict and retired by no one else.
+    unsafe fn retire_entry(&self, guard: &Guard, node: *mut Node<K, V>) -> (K, V) {
+        // SAFETY: caller contract; the node is readable until `guard` unpins.
+        unsafe {
+            let entry = ((*node).key.clone(), (*node).value.clone());
+            reclaim::retire(guard, node);
+            entry
+        }
+    }
+
+    /// Removes every entry. The entries are freed after the lock is released, once no reader
+    /// can see them.
+    pub fn clear(&self) -> Result<(), Error> {
+        let guard = reclaim::pin();
+        let locked = self.lock(&guard)?;
+        let old = locked.table;
+        let fresh = Box::into_raw(Box::new(Table::with_capacity(0)));
+        self.table.store(fresh, Ordering::Release);
+        // SAFETY: just published, writer lock held.
+        self.bump(unsafe { &*fresh }, true);
+        drop(locked);
+        // SAFETY: `old` is unlinked and retired once, with its nodes (no other table holds them).
+        unsafe { reclaim::retire(&guard, Doomed::new(old)) };
+        reclaim::flush(&guard);
+        Ok(())
+    }
+
+    /// Keeps only the entries for which `f` returns `true`, in one critical section. `f` runs
+    /// under the writer lock: it may read this dict; writing to it fails with `Reentrant`.
+    pub fn retain(&self, mut f: impl FnMut(&K, &V) -> bool) -> Result<(), Error> {
+        let guard = reclaim::pin();
+        let locked = self.lock(&guard)?;
+        let table = locked.table;
+        let mut removed = Vec::new();
+        {
+            let _held = Holding::new(self.addr());
+            for pos in 0..table.used() {
+                if let Some(node) = table.entry(pos) {
+                    if !f(&node.key, &node.value) {
+                        let slot = table.slot_of(node);
+                        // SAFETY: writer lock held; `slot` holds `node`.
+                        removed.push(unsafe { table.take(slot) });
+                    }
+                }
+            }
+        }
+        if !removed.is_empty() {
+            self.bump(table, true);
+        }
+        drop(locked);
+        for p in removed {
+            // SAFETY: each was unlinked above, and is retired once.
+            unsafe { reclaim::retire(&guard, p) };
+        }
+        Ok(())
+    }
+
+    /// An atomic copy (Python's `dict.copy()`): a new, mutable dict with the same entries in
+    /// the same order. Taken under the writer lock, so it is a consistent snapshot.
+    pub fn copy(&self) -> Self
+    where
+        S: Clone,
+    {
+        let guard = reclaim::pin();
+        let _lock = self.writer.lock();
+        let table = self.current(&guard);
+        let fresh = Table::with_capacity(table.len());
+        for node in (0..table.used()).filter_map(|p| table.entry(p)) {
+            let copy = Node::alloc(node.hash, node.key.clone(), node.value.clone());
+            // SAFETY: `fresh` is private to this thread, and keys are distinct.
+            unsafe { fresh.push(fresh.vacant_end(node.hash), copy) };
+        }
+        Self::from_table(fresh, self.hasher.clone())
+    }
+
+    /// An atomic snapshot of the entries, in order.
+    pub fn snapshot(&self) -> Vec<(K, V)> {
+        let guard = reclaim::pin();
+        let _lock = self.writer.lock();
+        let table = self.current(&guard);
+        (0..table.used())
+            .filter_map(|p| table.entry(p))
+            .map(|n| (n.key.clone(), n.value.clone()))
+            .collect()
+    }
+
+    /// A weakly consistent iterator over clones of the entries, in insertion order. It never
+    /// blocks writers, never fails, and yields each entry at most once; entries added after it
+    /// was created may or may not be seen. Double-ended (`rev()` is Python's `reversed`).
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        let guard = reclaim::pin();
+        // SAFETY: the table is loaded under `guard`, which the iterator keeps pinned.
+        let table = self.table.load(Ordering::Acquire);
+        // SAFETY: as in `current`.
+        let end = unsafe { (*table).used() };
+        Iter::new(guard, table, end)
+    }
+
+    /// An iterator with CPython's checks: it yields `Err(ChangedSize)` if the dict's size
+    /// changes while iterating, `Err(KeysChanged)` if its keys change at the same size, and
+    /// then ends. Overwriting values while iterating is allowed.
+    pub fn iter_checked(&self) -> IterChecked<'_, K, V, Self> {
+        IterChecked::new(self)
+    }
+
+    /// Clones of the keys, in order.
+    pub fn keys(&self) -> Vec<K> {
+        self.iter().map(|(k, _)| k).collect()
+    }
+
+    /// Clones of the values, in order.
+    pub fn values(&self) -> Vec<V> {
+        self.iter().map(|(_, v)| v).collect()
+    }
+
+    /// Clones of the entries, in order.
+    pub fn items(&self) -> Vec<(K, V)> {
+        self.iter().collect()
+    }
+
+    /// Pins the current thread for a batch of borrowed reads (no refcount traffic, one pin).
+    pub fn pin(&self) -> Pinned<'_, K, V, S> {
+        Pinned {
+            dict: self,
+            guard: reclaim::pin(),
+        }
+    }
+}
+
+/// A pinned read session on a [`GilFreeDict`]: borrowed reads valid while it lives.
+pub struct Pinned<'d, K, V, S> {
+    dict: &'d GilFreeDict<K, V, S>,
+    guard: Guard,
+}
+
+impl<K, V, S> Pinned<'_, K, V, S>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A borrowed reference to the value for `key`.
+    pub fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<&V>, Error<M::Error>> {
+        let hash = m.hash(key).map_err(Error::Callback)?;
+        Ok(self.dict.find(&self.guard, m, hash, key)?.map(|n| &n.value))
+    }
+
+    /// A borrowed reference to the value for a plain key.
+    pub fn get(&self, key: &K) -> Option<&V>
+    where
+        K: std::hash::Hash + Eq,
+        S: std::hash::BuildHasher,
+    {
+        crate::model::infallible(self.get_in(&self.dict.plain(), key))
+    }
+
+    /// Borrowed entries in order (weakly consistent, as [`GilFreeDict::iter`]).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
+        let table = self.dict.current(&self.guard);
+        (0..table.used()).filter_map(move |p| table.entry(p).map(|n| (&n.key, &n.value)))
+    }
+}
+
+impl<K: Clone, V: Clone, S> CheckedSource<K, V> for GilFreeDict<K, V, S> {
+    fn len(&self) -> usize {
+        GilFreeDict::len(self)
+    }
+
+    fn keys_version(&self) -> u64 {
+        self.keys_version.load(Ordering::Acquire)
+    }
+
+    fn entry_at(&self, pos: usize) -> Result<Option<(K, V)>, ()> {
+        let guard = reclaim::pin();
+        let table = self.current(&guard);
+        if pos >= table.used() {
+            return Err(());
+        }
+        Ok(table.entry(pos).map(|n| (n.key.clone(), n.value.clone())))
+    }
+}
+
+/// A retired table that also owns its nodes (after `clear`, or when the dict is dropped).
+struct Doomed<K, V>(*mut Table<K, V>);
+
+impl<K, V> Doomed<K, V> {
+    fn new(table: &Table<K, V>) -> *mut Doomed<K, V> {
+        Box::into_raw(Box::new(Doomed(table as *const Table<K, V> as *mut Table<K, V>)))
+    }
+}
+
+impl<K, V> Drop for Doomed<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: a `Doomed` is created only for an unlinked table whose nodes are in no other
+        // table, and is dropped once, after every reader that could see them unpinned.
+        unsafe {
+            let table = Box::from_raw(self.0);
+            for node in table.node_ptrs() {
+                drop(Box::from_raw(node));
+            }
+        }
+    }
+}
+
+impl<K, V, S> Drop for GilFreeDict<K, V, S> {
+    fn drop(&mut self) {
+        // `&mut self`: no reader or writer is left. Tables and nodes retired earlier are owned
+        // by the collector; the current table and its nodes are ours.
+        drop(Doomed(self.table.load(Ordering::Relaxed)));
+    }
+}
+
+impl<K, V, S> fmt::Debug for GilFreeDict<K, V, S>
+where
+    K: Clone + Send + Sync + 'static + fmt::Debug,
+    V: Clone + Send + Sync + 'static + fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}

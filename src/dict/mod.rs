@@ -1,0 +1,158 @@
+//! The two dicts and what they share.
+//!
+//! Both [`GilFreeDict`] and [`LockedDict`] are built on the same insertion-ordered table core
+//! ([`crate::table`]) and offer the same API in two layers:
+//! - `*_in(&model, ...)` methods take a [`KeyModel`](crate::KeyModel): the interpreter's
+//!   context, whose hash/eq may fail or run script code;
+//! - plain methods (`get`, `insert`, ...) for `K: Hash + Eq`, generated below from the `*_in`
+//!   layer with the dict's own `BuildHasher`.
+//!
+//! The [`Mapping`] trait lets a VM be generic over the variant.
+
+mod gilfree;
+mod iter;
+mod locked;
+mod mapping;
+
+pub use gilfree::{GilFreeDict, Pinned};
+pub use iter::{Iter, IterChecked};
+pub use locked::{DictView, LockedDict};
+pub use mapping::Mapping;
+
+/// The plain-key layer of a dict type: every method forwards to its `*_in` twin with
+/// [`Plain`](crate::Plain) over the dict's own hasher.
+macro_rules! plain_dict_api {
+    ($Dict:ident, $($bound:tt)*) => {
+        impl<K, V, S> $Dict<K, V, S>
+        where
+            K: std::hash::Hash + Eq + Clone $($bound)*,
+            V: Clone $($bound)*,
+            S: std::hash::BuildHasher,
+        {
+            /// Returns a clone of the value for `key`.
+            #[inline]
+            pub fn get(&self, key: &K) -> Option<V> {
+                crate::model::infallible(self.get_in(&self.plain(), key))
+            }
+
+            /// Calls `f` with a borrowed reference to the value for `key`.
+            #[inline]
+            pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+                crate::model::infallible(self.get_with_in(&self.plain(), key, f))
+            }
+
+            /// Whether `key` is present.
+            #[inline]
+            pub fn contains_key(&self, key: &K) -> bool {
+                crate::model::infallible(self.contains_key_in(&self.plain(), key))
+            }
+
+            /// Inserts or overwrites (keeping the position); returns the previous value.
+            #[inline]
+            pub fn insert(&self, key: K, value: V) -> crate::Result<Option<V>> {
+                self.insert_in(&self.plain(), key, value)
+            }
+
+            /// Removes `key`, returning its value (Python's `pop(key)`).
+            #[inline]
+            pub fn remove(&self, key: &K) -> crate::Result<Option<V>> {
+                self.remove_in(&self.plain(), key)
+            }
+
+            /// Removes `key`, returning the stored key and its value.
+            pub fn remove_entry(&self, key: &K) -> crate::Result<Option<(K, V)>> {
+                self.remove_entry_in(&self.plain(), key)
+            }
+
+            /// Python's `pop(key, default)`.
+            pub fn pop_or(&self, key: &K, default: V) -> crate::Result<V> {
+                Ok(self.remove(key)?.unwrap_or(default))
+            }
+
+            /// Python's `setdefault(key, default)`.
+            pub fn setdefault(&self, key: K, default: V) -> crate::Result<V> {
+                self.setdefault_in(&self.plain(), key, default)
+            }
+
+            /// Atomic read-modify-write of one key (see `update_in`).
+            pub fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> crate::Result<()> {
+                self.update_in(&self.plain(), key, f).map(drop)
+            }
+
+            /// Python's `update(iterable)`: inserts every pair, in order (each insert is
+            /// atomic; the whole update is not).
+            pub fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> crate::Result<()> {
+                for (k, v) in pairs {
+                    self.insert(k, v)?;
+                }
+                Ok(())
+            }
+
+            /// Python's `dict.fromkeys(keys, value)`.
+            pub fn fromkeys(keys: impl IntoIterator<Item = K>, value: V) -> Self
+            where
+                S: Default,
+            {
+                keys.into_iter().map(|k| (k, value.clone())).collect()
+            }
+
+            /// Python's `self | other`: a new dict with `other`'s entries over a copy of ours.
+            pub fn union(&self, other: &Self) -> Self
+            where
+                S: Clone,
+            {
+                let merged = self.copy();
+                crate::model::infallible(merged.extend(other.snapshot()));
+                merged
+            }
+
+            /// Python's `self |= other` (`other` is snapshotted atomically first).
+            pub fn update_from(&self, other: &Self) -> crate::Result<()> {
+                self.extend(other.snapshot())
+            }
+        }
+
+        impl<K, V, S> FromIterator<(K, V)> for $Dict<K, V, S>
+        where
+            K: std::hash::Hash + Eq + Clone $($bound)*,
+            V: Clone $($bound)*,
+            S: std::hash::BuildHasher + Default,
+        {
+            fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+                let dict = Self::default();
+                // A fresh dict is not frozen and not locked by this thread: inserts succeed.
+                crate::model::infallible(dict.extend(iter));
+                dict
+            }
+        }
+
+        /// Order-insensitive equality, like Python's `dict.__eq__`.
+        impl<K, V, S> PartialEq for $Dict<K, V, S>
+        where
+            K: std::hash::Hash + Eq + Clone $($bound)*,
+            V: Clone + PartialEq $($bound)*,
+            S: std::hash::BuildHasher,
+        {
+            fn eq(&self, other: &Self) -> bool {
+                let mine = self.snapshot();
+                mine.len() == other.len()
+                    && mine.iter().all(|(k, v)| other.get_with(k, |w| w == v) == Some(true))
+            }
+        }
+
+        impl<K, V, S> Clone for $Dict<K, V, S>
+        where
+            K: Clone $($bound)*,
+            V: Clone $($bound)*,
+            S: Clone,
+        {
+            /// Same as [`copy`](Self::copy).
+            fn clone(&self) -> Self {
+                self.copy()
+            }
+        }
+    };
+}
+
+plain_dict_api!(GilFreeDict, + Send + Sync + 'static);
+plain_dict_api!(LockedDict,);

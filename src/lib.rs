@@ -1,0 +1,74 @@
+//! # gilfree
+//!
+//! Concurrent dict and list containers for language interpreters that run without a global
+//! interpreter lock, with Python semantics and an object-model layer for script-level
+//! `__hash__`/`__eq__`.
+//!
+//! ## Map of the crate
+//!
+//! | type | what it is |
+//! |---|---|
+//! | [`LockedDict`] | one reader-writer lock per dict; every operation linearizable; [`LockedDict::with_lock`] for compound updates |
+//! | [`GilFreeDict`] | readers take no lock and write no shared cache line (epoch reclamation); writers take the dict's lock |
+//! | [`Mapping`] | the API both dicts share, so a VM can be generic over the variant |
+//! | [`EqModel`], [`KeyModel`] | how an interpreter compares (and hashes) keys and values: fallible, context-passing, identity first, "pure" fast path |
+//! | [`Plain`] | the key model of ordinary `Hash + Eq` keys, used by the plain methods (`get`, `insert`, ...) |
+//! | [`Error`] | every failure as a value, with CPython's messages |
+//!
+//! Internals: [`table`](crate::table) is the insertion-ordered table core both dicts share;
+//! `reclaim` wraps the epoch collector; `reentry` detects a thread re-entering a container
+//! whose lock it holds.
+//!
+//! ## Example
+//!
+//! ```
+//! use gilfree::GilFreeDict;
+//! use std::sync::Arc;
+//!
+//! let globals: Arc<GilFreeDict<String, i64>> = Arc::new(GilFreeDict::new());
+//! globals.insert("x".to_string(), 1).unwrap();
+//! let readers: Vec<_> = (0..2)
+//!     .map(|_| {
+//!         let g = Arc::clone(&globals);
+//!         std::thread::spawn(move || g.get(&"x".to_string()))
+//!     })
+//!     .collect();
+//! for r in readers {
+//!     assert_eq!(r.join().unwrap(), Some(1));
+//! }
+//! ```
+//!
+//! ## Interpreter keys
+//!
+//! Keyed methods come in two forms: `get(&key)` for plain keys, and `get_in(&model, &key)`
+//! where `model: &impl KeyModel<K>` is the interpreter's context. A model's `eq` may run
+//! script code that re-enters the same dict; the dicts then release their lock around it and
+//! restart the lookup if the dict changed, failing with [`Error::MutatedDuringLookup`] after
+//! [`MAX_LOOKUP_RESTARTS`] restarts. Values are the interpreter's handles: `get` returns a
+//! clone (a refcount increment), `get_with`/[`GilFreeDict::pin`] borrow without one.
+//!
+//! ## Decisions
+//!
+//! - Values removed or replaced are returned as clones and the stored copy is dropped outside
+//!   any lock (after an epoch for `GilFreeDict`), since a destructor may run script code.
+//! - A closure that runs under a dict's lock (`update`, `retain`, `with_lock`, `get_with` on
+//!   `LockedDict`) may read that dict; writing to it from inside returns
+//!   [`Error::Reentrant`] instead of deadlocking.
+//! - Iteration: `iter()` is weakly consistent (never fails, never blocks writers);
+//!   `iter_checked()` has CPython's "changed size during iteration" checks.
+
+#![warn(missing_docs)]
+
+mod dict;
+mod error;
+mod lookup;
+mod model;
+mod reclaim;
+mod reentry;
+mod sync;
+pub(crate) mod table;
+
+pub use dict::{DictView, GilFreeDict, Iter, IterChecked, LockedDict, Mapping, Pinned};
+pub use error::{Container, Error, Result};
+pub use lookup::MAX_LOOKUP_RESTARTS;
+pub use model::{DefaultHashBuilder, EqModel, KeyModel, Plain};

@@ -1,0 +1,104 @@
+//! The object-model traits: how a container hashes and compares the keys it holds.
+//!
+//! A container never calls `Hash`/`Eq` directly. Every keyed operation goes through a
+//! [`KeyModel`], passed per call (`get_in(&vm, &key)`), so an interpreter can hand in its own
+//! context (`&Vm`) and run script `__hash__`/`__eq__` that may fail with the interpreter's error
+//! type, or re-enter the very container being searched.
+//!
+//! Plain Rust keys need no interpreter: the containers' plain methods (`get`, `insert`, ...)
+//! use [`Plain`], which hashes with the container's `BuildHasher` and compares with `Eq`.
+//!
+//! Protocol obligations the containers keep (see the dict modules for how):
+//! - `hash` is called once per operation, before any lock is taken;
+//! - `identical` (Python's `is`) is tried before `eq`;
+//! - `eq` runs under the container's lock only when `eq_is_pure` says it runs no script code;
+//!   otherwise the lock is released around it and the lookup is validated afterwards.
+
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hash};
+
+/// The default hasher builder: foldhash's fast, randomly seeded hasher.
+pub type DefaultHashBuilder = foldhash::fast::RandomState;
+
+/// How a container compares values of type `K` (list `remove`/`index`/`count`, dict keys),
+/// on behalf of an interpreter.
+///
+/// Implement it on your interpreter's context (for example `impl EqModel<Value> for Vm`).
+/// The containers guarantee that a failing or panicking callback leaves them consistent and
+/// usable, and that re-entrant calls from `eq` into the same container never deadlock.
+pub trait EqModel<K: ?Sized> {
+    /// The interpreter's error type (a script exception).
+    type Error;
+
+    /// Compares a key stored in the container with the key being looked up
+    /// (Python's `stored == probe`). May run script code unless [`eq_is_pure`](Self::eq_is_pure).
+    fn eq(&self, stored: &K, probe: &K) -> Result<bool, Self::Error>;
+
+    /// Identity shortcut (Python's `is`): `true` means "the same object", hence equal, and
+    /// `eq` is not called. The default never claims identity.
+    fn identical(&self, stored: &K, probe: &K) -> bool {
+        let _ = (stored, probe);
+        false
+    }
+
+    /// `true` when comparing these two keys runs no script code: no re-entry into any
+    /// container, no unbounded work (str, int keys). The container may then call `eq` while
+    /// holding its lock, which keeps the fast path fast. The default is `false` (safe).
+    fn eq_is_pure(&self, stored: &K, probe: &K) -> bool {
+        let _ = (stored, probe);
+        false
+    }
+}
+
+/// How a container hashes and compares keys of type `K`: [`EqModel`] plus a fallible hash.
+pub trait KeyModel<K: ?Sized>: EqModel<K> {
+    /// Hashes `key` (Python's `hash(key)`). Equal keys must hash equally.
+    fn hash(&self, key: &K) -> Result<u64, Self::Error>;
+}
+
+/// The model of plain Rust values: `BuildHasher` + `Eq`, infallible and pure.
+///
+/// For lists, which only compare, any `S` works (`Plain(&())`).
+#[derive(Debug, Clone, Copy)]
+pub struct Plain<'s, S>(pub &'s S);
+
+impl<K: Hash + Eq + ?Sized, S: BuildHasher> KeyModel<K> for Plain<'_, S> {
+    #[inline]
+    fn hash(&self, key: &K) -> Result<u64, Infallible> {
+        Ok(self.0.hash_one(key))
+    }
+}
+
+impl<K: Eq + ?Sized, S> EqModel<K> for Plain<'_, S> {
+    type Error = Infallible;
+
+    #[inline]
+    fn eq(&self, stored: &K, probe: &K) -> Result<bool, Infallible> {
+        Ok(stored == probe)
+    }
+
+    #[inline]
+    fn eq_is_pure(&self, _: &K, _: &K) -> bool {
+        true
+    }
+}
+
+/// Unwraps the result of an operation whose key model cannot fail.
+///
+/// Only called on operations that, with a pure infallible model, have no error path left (no
+/// callback error, no restart because pure `eq` runs under the lock, no frozen check).
+#[inline]
+pub(crate) fn infallible<T>(r: crate::Result<T, Infallible>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => unreachable_plain(e),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unreachable_plain(e: crate::Error) -> ! {
+    // Reaching this is a bug in this crate, not bad input: reads with a pure, infallible model
+    // have no error path.
+    unreachable!("plain-key read failed: {e}")
+}

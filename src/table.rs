@@ -1,0 +1,316 @@
+//! The insertion-ordered hash table core shared by both dicts.
+//!
+//! Layout (a compact dict, like CPython's, with one level less indirection):
+//! - `slots`: open addressing, linear probing, power-of-two length, load ≤ 1/2. A slot holds a
+//!   key's full hash and a pointer to its [`Node`]; `null` = empty, [`tombstone`] = removed.
+//! - `order`: node pointers in insertion order; `null` marks a removed entry. Iteration walks
+//!   `order[0..used]`; `Node::pos` is a node's index here.
+//! - `Node`: hash, key, value. A node is immutable once published, except `pos`, which only
+//!   writers touch. Overwriting a key publishes a *new* node at the same slot and position, so a
+//!   reader sees either the old or the new (key, value) pair, never a torn one.
+//!
+//! Synchronization protocol (readers take no lock and write nothing):
+//! - Writers are serialized by the owning container's lock; every method marked `unsafe` here
+//!   requires that exclusion.
+//! - A writer fully initialises a node, stores it in `order[pos]` (Release), writes the slot
+//!   hash, then the slot pointer (Release), then bumps `used` (Release). A reader that loads a
+//!   slot pointer or an order entry with Acquire sees an initialised node and its slot hash.
+//! - A slot's hash is written once, before the slot first becomes non-empty; slots are never
+//!   reused within a table (a tombstone stays until a rebuild), so probe chains never break.
+//! - Growth or compaction builds a new table over the *same* nodes and the container publishes
+//!   it; the old table stays valid for readers that still hold it. Nodes and tables that leave
+//!   the structure are freed by the container (immediately under an exclusive lock, or through
+//!   epoch reclamation for lock-free readers), never by this module.
+
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::ptr;
+
+/// One entry: the key's hash, the key and its value. Owned by the container, not the table.
+pub(crate) struct Node<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) value: V,
+    /// Index in the current table's `order`; written by writers only.
+    pos: AtomicUsize,
+}
+
+impl<K, V> Node<K, V> {
+    /// Allocates a node; the caller owns the returned pointer.
+    pub(crate) fn alloc(hash: u64, key: K, value: V) -> *mut Node<K, V> {
+        Box::into_raw(Box::new(Node {
+            hash,
+            key,
+            value,
+            pos: AtomicUsize::new(usize::MAX),
+        }))
+    }
+}
+
+/// The marker of a removed slot. Its address is odd, so it is never a real node.
+#[inline]
+pub(crate) fn tombstone<K, V>() -> *mut Node<K, V> {
+    ptr::without_provenance_mut(1)
+}
+
+struct Slot<K, V> {
+    hash: AtomicU64,
+    node: AtomicPtr<Node<K, V>>,
+}
+
+/// Result of one probing step.
+pub(crate) enum Probe<'t, K, V> {
+    /// The probe chain ended at this empty slot: no (further) candidate.
+    Vacant(usize),
+    /// A live slot whose hash equals the searched hash; the key still has to be compared.
+    Candidate { slot: usize, node: &'t Node<K, V> },
+}
+
+/// See the module docs.
+pub(crate) struct Table<K, V> {
+    slots: Box<[Slot<K, V>]>,
+    shift: u32,
+    order: Box<[AtomicPtr<Node<K, V>>]>,
+    /// Order positions handed out; `order[..used]` is initialised.
+    used: AtomicUsize,
+    /// Live entries.
+    len: AtomicUsize,
+    /// Non-empty slots (live + tombstones); writers only.
+    filled: AtomicUsize,
+}
+
+const MIN_ORDER: usize = 4;
+
+impl<K, V> Table<K, V> {
+    /// An empty table with room for at least `entries` insertions before a rebuild.
+    pub(crate) fn with_capacity(entries: usize) -> Table<K, V> {
+        let order_len = entries.max(MIN_ORDER).next_power_of_two();
+        let slot_len = order_len * 2;
+        Table {
+            slots: (0..slot_len)
+                .map(|_| Slot {
+                    hash: AtomicU64::new(0),
+                    node: AtomicPtr::new(ptr::null_mut()),
+                })
+                .collect(),
+            shift: 64 - slot_len.trailing_zeros(),
+            order: (0..order_len)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
+            used: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            filled: AtomicUsize::new(0),
+        }
+    }
+
+    /// Live entries in this table.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Order positions in use (the iteration bound).
+    #[inline]
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// The first slot of `hash`'s probe chain.
+    #[inline]
+    pub(crate) fn start(&self, hash: u64) -> usize {
+        // Fibonacci hashing: spreads interpreter hashes like `hash(int) == int` over the table.
+        (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn next(&self, slot: usize) -> usize {
+        (slot + 1) & (self.slots.len() - 1)
+    }
+
+    /// Walks the probe chain of `hash` from `*cursor` to the next candidate (a live slot with
+    /// an equal hash) or to the empty slot that ends the chain. On a candidate, `*cursor` moves
+    /// past it, so calling again continues the search.
+    ///
+    /// The returned node lives as long as `&self`: callers hold a table reference only while
+    /// pinned (lock-free readers) or while holding the container's lock.
+    #[inline]
+    pub(crate) fn probe(&self, hash: u64, cursor: &mut usize) -> Probe<'_, K, V> {
+        let mut i = *cursor;
+        loop {
+            let slot = &self.slots[i];
+            let node = slot.node.load(Ordering::Acquire);
+            if node.is_null() {
+                *cursor = i;
+                return Probe::Vacant(i);
+            }
+            if node != tombstone() && slot.hash.load(Ordering::Relaxed) == hash {
+                *cursor = self.next(i);
+                // SAFETY: a non-null, non-tombstone slot pointer is a node published with
+                // Release after full initialisation (Acquire load above); it is freed only
+                // after it is unlinked *and* no reader/lock holder can still see this table
+                // (module protocol), which outlives the `&self` borrow.
+                return Probe::Candidate {
+                    slot: i,
+                    node: unsafe { &*node },
+                };
+            }
+            // Load ≤ 1/2 guarantees an empty slot, so this loop ends.
+            i = self.next(i);
+        }
+    }
+
+    /// The node currently in `slot`, if it is still exactly `node` (pointer identity).
+    #[inline]
+    pub(crate) fn slot_holds(&self, slot: usize, node: *const Node<K, V>) -> bool {
+        ptr::eq(self.slots[slot].node.load(Ordering::Acquire), node)
+    }
+
+    /// The entry at order position `pos`, or `None` if it was removed (or not yet written).
+    #[inline]
+    pub(crate) fn entry(&self, pos: usize) -> Option<&Node<K, V>> {
+        let node = self.order.get(pos)?.load(Ordering::Acquire);
+        // SAFETY: as in `probe`: order entries are published with Release after
+        // initialisation and outlive every borrow of a table that can still reach them.
+        unsafe { node.as_ref() }
+    }
+
+    /// The slot holding `node`, found by pointer identity (no user code runs).
+    pub(crate) fn slot_of(&self, node: &Node<K, V>) -> usize {
+        let mut i = self.start(node.hash);
+        loop {
+            let p = self.slots[i].node.load(Ordering::Acquire);
+            if ptr::eq(p, node) {
+                return i;
+            }
+            assert!(!p.is_null(), "table invariant broken: live node missing from its slots");
+            i = self.next(i);
+        }
+    }
+
+    /// The last live entry in order (for `popitem`).
+    pub(crate) fn last(&self) -> Option<&Node<K, V>> {
+        (0..self.used()).rev().find_map(|pos| self.entry(pos))
+    }
+
+    /// Whether one more entry fits without a rebuild.
+    #[inline]
+    pub(crate) fn has_room(&self) -> bool {
+        self.used.load(Ordering::Relaxed) < self.order.len()
+            && self.filled.load(Ordering::Relaxed) < self.order.len()
+    }
+
+    /// Appends `node` (key not present) at the empty `slot` the probe ended on.
+    ///
+    /// # Safety
+    /// Caller holds the container's writer exclusion, `has_room()` is true, `slot` is the
+    /// `Vacant` end of `node.hash`'s probe chain in this table, and `node` is a live node not
+    /// yet in any table.
+    pub(crate) unsafe fn push(&self, slot: usize, node: *mut Node<K, V>) {
+        let pos = self.used.load(Ordering::Relaxed);
+        debug_assert!(pos < self.order.len());
+        // SAFETY: the caller passes a live node that no reader can see yet.
+        let n = unsafe { &*node };
+        n.pos.store(pos, Ordering::Relaxed);
+        self.order[pos].store(node, Ordering::Release);
+        let s = &self.slots[slot];
+        debug_assert!(s.node.load(Ordering::Relaxed).is_null());
+        s.hash.store(n.hash, Ordering::Relaxed);
+        s.node.store(node, Ordering::Release);
+        self.used.store(pos + 1, Ordering::Release);
+        self.filled.store(self.filled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.len.store(self.len.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+
+    /// Puts `new` (same key, new value) in place of the node in `slot`; returns the old node,
+    /// which the caller now owns (and must free or retire).
+    ///
+    /// # Safety
+    /// Writer exclusion; `slot` holds a live node whose key equals `new`'s; `new` is fresh.
+    pub(crate) unsafe fn replace(&self, slot: usize, new: *mut Node<K, V>) -> *mut Node<K, V> {
+        let s = &self.slots[slot];
+        let old = s.node.load(Ordering::Relaxed);
+        // SAFETY: the slot holds a live node (caller contract); `new` is fresh and private.
+        let pos = unsafe { (*old).pos.load(Ordering::Relaxed) };
+        unsafe { (*new).pos.store(pos, Ordering::Relaxed) };
+        self.order[pos].store(new, Ordering::Release);
+        s.node.store(new, Ordering::Release);
+        old
+    }
+
+    /// Unlinks the node in `slot`; returns it, owned by the caller (free or retire it).
+    ///
+    /// # Safety
+    /// Writer exclusion; `slot` holds a live node.
+    pub(crate) unsafe fn take(&self, slot: usize) -> *mut Node<K, V> {
+        let s = &self.slots[slot];
+        let old = s.node.load(Ordering::Relaxed);
+        // SAFETY: the slot holds a live node (caller contract).
+        let pos = unsafe { (*old).pos.load(Ordering::Relaxed) };
+        s.node.store(tombstone(), Ordering::Release);
+        self.order[pos].store(ptr::null_mut(), Ordering::Release);
+        // Trim trailing removed positions so `popitem` stays O(1) amortized. A trimmed
+        // position is reused by the next append; its slot is not (tombstones stay).
+        let mut used = self.used.load(Ordering::Relaxed);
+        while used > 0 && self.order[used - 1].load(Ordering::Relaxed).is_null() {
+            used -= 1;
+        }
+        self.used.store(used, Ordering::Release);
+        self.len.store(self.len.load(Ordering::Relaxed) - 1, Ordering::Release);
+        old
+    }
+
+    /// Appends a fresh `node` (key absent) whose probe chain ended at the vacant `slot`. If the
+    /// table is full, returns instead a rebuilt table that holds every entry plus `node`; the
+    /// caller must publish it in place of `self` and dispose of `self` (not of its nodes).
+    ///
+    /// # Safety
+    /// Writer exclusion; `slot` ends `node.hash`'s chain here; `node` is fresh.
+    pub(crate) unsafe fn append(&self, slot: usize, node: *mut Node<K, V>) -> Option<Box<Table<K, V>>> {
+        // SAFETY (all blocks): forwarded from the caller; `fresh` is still private.
+        if self.has_room() {
+            unsafe { self.push(slot, node) };
+            None
+        } else {
+            let fresh = unsafe { self.rebuild(1) };
+            unsafe { fresh.push(fresh.vacant_end((*node).hash), node) };
+            Some(Box::new(fresh))
+        }
+    }
+
+    /// Builds a compacted table over the same nodes with room for `extra` more entries.
+    ///
+    /// # Safety
+    /// Writer exclusion. Afterwards the nodes' `pos` refer to the new table, so the caller must
+    /// publish it in place of `self` before releasing the exclusion.
+    pub(crate) unsafe fn rebuild(&self, extra: usize) -> Table<K, V> {
+        let len = self.len.load(Ordering::Relaxed);
+        // Room for at least len/2 + extra more entries keeps rebuilds amortized O(1).
+        let fresh = Table::with_capacity(len + len / 2 + extra.max(1));
+        for pos in 0..self.used.load(Ordering::Relaxed) {
+            let node = self.order[pos].load(Ordering::Relaxed);
+            if !node.is_null() {
+                // SAFETY: live node, moved (by pointer) into a table no reader sees yet.
+                unsafe {
+                    let slot = fresh.vacant_end((*node).hash);
+                    fresh.push(slot, node);
+                }
+            }
+        }
+        fresh
+    }
+
+    /// The empty slot ending `hash`'s probe chain, for a key known to be absent.
+    pub(crate) fn vacant_end(&self, hash: u64) -> usize {
+        let mut i = self.start(hash);
+        while !self.slots[i].node.load(Ordering::Relaxed).is_null() {
+            i = self.next(i);
+        }
+        i
+    }
+
+    /// The live nodes in order (used to free them when the container is dropped or cleared).
+    pub(crate) fn node_ptrs(&self) -> impl Iterator<Item = *mut Node<K, V>> + '_ {
+        (0..self.used.load(Ordering::Acquire))
+            .map(|pos| self.order[pos].load(Ordering::Acquire))
+            .filter(|p| !p.is_null())
+    }
+}

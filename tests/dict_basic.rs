@@ -1,0 +1,80 @@
+//! Basic behaviour of both dicts through the shared `Mapping` API.
+
+use gilfree::{Error, GilFreeDict, LockedDict, Mapping};
+
+fn python_semantics<D: Mapping<u64, String> + Default>() {
+    let d = D::default();
+    let m = d.plain();
+    assert_eq!(d.insert_in(&m, 3, "c".into()).unwrap(), None);
+    assert_eq!(d.insert_in(&m, 1, "a".into()).unwrap(), None);
+    assert_eq!(d.insert_in(&m, 2, "b".into()).unwrap(), None);
+    let v0 = d.version();
+    // Overwrite keeps the position and returns the old value.
+    assert_eq!(d.insert_in(&m, 1, "A".into()).unwrap(), Some("a".into()));
+    assert_ne!(d.version(), v0);
+    assert_eq!(d.keys(), vec![3, 1, 2]);
+    assert_eq!(d.values(), vec!["c", "A", "b"]);
+    assert_eq!(d.remove_in(&m, &3).unwrap(), Some("c".into()));
+    assert_eq!(d.remove_in(&m, &3).unwrap(), None);
+    assert_eq!(d.setdefault_in(&m, 9, "z".into()).unwrap(), "z");
+    assert_eq!(d.setdefault_in(&m, 9, "y".into()).unwrap(), "z");
+    assert_eq!(d.popitem().unwrap(), Some((9, "z".into())));
+    assert_eq!(d.len(), 2);
+    d.retain(|k, _| *k != 1).unwrap();
+    assert_eq!(d.snapshot(), vec![(2, "b".into())]);
+    d.clear().unwrap();
+    assert!(d.is_empty());
+    assert_eq!(d.popitem().unwrap(), None);
+    // Growth through many rebuilds keeps order.
+    for i in 0..1000 {
+        d.insert_in(&m, i, i.to_string()).unwrap();
+    }
+    for i in (0..1000).step_by(2) {
+        d.remove_in(&m, &i).unwrap();
+    }
+    let keys: Vec<u64> = (0..1000).filter(|i| i % 2 == 1).collect();
+    assert_eq!(d.keys(), keys);
+    for i in 0..1000 {
+        assert_eq!(d.get_in(&m, &i).unwrap(), (i % 2 == 1).then(|| i.to_string()));
+    }
+    d.freeze();
+    assert_eq!(d.insert_in(&m, 1, "x".into()), Err(Error::Frozen(gilfree::Container::Dict)));
+    assert_eq!(d.get_in(&m, &1).unwrap(), Some("1".into()));
+}
+
+#[test]
+fn gilfree_python_semantics() {
+    python_semantics::<GilFreeDict<u64, String>>();
+}
+
+#[test]
+fn locked_python_semantics() {
+    python_semantics::<LockedDict<u64, String>>();
+}
+
+#[test]
+fn checked_iteration_reports_size_change() {
+    let d: GilFreeDict<u64, u64> = (0..4).map(|i| (i, i)).collect();
+    let mut it = d.iter_checked();
+    assert_eq!(it.next(), Some(Ok((0, 0))));
+    d.insert(10, 10).unwrap();
+    assert_eq!(it.next(), Some(Err(Error::ChangedSize)));
+    assert_eq!(it.next(), None);
+    assert_eq!(Error::<std::convert::Infallible>::ChangedSize.to_string(), "dictionary changed size during iteration");
+}
+
+#[test]
+fn reentrant_write_from_update_is_refused() {
+    let d: LockedDict<u64, u64> = LockedDict::new();
+    d.insert(1, 1).unwrap();
+    let inner = std::cell::Cell::new(None);
+    d.update(1, |v| {
+        inner.set(Some((d.get(&1), d.insert(2, 2))));
+        v.unwrap() + 1
+    })
+    .unwrap();
+    let (read, write) = inner.take().unwrap();
+    assert_eq!(read, Some(1));
+    assert_eq!(write, Err(Error::Reentrant(gilfree::Container::Dict)));
+    assert_eq!(d.get(&1), Some(2));
+}
