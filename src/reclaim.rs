@@ -8,27 +8,27 @@
 //! advances, which it does whenever no reader stays pinned for long (readers pin per operation;
 //! iterators pin for their own lifetime).
 //!
-//! Under `--cfg loom` the same crate runs on loom's atomics through a per-model collector.
+//! Under `--cfg gilfree_loom` the same crate runs on loom's atomics through a per-model collector.
 
 pub(crate) use crossbeam_epoch::Guard;
 
 /// Pins the current thread: pointers loaded from a container stay valid until the guard drops.
-#[cfg(not(loom))]
+#[cfg(not(gilfree_loom))]
 #[inline]
 pub(crate) fn pin() -> Guard {
     crossbeam_epoch::pin()
 }
 
-#[cfg(loom)]
+#[cfg(gilfree_loom)]
 loom::lazy_static! {
     static ref COLLECTOR: crossbeam_epoch::Collector = crossbeam_epoch::Collector::new();
 }
-#[cfg(loom)]
+#[cfg(gilfree_loom)]
 loom::thread_local! {
     static HANDLE: crossbeam_epoch::LocalHandle = COLLECTOR.register();
 }
 
-#[cfg(loom)]
+#[cfg(gilfree_loom)]
 pub(crate) fn pin() -> Guard {
     HANDLE.with(|h| h.pin())
 }

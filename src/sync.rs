@@ -1,24 +1,24 @@
-//! Synchronization primitives, switched to loom's models under `--cfg loom`.
+//! Synchronization primitives, switched to loom's models under `--cfg gilfree_loom`.
 //!
 //! Every atomic and lock that takes part in a lock-free protocol is imported from here, so the
-//! loom tests in `tests/loom.rs` check the very code that ships.
+//! loom tests in `tests/loom_*.rs` check the very code that ships.
 
-#[cfg(loom)]
+#[cfg(gilfree_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(gilfree_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// A mutex without poisoning: parking_lot in normal builds, loom's model under loom.
-#[cfg(not(loom))]
+#[cfg(not(gilfree_loom))]
 pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
-#[cfg(not(loom))]
+#[cfg(not(gilfree_loom))]
 pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
-#[cfg(loom)]
+#[cfg(gilfree_loom)]
 pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
-#[cfg(loom)]
+#[cfg(gilfree_loom)]
 pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
-#[cfg(loom)]
+#[cfg(gilfree_loom)]
 impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Self {
         Mutex(loom::sync::Mutex::new(value))
