@@ -94,12 +94,16 @@ fn main() {
     };
     let globals: Arc<GilFreeDict<Value, Value>> = Arc::new(GilFreeDict::new());
     for (i, name) in ["print", "len", "range", "x", "y"].into_iter().enumerate() {
-        globals.insert_in(&quiet, s(name), Value::Int(i as i64)).unwrap();
+        globals
+            .insert_in(&quiet, s(name), Value::Int(i as i64))
+            .unwrap();
     }
 
     // 1. Threads share the globals: `counter += 1` as an atomic read-modify-write.
     println!("== shared globals ==");
-    globals.insert_in(&quiet, s("counter"), Value::Int(0)).unwrap();
+    globals
+        .insert_in(&quiet, s("counter"), Value::Int(0))
+        .unwrap();
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
@@ -114,7 +118,10 @@ fn main() {
             });
         }
     });
-    println!("counter after 4 threads x 10000 increments: {:?}", globals.get_in(&quiet, &s("counter")).unwrap());
+    println!(
+        "counter after 4 threads x 10000 increments: {:?}",
+        globals.get_in(&quiet, &s("counter")).unwrap()
+    );
 
     // 2. An inline cache for a global lookup, keyed by the dict's version tag.
     let mut cache = (globals.version(), globals.get_in(&quiet, &s("x")).unwrap());
@@ -136,20 +143,33 @@ fn main() {
             on_eq: Box::new(move || {
                 // Every comparison re-assigns the key being compared: the entry under the
                 // lookup changes each time, so the lookup restarts until it gives up.
-                let plain = Vm { on_eq: Box::new(|| {}), eq_calls: AtomicUsize::new(0) };
-                d.insert_in(&plain, stored.clone(), s("reassigned")).unwrap();
+                let plain = Vm {
+                    on_eq: Box::new(|| {}),
+                    eq_calls: AtomicUsize::new(0),
+                };
+                d.insert_in(&plain, stored.clone(), s("reassigned"))
+                    .unwrap();
             }),
             eq_calls: AtomicUsize::new(0),
         }
     };
     d.insert_in(&quiet, stored.clone(), s("value")).unwrap();
     match d.get_in(&evil, &probe) {
-        Err(e @ Error::MutatedDuringLookup) => println!("lookup with a mutating __eq__: error \"{e}\" after {} eq calls", evil.eq_calls.load(Ordering::Relaxed)),
+        Err(e @ Error::MutatedDuringLookup) => println!(
+            "lookup with a mutating __eq__: error \"{e}\" after {} eq calls",
+            evil.eq_calls.load(Ordering::Relaxed)
+        ),
         other => println!("lookup with a mutating __eq__: {other:?}"),
     }
-    println!("identity shortcut (`is`): {:?}", d.get_in(&evil, &stored).unwrap());
+    println!(
+        "identity shortcut (`is`): {:?}",
+        d.get_in(&evil, &stored).unwrap()
+    );
     let unhashable = Value::Obj(Arc::new(Obj { id: -1 }));
-    println!("unhashable key: {}", d.get_in(&quiet, &unhashable).unwrap_err());
+    println!(
+        "unhashable key: {}",
+        d.get_in(&quiet, &unhashable).unwrap_err()
+    );
     println!("dict still usable: len = {}", d.len());
 
     // 4. What do locking and lock-free reads cost? Global-variable reads, 1 and 2 threads.
@@ -158,14 +178,21 @@ fn main() {
     let gf: GilFreeDict<Value, Value> = GilFreeDict::new();
     let lk: LockedDict<Value, Value> = LockedDict::new();
     for (i, n) in names.iter().enumerate() {
-        gf.insert_in(&quiet, n.clone(), Value::Int(i as i64)).unwrap();
-        lk.insert_in(&quiet, n.clone(), Value::Int(i as i64)).unwrap();
+        gf.insert_in(&quiet, n.clone(), Value::Int(i as i64))
+            .unwrap();
+        lk.insert_in(&quiet, n.clone(), Value::Int(i as i64))
+            .unwrap();
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(2);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(2);
     for t in 1..=threads {
         let g = reads(&gf, &quiet, &names, t);
         let l = reads(&lk, &quiet, &names, t);
-        println!("{t} thread(s): GilFreeDict {g:7.1}   LockedDict {l:7.1}   ratio {:.2}x", g / l);
+        println!(
+            "{t} thread(s): GilFreeDict {g:7.1}   LockedDict {l:7.1}   ratio {:.2}x",
+            g / l
+        );
     }
 }
 

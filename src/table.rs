@@ -22,14 +22,14 @@
 //!   the structure are freed by the container (immediately under an exclusive lock, or through
 //!   epoch reclamation for lock-free readers), never by this module.
 
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, Published};
 use std::ptr;
 
 /// One entry: the key's hash, the key and its value. Owned by the container, not the table.
 pub(crate) struct Node<K, V> {
     pub(crate) hash: u64,
-    pub(crate) key: K,
-    pub(crate) value: V,
+    key: Published<K>,
+    value: Published<V>,
     /// Index in the current table's `order`; written by writers only.
     pos: AtomicUsize,
 }
@@ -39,10 +39,27 @@ impl<K, V> Node<K, V> {
     pub(crate) fn alloc(hash: u64, key: K, value: V) -> *mut Node<K, V> {
         Box::into_raw(Box::new(Node {
             hash,
-            key,
-            value,
+            key: Published::new(key),
+            value: Published::new(value),
             pos: AtomicUsize::new(usize::MAX),
         }))
+    }
+
+    /// The key.
+    #[inline]
+    pub(crate) fn key(&self) -> &K {
+        self.key.get()
+    }
+
+    /// The value.
+    #[inline]
+    pub(crate) fn value(&self) -> &V {
+        self.value.get()
+    }
+
+    /// Moves the entry out of a node its caller owns.
+    pub(crate) fn into_entry(self) -> (K, V) {
+        (self.key.into_inner(), self.value.into_inner())
     }
 }
 
@@ -181,7 +198,10 @@ impl<K, V> Table<K, V> {
             if ptr::eq(p, node) {
                 return i;
             }
-            assert!(!p.is_null(), "table invariant broken: live node missing from its slots");
+            assert!(
+                !p.is_null(),
+                "table invariant broken: live node missing from its slots"
+            );
             i = self.next(i);
         }
     }
@@ -216,8 +236,10 @@ impl<K, V> Table<K, V> {
         s.hash.store(n.hash, Ordering::Relaxed);
         s.node.store(node, Ordering::Release);
         self.used.store(pos + 1, Ordering::Release);
-        self.filled.store(self.filled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        self.len.store(self.len.load(Ordering::Relaxed) + 1, Ordering::Release);
+        self.filled
+            .store(self.filled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.len
+            .store(self.len.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
 
     /// Puts `new` (same key, new value) in place of the node in `slot`; returns the old node,
@@ -254,7 +276,8 @@ impl<K, V> Table<K, V> {
             used -= 1;
         }
         self.used.store(used, Ordering::Release);
-        self.len.store(self.len.load(Ordering::Relaxed) - 1, Ordering::Release);
+        self.len
+            .store(self.len.load(Ordering::Relaxed) - 1, Ordering::Release);
         old
     }
 
@@ -264,7 +287,11 @@ impl<K, V> Table<K, V> {
     ///
     /// # Safety
     /// Writer exclusion; `slot` ends `node.hash`'s chain here; `node` is fresh.
-    pub(crate) unsafe fn append(&self, slot: usize, node: *mut Node<K, V>) -> Option<Box<Table<K, V>>> {
+    pub(crate) unsafe fn append(
+        &self,
+        slot: usize,
+        node: *mut Node<K, V>,
+    ) -> Option<Box<Table<K, V>>> {
         // SAFETY (all blocks): forwarded from the caller; `fresh` is still private.
         if self.has_room() {
             unsafe { self.push(slot, node) };

@@ -1,7 +1,7 @@
 //! Loom models of the GilFreeDict protocol: lock-free read vs write vs resize vs reclaim.
 //!
 //! Run with: `RUSTFLAGS="--cfg gilfree_loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target-loom cargo test --release --test loom_dict`
-//! (`LOOM_MAX_PREEMPTIONS` bounds the search; .ci/run uses 2). The atomics of the table core,
+//! (`LOOM_MAX_PREEMPTIONS` bounds the search; .ci/run uses 3, which catches a Relaxed slot publication in `Table::push`). The atomics of the table core,
 //! the writer mutex and crossbeam-epoch's reclamation all run on loom's model, so a reader
 //! that could see an uninitialised node, a freed node or table, or a torn entry fails here.
 #![cfg(gilfree_loom)]

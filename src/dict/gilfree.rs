@@ -180,7 +180,6 @@ impl<K, V, S> GilFreeDict<K, V, S> {
         self.version.store(v + 1, Ordering::Release);
     }
 
-
     /// Lock-free search. The returned node stays valid while `guard` is pinned.
     fn find<'g, M: KeyModel<K>>(
         &'g self,
@@ -198,11 +197,11 @@ impl<K, V, S> GilFreeDict<K, V, S> {
                     Probe::Vacant(_) => return Ok(None),
                     Probe::Candidate { slot, node } => (slot, node),
                 };
-                match quick_compare(m, &node.key, key)? {
+                match quick_compare(m, node.key(), key)? {
                     Quick::Equal => return Ok(Some(node)),
                     Quick::NotEqual => {}
                     Quick::Script => {
-                        let eq = m.eq(&node.key, key).map_err(Error::Callback)?;
+                        let eq = m.eq(node.key(), key).map_err(Error::Callback)?;
                         if !(ptr::eq(self.current(guard), table) && table.slot_holds(slot, node)) {
                             restart(&mut restarts)?;
                             continue 'restart;
@@ -235,13 +234,13 @@ impl<K, V, S> GilFreeDict<K, V, S> {
                     Probe::Vacant(slot) => return Ok((locked, Spot::Vacant { slot })),
                     Probe::Candidate { slot, node } => (slot, node),
                 };
-                match quick_compare(m, &node.key, key)? {
+                match quick_compare(m, node.key(), key)? {
                     Quick::Equal => return Ok((locked, Spot::Found { slot, node })),
                     Quick::NotEqual => {}
                     Quick::Script => {
                         drop(locked);
                         // The node stays allocated while `guard` is pinned, even if removed.
-                        let eq = m.eq(&node.key, key).map_err(Error::Callback)?;
+                        let eq = m.eq(node.key(), key).map_err(Error::Callback)?;
                         locked = self.lock(guard)?;
                         if !(ptr::eq(locked.table, table) && table.slot_holds(slot, node)) {
                             drop(locked);
@@ -262,7 +261,13 @@ impl<K, V, S> GilFreeDict<K, V, S> {
     /// # Safety
     /// Writer lock held; `slot` is the vacant end of the node's probe chain in `table`, the
     /// current table; `node` is fresh.
-    unsafe fn append(&self, guard: &Guard, table: &Table<K, V>, slot: usize, node: *mut Node<K, V>) {
+    unsafe fn append(
+        &self,
+        guard: &Guard,
+        table: &Table<K, V>,
+        slot: usize,
+        node: *mut Node<K, V>,
+    ) {
         // SAFETY: forwarded from the caller.
         match unsafe { table.append(slot, node) } {
             None => self.bump(table, true),
@@ -300,7 +305,7 @@ where
     ) -> Result<Option<R>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
         let guard = reclaim::pin();
-        Ok(self.find(&guard, m, hash, key)?.map(|n| f(&n.value)))
+        Ok(self.find(&guard, m, hash, key)?.map(|n| f(n.value())))
     }
 
     /// Whether `key` is present.
@@ -310,7 +315,12 @@ where
 
     /// Inserts or overwrites; an overwrite keeps the key's position (and the original key
     /// object, as Python does) and returns the previous value.
-    pub fn insert_in<M: KeyModel<K>>(&self, m: &M, key: K, value: V) -> Result<Option<V>, Error<M::Error>> {
+    pub fn insert_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        value: V,
+    ) -> Result<Option<V>, Error<M::Error>> {
         self.upsert(m, key, |_| value, false)
     }
 
@@ -345,7 +355,7 @@ where
         };
         let old = match spot {
             Spot::Found { slot, node } => {
-                let fresh = Node::alloc(hash, node.key.clone(), compute(Some(&node.value)));
+                let fresh = Node::alloc(hash, node.key().clone(), compute(Some(node.value())));
                 // SAFETY: writer lock held; `slot` holds `node`, whose key `fresh` carries.
                 let old = unsafe { table.replace(slot, fresh) };
                 self.bump(table, false);
@@ -364,7 +374,7 @@ where
             // SAFETY: `p` was unlinked above and is retired exactly once, here; it stays
             // readable until `guard` unpins.
             unsafe {
-                let v = (*p).value.clone();
+                let v = (*p).value().clone();
                 reclaim::retire(&guard, p);
                 v
             }
@@ -377,7 +387,11 @@ where
     }
 
     /// Removes `key`, returning the stored key and its value.
-    pub fn remove_entry_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<(K, V)>, Error<M::Error>> {
+    pub fn remove_entry_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: &K,
+    ) -> Result<Option<(K, V)>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
         let guard = reclaim::pin();
         let (locked, spot) = self.locate(&guard, m, hash, key)?;
@@ -394,7 +408,12 @@ where
 
     /// Python's `setdefault`: the value for `key`, inserting `default` if absent. Calls `hash`
     /// once and `eq` at most once per colliding key.
-    pub fn setdefault_in<M: KeyModel<K>>(&self, m: &M, key: K, default: V) -> Result<V, Error<M::Error>> {
+    pub fn setdefault_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        default: V,
+    ) -> Result<V, Error<M::Error>> {
         let hash = m.hash(&key).map_err(Error::Callback)?;
         let guard = reclaim::pin();
         let (locked, spot) = self.locate(&guard, m, hash, &key)?;
@@ -409,7 +428,7 @@ where
         };
         drop(locked);
         // SAFETY: the node was reachable while pinned, so it lives until `guard` unpins.
-        Ok(unsafe { (*node).value.clone() })
+        Ok(unsafe { (*node).value().clone() })
     }
 
     /// Removes and returns the last inserted entry (LIFO, Python's `popitem`).
@@ -435,7 +454,7 @@ where
     unsafe fn retire_entry(&self, guard: &Guard, node: *mut Node<K, V>) -> (K, V) {
         // SAFETY: caller contract; the node is readable until `guard` unpins.
         unsafe {
-            let entry = ((*node).key.clone(), (*node).value.clone());
+            let entry = ((*node).key().clone(), (*node).value().clone());
             reclaim::retire(guard, node);
             entry
         }
@@ -469,7 +488,7 @@ where
             let _held = Holding::new(self.addr());
             for pos in 0..table.used() {
                 if let Some(node) = table.entry(pos) {
-                    if !f(&node.key, &node.value) {
+                    if !f(node.key(), node.value()) {
                         let slot = table.slot_of(node);
                         // SAFETY: writer lock held; `slot` holds `node`.
                         removed.push(unsafe { table.take(slot) });
@@ -499,7 +518,7 @@ where
         let table = self.current(&guard);
         let fresh = Table::with_capacity(table.len());
         for node in (0..table.used()).filter_map(|p| table.entry(p)) {
-            let copy = Node::alloc(node.hash, node.key.clone(), node.value.clone());
+            let copy = Node::alloc(node.hash, node.key().clone(), node.value().clone());
             // SAFETY: `fresh` is private to this thread, and keys are distinct.
             unsafe { fresh.push(fresh.vacant_end(node.hash), copy) };
         }
@@ -513,7 +532,7 @@ where
         let table = self.current(&guard);
         (0..table.used())
             .filter_map(|p| table.entry(p))
-            .map(|n| (n.key.clone(), n.value.clone()))
+            .map(|n| (n.key().clone(), n.value().clone()))
             .collect()
     }
 
@@ -574,7 +593,10 @@ where
     /// A borrowed reference to the value for `key`.
     pub fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<&V>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        Ok(self.dict.find(&self.guard, m, hash, key)?.map(|n| &n.value))
+        Ok(self
+            .dict
+            .find(&self.guard, m, hash, key)?
+            .map(|n| n.value()))
     }
 
     /// A borrowed reference to the value for a plain key.
@@ -589,7 +611,7 @@ where
     /// Borrowed entries in order (weakly consistent, as [`GilFreeDict::iter`]).
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
         let table = self.dict.current(&self.guard);
-        (0..table.used()).filter_map(move |p| table.entry(p).map(|n| (&n.key, &n.value)))
+        (0..table.used()).filter_map(move |p| table.entry(p).map(|n| (n.key(), n.value())))
     }
 }
 
@@ -608,7 +630,9 @@ impl<K: Clone, V: Clone, S> CheckedSource<K, V> for GilFreeDict<K, V, S> {
         if pos >= table.used() {
             return Err(());
         }
-        Ok(table.entry(pos).map(|n| (n.key.clone(), n.value.clone())))
+        Ok(table
+            .entry(pos)
+            .map(|n| (n.key().clone(), n.value().clone())))
     }
 }
 
@@ -617,7 +641,9 @@ struct Doomed<K, V>(*mut Table<K, V>);
 
 impl<K, V> Doomed<K, V> {
     fn new(table: &Table<K, V>) -> *mut Doomed<K, V> {
-        Box::into_raw(Box::new(Doomed(table as *const Table<K, V> as *mut Table<K, V>)))
+        Box::into_raw(Box::new(Doomed(
+            table as *const Table<K, V> as *mut Table<K, V>,
+        )))
     }
 }
 

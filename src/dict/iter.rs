@@ -49,7 +49,7 @@ impl<K: Clone, V: Clone> Iterator for Iter<'_, K, V> {
             let pos = self.front;
             self.front += 1;
             if let Some(n) = self.table().entry(pos) {
-                return Some((n.key.clone(), n.value.clone()));
+                return Some((n.key().clone(), n.value().clone()));
             }
         }
         None
@@ -65,7 +65,7 @@ impl<K: Clone, V: Clone> DoubleEndedIterator for Iter<'_, K, V> {
         while self.front < self.back {
             self.back -= 1;
             if let Some(n) = self.table().entry(self.back) {
-                return Some((n.key.clone(), n.value.clone()));
+                return Some((n.key().clone(), n.value().clone()));
             }
         }
         None

@@ -218,19 +218,19 @@ impl<K, V, S> LockedDict<K, V, S> {
                     Probe::Vacant(slot) => return Ok((access, Spot::Vacant { slot })),
                     Probe::Candidate { slot, node } => (slot, node),
                 };
-                match quick_compare(m, &node.key, key)? {
+                match quick_compare(m, node.key(), key)? {
                     Quick::Equal => return Ok((access, Spot::Found { slot, node })),
                     Quick::NotEqual => {}
                     Quick::Script if matches!(access, Access::Reentrant) => {
                         // An outer frame of this thread holds the lock and cannot release it.
                         // No other thread can mutate, and this thread's writes are refused, so
                         // `eq` may run in place (its reads of this dict are served lock-free).
-                        if m.eq(&node.key, key).map_err(Error::Callback)? {
+                        if m.eq(node.key(), key).map_err(Error::Callback)? {
                             return Ok((access, Spot::Found { slot, node }));
                         }
                     }
                     Quick::Script => {
-                        let stored = node.key.clone();
+                        let stored = node.key().clone();
                         let version = self.version.load(Ordering::Relaxed);
                         drop(access);
                         let eq = m.eq(&stored, key);
@@ -279,7 +279,7 @@ where
         let hash = m.hash(key).map_err(Error::Callback)?;
         let (access, spot) = self.search(m, hash, key, false)?;
         let value = match spot {
-            Spot::Found { node, .. } => Some(node.value.clone()),
+            Spot::Found { node, .. } => Some(node.value().clone()),
             Spot::Vacant { .. } => None,
         };
         drop(access);
@@ -299,7 +299,7 @@ where
         let out = match spot {
             Spot::Found { node, .. } => {
                 let _held = Holding::new(self.addr());
-                Some(f(&node.value))
+                Some(f(node.value()))
             }
             Spot::Vacant { .. } => None,
         };
@@ -316,7 +316,12 @@ where
 
     /// Inserts or overwrites (keeping the position and the original key); returns the
     /// previous value.
-    pub fn insert_in<M: KeyModel<K>>(&self, m: &M, key: K, value: V) -> Result<Option<V>, Error<M::Error>> {
+    pub fn insert_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        value: V,
+    ) -> Result<Option<V>, Error<M::Error>> {
         self.upsert(m, key, |_| value, false)
     }
 
@@ -351,13 +356,13 @@ where
         };
         let old = match spot {
             Spot::Found { slot, node } => {
-                let fresh = Node::alloc(hash, node.key.clone(), compute(Some(&node.value)));
+                let fresh = Node::alloc(hash, node.key().clone(), compute(Some(node.value())));
                 // SAFETY: exclusive lock; `slot` holds `node`, whose key `fresh` carries.
                 let old = unsafe { table.replace(slot, fresh) };
                 grave.0.push(old);
                 self.bump(false);
                 // SAFETY: `old` is buried, not freed, until after the lock is released.
-                Some(unsafe { (*old).value.clone() })
+                Some(unsafe { (*old).value().clone() })
             }
             Spot::Vacant { slot } => {
                 let node = Node::alloc(hash, key, compute(None));
@@ -377,7 +382,11 @@ where
     }
 
     /// Removes `key`, returning the stored key and its value.
-    pub fn remove_entry_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<(K, V)>, Error<M::Error>> {
+    pub fn remove_entry_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: &K,
+    ) -> Result<Option<(K, V)>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
         let (access, spot) = self.search(m, hash, key, true)?;
         let Spot::Found { slot, .. } = spot else {
@@ -389,15 +398,20 @@ where
         drop(access);
         // SAFETY: unlinked under the exclusive lock, now released; we are its only owner.
         let node = unsafe { Box::from_raw(old) };
-        Ok(Some((node.key, node.value)))
+        Ok(Some(node.into_entry()))
     }
 
     /// Python's `setdefault`: the value for `key`, inserting `default` if absent.
-    pub fn setdefault_in<M: KeyModel<K>>(&self, m: &M, key: K, default: V) -> Result<V, Error<M::Error>> {
+    pub fn setdefault_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        default: V,
+    ) -> Result<V, Error<M::Error>> {
         let hash = m.hash(&key).map_err(Error::Callback)?;
         let (access, spot) = self.search(m, hash, &key, true)?;
         let value = match spot {
-            Spot::Found { node, .. } => node.value.clone(),
+            Spot::Found { node, .. } => node.value().clone(),
             Spot::Vacant { slot } => {
                 let value = default.clone();
                 // SAFETY: exclusive lock; `slot` ends the key's probe chain.
@@ -422,15 +436,16 @@ where
         drop(access);
         // SAFETY: unlinked under the exclusive lock, now released; we own it.
         let node = unsafe { Box::from_raw(old) };
-        Ok(Some((node.key, node.value)))
+        Ok(Some(node.into_entry()))
     }
 
     /// Removes every entry; they are dropped after the lock is released.
     pub fn clear(&self) -> Result<(), Error> {
         let access = self.access(true)?;
-        let old = self
-            .table
-            .swap(Box::into_raw(Box::new(Table::with_capacity(0))), Ordering::AcqRel);
+        let old = self.table.swap(
+            Box::into_raw(Box::new(Table::with_capacity(0))),
+            Ordering::AcqRel,
+        );
         self.bump(true);
         drop(access);
         // SAFETY: unlinked under the exclusive lock (now released): we own the table and nodes.
@@ -448,7 +463,7 @@ where
             let _held = Holding::new(self.addr());
             for pos in 0..table.used() {
                 if let Some(node) = table.entry(pos) {
-                    if !f(&node.key, &node.value) {
+                    if !f(node.key(), node.value()) {
                         // SAFETY: exclusive lock; the slot holds `node`.
                         grave.0.push(unsafe { table.take(table.slot_of(node)) });
                     }
@@ -484,7 +499,7 @@ where
                 unsafe {
                     fresh.push(
                         fresh.vacant_end(n.hash),
-                        Node::alloc(n.hash, n.key.clone(), n.value.clone()),
+                        Node::alloc(n.hash, n.key().clone(), n.value().clone()),
                     )
                 };
             }
@@ -495,7 +510,11 @@ where
 
     /// An atomic snapshot of the entries, in order.
     pub fn snapshot(&self) -> Vec<(K, V)> {
-        self.scan(|nodes| nodes.map(|n| (n.key.clone(), n.value.clone())).collect())
+        self.scan(|nodes| {
+            nodes
+                .map(|n| (n.key().clone(), n.value().clone()))
+                .collect()
+        })
     }
 
     /// Iterates over an atomic snapshot of the entries (double-ended: `rev()` is `reversed`).
@@ -511,12 +530,12 @@ where
 
     /// Clones of the keys, in order (atomic snapshot).
     pub fn keys(&self) -> Vec<K> {
-        self.scan(|nodes| nodes.map(|n| n.key.clone()).collect())
+        self.scan(|nodes| nodes.map(|n| n.key().clone()).collect())
     }
 
     /// Clones of the values, in order (atomic snapshot).
     pub fn values(&self) -> Vec<V> {
-        self.scan(|nodes| nodes.map(|n| n.value.clone()).collect())
+        self.scan(|nodes| nodes.map(|n| n.value().clone()).collect())
     }
 
     /// Clones of the entries, in order (atomic snapshot).
@@ -528,7 +547,10 @@ where
     /// (like a CPython per-object critical section). `f` gets a [`DictView`] for plain-key
     /// operations; reading the dict directly from inside works, writing to it directly fails
     /// with [`Error::Reentrant`]. Entries removed inside are dropped after the lock is released.
-    pub fn with_lock<R>(&self, f: impl FnOnce(&mut DictView<'_, K, V, S>) -> R) -> Result<R, Error> {
+    pub fn with_lock<R>(
+        &self,
+        f: impl FnOnce(&mut DictView<'_, K, V, S>) -> R,
+    ) -> Result<R, Error> {
         let access = self.access(true)?;
         let mut view = DictView {
             dict: self,
@@ -564,7 +586,7 @@ where
         loop {
             match table.probe(hash, &mut cursor) {
                 Probe::Vacant(slot) => return (hash, Spot::Vacant { slot }),
-                Probe::Candidate { slot, node } if node.key == *key => {
+                Probe::Candidate { slot, node } if node.key() == key => {
                     return (hash, Spot::Found { slot, node })
                 }
                 Probe::Candidate { .. } => {}
@@ -585,7 +607,7 @@ where
     /// A borrowed reference to the value for `key`.
     pub fn get(&self, key: &K) -> Option<&V> {
         match self.find(key).1 {
-            Spot::Found { node, .. } => Some(&node.value),
+            Spot::Found { node, .. } => Some(node.value()),
             Spot::Vacant { .. } => None,
         }
     }
@@ -603,13 +625,13 @@ where
         let (hash, spot) = self.find(&key);
         match spot {
             Spot::Found { slot, node } => {
-                let fresh = Node::alloc(hash, node.key.clone(), value);
+                let fresh = Node::alloc(hash, node.key().clone(), value);
                 // SAFETY: the exclusive lock is held by `with_lock`; `slot` holds `node`.
                 let old = unsafe { self.dict.table_ref().replace(slot, fresh) };
                 self.grave.0.push(old);
                 self.dict.bump(false);
                 // SAFETY: `old` is buried until the lock is released.
-                Ok(Some(unsafe { (*old).value.clone() }))
+                Ok(Some(unsafe { (*old).value().clone() }))
             }
             Spot::Vacant { slot } => {
                 // SAFETY: exclusive lock held; `slot` ends the key's probe chain.
@@ -632,7 +654,7 @@ where
                 self.grave.0.push(old);
                 self.dict.bump(true);
                 // SAFETY: `old` is buried until the lock is released.
-                Ok(Some(unsafe { (*old).value.clone() }))
+                Ok(Some(unsafe { (*old).value().clone() }))
             }
         }
     }
@@ -640,7 +662,7 @@ where
     /// Borrowed entries, in order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
         let table = self.dict.table_ref();
-        (0..table.used()).filter_map(move |p| table.entry(p).map(|n| (&n.key, &n.value)))
+        (0..table.used()).filter_map(move |p| table.entry(p).map(|n| (n.key(), n.value())))
     }
 }
 
@@ -659,7 +681,9 @@ impl<K: Clone, V: Clone, S> CheckedSource<K, V> for LockedDict<K, V, S> {
         let out = if pos >= table.used() {
             Err(())
         } else {
-            Ok(table.entry(pos).map(|n| (n.key.clone(), n.value.clone())))
+            Ok(table
+                .entry(pos)
+                .map(|n| (n.key().clone(), n.value().clone())))
         };
         drop(access);
         out

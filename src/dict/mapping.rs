@@ -53,7 +53,12 @@ pub trait Mapping<K, V> {
     /// Whether `key` is present.
     fn contains_key_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<bool, Error<M::Error>>;
     /// Inserts or overwrites; returns the previous value.
-    fn insert_in<M: KeyModel<K>>(&self, m: &M, key: K, value: V) -> Result<Option<V>, Error<M::Error>>;
+    fn insert_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        value: V,
+    ) -> Result<Option<V>, Error<M::Error>>;
     /// Atomic read-modify-write of one key; returns the previous value.
     fn update_in<M: KeyModel<K>>(
         &self,
@@ -64,7 +69,12 @@ pub trait Mapping<K, V> {
     /// Removes `key`, returning its value.
     fn remove_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>>;
     /// Python's `setdefault`.
-    fn setdefault_in<M: KeyModel<K>>(&self, m: &M, key: K, default: V) -> Result<V, Error<M::Error>>;
+    fn setdefault_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        default: V,
+    ) -> Result<V, Error<M::Error>>;
     /// Removes and returns the last inserted entry.
     fn popitem(&self) -> Result<Option<(K, V)>, Error>;
     /// Removes every entry.
