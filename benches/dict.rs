@@ -157,15 +157,33 @@ fn hasher() -> S {
 type Make = fn() -> Box<dyn Map>;
 fn contenders() -> Vec<(&'static str, bool, Make)> {
     vec![
-        ("std_HashMap", false, || Box::new(Unsync(HashMap::with_hasher(hasher()).into()))),
-        ("GilFreeDict", true, || Box::new(GilFreeDict::with_hasher(hasher()))),
-        ("LockedDict", true, || Box::new(LockedDict::with_hasher(hasher()))),
-        ("RwLock_IndexMap", true, || Box::new(RwLock::new(IndexMap::with_hasher(hasher())))),
-        ("Mutex_HashMap", true, || Box::new(Mutex::new(HashMap::with_hasher(hasher())))),
-        ("dashmap", true, || Box::new(dashmap::DashMap::with_hasher(hasher()))),
-        ("papaya", true, || Box::new(papaya::HashMap::with_hasher(hasher()))),
-        ("scc_HashMap", true, || Box::new(scc::HashMap::with_hasher(hasher()))),
-        ("scc_HashIndex", true, || Box::new(scc::HashIndex::with_hasher(hasher()))),
+        ("std_HashMap", false, || {
+            Box::new(Unsync(HashMap::with_hasher(hasher()).into()))
+        }),
+        ("GilFreeDict", true, || {
+            Box::new(GilFreeDict::with_hasher(hasher()))
+        }),
+        ("LockedDict", true, || {
+            Box::new(LockedDict::with_hasher(hasher()))
+        }),
+        ("RwLock_IndexMap", true, || {
+            Box::new(RwLock::new(IndexMap::with_hasher(hasher())))
+        }),
+        ("Mutex_HashMap", true, || {
+            Box::new(Mutex::new(HashMap::with_hasher(hasher())))
+        }),
+        ("dashmap", true, || {
+            Box::new(dashmap::DashMap::with_hasher(hasher()))
+        }),
+        ("papaya", true, || {
+            Box::new(papaya::HashMap::with_hasher(hasher()))
+        }),
+        ("scc_HashMap", true, || {
+            Box::new(scc::HashMap::with_hasher(hasher()))
+        }),
+        ("scc_HashIndex", true, || {
+            Box::new(scc::HashIndex::with_hasher(hasher()))
+        }),
     ]
 }
 
@@ -194,7 +212,14 @@ enum Workload {
     Mixed,
 }
 
-fn run(map: &dyn Map, present: &[u64], absent: &[u64], w: Workload, threads: usize, iters: u64) -> Duration {
+fn run(
+    map: &dyn Map,
+    present: &[u64],
+    absent: &[u64],
+    w: Workload,
+    threads: usize,
+    iters: u64,
+) -> Duration {
     let barrier = Barrier::new(threads + 1);
     std::thread::scope(|s| {
         for t in 0..threads {
@@ -225,7 +250,11 @@ fn run(map: &dyn Map, present: &[u64], absent: &[u64], w: Workload, threads: usi
                             }
                             1 => map.remove(own[j]),
                             _ => {
-                                black_box(map.get(if op % 2 == 0 { present[i] } else { own[i % own.len()] }));
+                                black_box(map.get(if op % 2 == 0 {
+                                    present[i]
+                                } else {
+                                    own[i % own.len()]
+                                }));
                             }
                         },
                     }

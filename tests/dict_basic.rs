@@ -35,10 +35,16 @@ fn python_semantics<D: Mapping<u64, String> + Default>() {
     let keys: Vec<u64> = (0..1000).filter(|i| i % 2 == 1).collect();
     assert_eq!(d.keys(), keys);
     for i in 0..1000 {
-        assert_eq!(d.get_in(&m, &i).unwrap(), (i % 2 == 1).then(|| i.to_string()));
+        assert_eq!(
+            d.get_in(&m, &i).unwrap(),
+            (i % 2 == 1).then(|| i.to_string())
+        );
     }
     d.freeze();
-    assert_eq!(d.insert_in(&m, 1, "x".into()), Err(Error::Frozen(gilfree::Container::Dict)));
+    assert_eq!(
+        d.insert_in(&m, 1, "x".into()),
+        Err(Error::Frozen(gilfree::Container::Dict))
+    );
     assert_eq!(d.get_in(&m, &1).unwrap(), Some("1".into()));
 }
 
@@ -60,7 +66,10 @@ fn checked_iteration_reports_size_change() {
     d.insert(10, 10).unwrap();
     assert_eq!(it.next(), Some(Err(Error::ChangedSize)));
     assert_eq!(it.next(), None);
-    assert_eq!(Error::<std::convert::Infallible>::ChangedSize.to_string(), "dictionary changed size during iteration");
+    assert_eq!(
+        Error::<std::convert::Infallible>::ChangedSize.to_string(),
+        "dictionary changed size during iteration"
+    );
 }
 
 #[test]
