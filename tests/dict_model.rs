@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{HashFn, ModBuild, Obj, PlainDict, ScriptError, TestDict, Vm};
+use common::{seen, HashFn, ModBuild, Obj, ObjModel, PlainDict, ScriptError, Seen, TestDict, Vm};
 use gilfree::{DefaultHashBuilder, Error, GilFreeDict, LockedDict};
 use indexmap::IndexMap;
 use proptest::prelude::*;
@@ -513,23 +513,8 @@ fn step() -> impl Strategy<Value = Step> {
         })
 }
 
-/// The model of an interpreter dict: value of the key → (the stored key object, value).
-type ObjModel = IndexMap<u64, (Obj, u64)>;
-
-/// A comparable view of an entry: (key value, key identity, value).
-type Seen = (u64, u64, u64);
-
-fn seen(k: &Obj, v: u64) -> Seen {
-    (k.val(), k.serial(), v)
-}
-
 fn check_obj_state<D: TestDict<Obj, u64>>(d: &D, model: &ObjModel, ctx: &str) {
-    let want: Vec<Seen> = model.values().map(|(k, v)| seen(k, *v)).collect();
-    let got: Vec<Seen> = d.items().iter().map(|(k, v)| seen(k, *v)).collect();
-    assert_eq!(got, want, "{ctx}: items (value, identity, value)");
-    let snap: Vec<Seen> = d.snapshot().iter().map(|(k, v)| seen(k, *v)).collect();
-    assert_eq!(snap, want, "{ctx}: snapshot");
-    assert_eq!(d.len(), model.len(), "{ctx}: len");
+    common::assert_obj_state(d, model, ctx)
 }
 
 #[derive(Debug, PartialEq)]

@@ -24,6 +24,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gilfree::{EqModel, Error, GilFreeDict, KeyModel, LockedDict, Mapping};
+use indexmap::IndexMap;
 
 // ---------------------------------------------------------------------------------------------
 // Objects
@@ -551,6 +552,71 @@ where
 }
 
 // ---------------------------------------------------------------------------------------------
+// The model of a dict of interpreter keys
+// ---------------------------------------------------------------------------------------------
+
+/// The model of a dict with [`Obj`] keys: key value -> (the stored key object, value).
+/// `IndexMap::insert` on an existing key keeps the position, like the dicts; the stored key
+/// object must be kept too, so overwrite through `get_mut`.
+pub type ObjModel = IndexMap<u64, (Obj, u64)>;
+
+/// A comparable view of an entry: (key value, key identity, value).
+pub type Seen = (u64, u64, u64);
+
+pub fn seen(k: &Obj, v: u64) -> Seen {
+    (k.val(), k.serial(), v)
+}
+
+pub fn model_items(model: &ObjModel) -> Vec<Seen> {
+    model.values().map(|(k, v)| seen(k, *v)).collect()
+}
+
+pub fn dict_items<D: TestDict<Obj, u64>>(d: &D) -> Vec<Seen> {
+    d.items().iter().map(|(k, v)| seen(k, *v)).collect()
+}
+
+/// Asserts that `d` holds exactly the model's entries, key objects and order.
+pub fn assert_obj_state<D: TestDict<Obj, u64>>(d: &D, model: &ObjModel, ctx: &str) {
+    let want = model_items(model);
+    assert_eq!(
+        dict_items(d),
+        want,
+        "{ctx}: items (key, key identity, value)"
+    );
+    let snap: Vec<Seen> = d.snapshot().iter().map(|(k, v)| seen(k, *v)).collect();
+    assert_eq!(snap, want, "{ctx}: snapshot");
+    assert_eq!(d.len(), model.len(), "{ctx}: len");
+}
+
+/// Python's `model[k] = v` on the model (keeps the stored key object on overwrite).
+pub fn model_insert(model: &mut ObjModel, key: &Obj, v: u64) -> Option<u64> {
+    match model.get_mut(&key.val()) {
+        Some(e) => Some(std::mem::replace(&mut e.1, v)),
+        None => {
+            model.insert(key.val(), (key.clone(), v));
+            None
+        }
+    }
+}
+
+/// A dict of type `D` (default hasher) holding `entries` inserted through `vm`, and its model.
+pub fn obj_dict<D: TestDict<Obj, u64>>(vm: &Vm, entries: &[(u64, u64)]) -> (D, ObjModel)
+where
+    D::Hasher: Default,
+{
+    let d = D::make(Default::default());
+    let mut model = ObjModel::new();
+    for &(k, v) in entries {
+        let key = Obj::new(k);
+        assert_eq!(
+            d.insert_in(vm, key.clone(), v),
+            Ok(model_insert(&mut model, &key, v))
+        );
+    }
+    (d, model)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Values that count themselves
 // ---------------------------------------------------------------------------------------------
 
@@ -724,6 +790,25 @@ pub fn stress_duration(default_ms: u64) -> Duration {
 /// A deadline `d` from now.
 pub fn deadline(d: Duration) -> Instant {
     Instant::now() + d
+}
+
+/// Drives epoch reclamation (pins and flushes on this thread) until `done()` holds; returns
+/// whether it did before `max` elapsed. Garbage retired by `GilFreeDict` is freed only once the
+/// global epoch has advanced past every guard pinned at retirement.
+pub fn settle(done: impl Fn() -> bool, max: Duration) -> bool {
+    let end = Instant::now() + max;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        for _ in 0..64 {
+            crossbeam_epoch::pin().flush();
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// Runs `f`, expecting it to panic; returns the panic message.
