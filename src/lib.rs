@@ -11,6 +11,11 @@
 //! | [`LockedDict`] | one reader-writer lock per dict; every operation linearizable; [`LockedDict::with_lock`] for compound updates |
 //! | [`GilFreeDict`] | readers take no lock and write no shared cache line (epoch reclamation); writers take the dict's lock |
 //! | [`Mapping`] | the API both dicts share, so a VM can be generic over the variant |
+//! | [`LockedList`] | one reader-writer lock per list; every operation linearizable; [`LockedList::with_lock`] for compound updates |
+//! | [`GilFreeList`] | index reads, `len` and iteration take no lock and write no shared cache line; writers take the list's lock and shift with atomic stores |
+//! | [`Sequence`] | the API both lists share (Python list semantics), so a VM can be generic over the variant |
+//! | [`Slice`], [`SliceIndices`] | Python slices with CPython's index arithmetic |
+//! | [`ListIter`], [`ListPin`], [`ListReadGuard`], [`LockedListView`], [`GilFreeListView`] | list iteration (CPython's list iterator), borrowed reads, and write access inside `with_lock` |
 //! | [`EqModel`], [`KeyModel`] | how an interpreter compares (and hashes) keys and values: fallible, context-passing, identity first, "pure" fast path |
 //! | [`Plain`] | the key model of ordinary `Hash + Eq` keys, used by the plain methods (`get`, `insert`, ...) |
 //! | [`Error`] | every failure as a value, with CPython's messages |
@@ -61,6 +66,7 @@
 
 mod dict;
 mod error;
+mod list;
 mod lookup;
 mod model;
 mod reclaim;
@@ -70,5 +76,9 @@ pub(crate) mod table;
 
 pub use dict::{DictView, GilFreeDict, Iter, IterChecked, LockedDict, Mapping, Pinned};
 pub use error::{Container, Error, Result};
+pub use list::{
+    GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList, LockedListView,
+    Sequence, Slice, SliceIndices,
+};
 pub use lookup::MAX_LOOKUP_RESTARTS;
 pub use model::{DefaultHashBuilder, EqModel, KeyModel, Plain};

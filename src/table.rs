@@ -1,28 +1,33 @@
 //! The insertion-ordered hash table core shared by both dicts.
 //!
 //! Layout (a compact dict, like CPython's, with one level less indirection):
-//! - `slots`: open addressing, linear probing, power-of-two length, load ≤ 1/2. A slot holds a
-//!   key's full hash and a pointer to its [`Node`]; `null` = empty, [`tombstone`] = removed.
+//! - `slots`: open addressing, linear probing, power-of-two length, load ≤ 1/2. A slot is one
+//!   pointer to its [`Node`], with the top 16 bits of the key's hash in the pointer's unused
+//!   top bits (a tag that filters mismatches without touching the node); `null` = empty,
+//!   [`tombstone`] = removed. 8 bytes a slot keep the probed array small.
 //! - `order`: node pointers in insertion order; `null` marks a removed entry. Iteration walks
-//!   `order[0..used]`; `Node::pos` is a node's index here.
-//! - `Node`: hash, key, value. A node is immutable once published, except `pos`, which only
-//!   writers touch. Overwriting a key publishes a *new* node at the same slot and position, so a
-//!   reader sees either the old or the new (key, value) pair, never a torn one.
+//!   `order[0..used]`; `positions[slot]` (writers only) is the order index of a slot's node.
+//! - `Node`: hash, key, value, immutable once published. Overwriting a key publishes a *new*
+//!   node at the same slot and position, so a reader sees either the old or the new
+//!   (key, value) pair, never a torn one.
 //!
 //! Synchronization protocol (readers take no lock and write nothing):
 //! - Writers are serialized by the owning container's lock; every method marked `unsafe` here
 //!   requires that exclusion.
 //! - A writer fully initialises a node, stores it in `order[pos]` (Release), writes the slot
-//!   hash, then the slot pointer (Release), then bumps `used` (Release). A reader that loads a
-//!   slot pointer or an order entry with Acquire sees an initialised node and its slot hash.
-//! - A slot's hash is written once, before the slot first becomes non-empty; slots are never
-//!   reused within a table (a tombstone stays until a rebuild), so probe chains never break.
+//!   tagged slot pointer (Release), then bumps `used` (Release). A reader that loads a slot
+//!   pointer or an order entry with Acquire sees an initialised node.
+//! - A slot goes empty → node → (other node with the same key)* → tombstone; it is never reused
+//!   within a table (a tombstone stays until a rebuild), so probe chains never break.
 //! - Growth or compaction builds a new table over the *same* nodes and the container publishes
 //!   it; the old table stays valid for readers that still hold it. Nodes and tables that leave
 //!   the structure are freed by the container (immediately under an exclusive lock, or through
 //!   epoch reclamation for lock-free readers), never by this module.
 
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, Published};
+use crate::sync::{AtomicPtr, AtomicU32, AtomicUsize, Ordering, Published};
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("gilfree's table keeps hash tags in pointer bits and needs a 64-bit target");
 use std::ptr;
 
 /// One entry: the key's hash, the key and its value. Owned by the container, not the table.
@@ -30,19 +35,24 @@ pub(crate) struct Node<K, V> {
     pub(crate) hash: u64,
     key: Published<K>,
     value: Published<V>,
-    /// Index in the current table's `order`; written by writers only.
-    pos: AtomicUsize,
 }
 
 impl<K, V> Node<K, V> {
     /// Allocates a node; the caller owns the returned pointer.
     pub(crate) fn alloc(hash: u64, key: K, value: V) -> *mut Node<K, V> {
-        Box::into_raw(Box::new(Node {
+        let node = Box::into_raw(Box::new(Node {
             hash,
             key: Published::new(key),
             value: Published::new(value),
-            pos: AtomicUsize::new(usize::MAX),
-        }))
+        }));
+        // Slots keep a hash tag in the top 16 address bits; every 64-bit platform Rust
+        // supports hands out user-space heap addresses below 2^48 unless a program opts in to
+        // larger address spaces explicitly.
+        assert!(
+            node.addr() & !ADDR_MASK == 0,
+            "gilfree needs heap addresses below 2^48 (got {node:p})"
+        );
+        node
     }
 
     /// The key.
@@ -69,9 +79,31 @@ pub(crate) fn tombstone<K, V>() -> *mut Node<K, V> {
     ptr::without_provenance_mut(1)
 }
 
+/// A slot: a tagged node pointer (see the module docs).
 struct Slot<K, V> {
-    hash: AtomicU64,
     node: AtomicPtr<Node<K, V>>,
+}
+
+/// Bits of a user-space address (x86-64 and AArch64 Linux/macOS/Windows use at most 48).
+const ADDR_BITS: u32 = 48;
+const ADDR_MASK: usize = (1 << ADDR_BITS) - 1;
+
+/// The tag a key with this hash carries in its slot pointer.
+#[inline]
+fn tag(hash: u64) -> usize {
+    ((hash >> ADDR_BITS) as usize) << ADDR_BITS
+}
+
+/// A node pointer with its key's hash tag in the top bits.
+#[inline]
+fn tagged<K, V>(node: *mut Node<K, V>, hash: u64) -> *mut Node<K, V> {
+    node.map_addr(|a| a | tag(hash))
+}
+
+/// The node pointer of a tagged slot value.
+#[inline]
+fn untagged<K, V>(slot: *mut Node<K, V>) -> *mut Node<K, V> {
+    slot.map_addr(|a| a & ADDR_MASK)
 }
 
 /// Result of one probing step.
@@ -85,6 +117,9 @@ pub(crate) enum Probe<'t, K, V> {
 /// See the module docs.
 pub(crate) struct Table<K, V> {
     slots: Box<[Slot<K, V>]>,
+    /// `positions[slot]`: the order position of the slot's node; writers only (kept out of
+    /// the slots so that readers probe 8-byte slots and nodes stay 3 words).
+    positions: Box<[AtomicU32]>,
     shift: u32,
     order: Box<[AtomicPtr<Node<K, V>>]>,
     /// Order positions handed out; `order[..used]` is initialised.
@@ -101,14 +136,18 @@ impl<K, V> Table<K, V> {
     /// An empty table with room for at least `entries` insertions before a rebuild.
     pub(crate) fn with_capacity(entries: usize) -> Table<K, V> {
         let order_len = entries.max(MIN_ORDER).next_power_of_two();
+        assert!(
+            order_len <= 1 << 31,
+            "a gilfree table holds at most 2^31 entries"
+        );
         let slot_len = order_len * 2;
         Table {
             slots: (0..slot_len)
                 .map(|_| Slot {
-                    hash: AtomicU64::new(0),
                     node: AtomicPtr::new(ptr::null_mut()),
                 })
                 .collect(),
+            positions: (0..slot_len).map(|_| AtomicU32::new(0)).collect(),
             shift: 64 - slot_len.trailing_zeros(),
             order: (0..order_len)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
@@ -159,16 +198,16 @@ impl<K, V> Table<K, V> {
                 *cursor = i;
                 return Probe::Vacant(i);
             }
-            if node != tombstone() && slot.hash.load(Ordering::Relaxed) == hash {
-                *cursor = self.next(i);
-                // SAFETY: a non-null, non-tombstone slot pointer is a node published with
-                // Release after full initialisation (Acquire load above); it is freed only
-                // after it is unlinked *and* no reader/lock holder can still see this table
-                // (module protocol), which outlives the `&self` borrow.
-                return Probe::Candidate {
-                    slot: i,
-                    node: unsafe { &*node },
-                };
+            if node != tombstone() && node.addr() & !ADDR_MASK == tag(hash) {
+                // SAFETY: a non-null, non-tombstone slot holds a tagged node pointer published
+                // with Release after full initialisation (Acquire load above); the node is
+                // freed only after it is unlinked *and* no reader/lock holder can still see
+                // this table (module protocol), which outlives the `&self` borrow.
+                let node = unsafe { &*untagged(node) };
+                if node.hash == hash {
+                    *cursor = self.next(i);
+                    return Probe::Candidate { slot: i, node };
+                }
             }
             // Load ≤ 1/2 guarantees an empty slot, so this loop ends.
             i = self.next(i);
@@ -178,7 +217,10 @@ impl<K, V> Table<K, V> {
     /// The node currently in `slot`, if it is still exactly `node` (pointer identity).
     #[inline]
     pub(crate) fn slot_holds(&self, slot: usize, node: *const Node<K, V>) -> bool {
-        ptr::eq(self.slots[slot].node.load(Ordering::Acquire), node)
+        ptr::eq(
+            untagged(self.slots[slot].node.load(Ordering::Acquire)),
+            node,
+        )
     }
 
     /// The entry at order position `pos`, or `None` if it was removed (or not yet written).
@@ -195,7 +237,7 @@ impl<K, V> Table<K, V> {
         let mut i = self.start(node.hash);
         loop {
             let p = self.slots[i].node.load(Ordering::Acquire);
-            if ptr::eq(p, node) {
+            if ptr::eq(untagged(p), node) {
                 return i;
             }
             assert!(
@@ -229,12 +271,11 @@ impl<K, V> Table<K, V> {
         debug_assert!(pos < self.order.len());
         // SAFETY: the caller passes a live node that no reader can see yet.
         let n = unsafe { &*node };
-        n.pos.store(pos, Ordering::Relaxed);
+        self.positions[slot].store(pos as u32, Ordering::Relaxed);
         self.order[pos].store(node, Ordering::Release);
         let s = &self.slots[slot];
         debug_assert!(s.node.load(Ordering::Relaxed).is_null());
-        s.hash.store(n.hash, Ordering::Relaxed);
-        s.node.store(node, Ordering::Release);
+        s.node.store(tagged(node, n.hash), Ordering::Release);
         self.used.store(pos + 1, Ordering::Release);
         self.filled
             .store(self.filled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -249,12 +290,12 @@ impl<K, V> Table<K, V> {
     /// Writer exclusion; `slot` holds a live node whose key equals `new`'s; `new` is fresh.
     pub(crate) unsafe fn replace(&self, slot: usize, new: *mut Node<K, V>) -> *mut Node<K, V> {
         let s = &self.slots[slot];
-        let old = s.node.load(Ordering::Relaxed);
+        let old = untagged(s.node.load(Ordering::Relaxed));
         // SAFETY: the slot holds a live node (caller contract); `new` is fresh and private.
-        let pos = unsafe { (*old).pos.load(Ordering::Relaxed) };
-        unsafe { (*new).pos.store(pos, Ordering::Relaxed) };
+        let hash = unsafe { (*old).hash };
+        let pos = self.positions[slot].load(Ordering::Relaxed) as usize;
         self.order[pos].store(new, Ordering::Release);
-        s.node.store(new, Ordering::Release);
+        s.node.store(tagged(new, hash), Ordering::Release);
         old
     }
 
@@ -264,9 +305,8 @@ impl<K, V> Table<K, V> {
     /// Writer exclusion; `slot` holds a live node.
     pub(crate) unsafe fn take(&self, slot: usize) -> *mut Node<K, V> {
         let s = &self.slots[slot];
-        let old = s.node.load(Ordering::Relaxed);
-        // SAFETY: the slot holds a live node (caller contract).
-        let pos = unsafe { (*old).pos.load(Ordering::Relaxed) };
+        let old = untagged(s.node.load(Ordering::Relaxed));
+        let pos = self.positions[slot].load(Ordering::Relaxed) as usize;
         s.node.store(tombstone(), Ordering::Release);
         self.order[pos].store(ptr::null_mut(), Ordering::Release);
         // Trim trailing removed positions so `popitem` stays O(1) amortized. A trimmed

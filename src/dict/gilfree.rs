@@ -53,6 +53,9 @@ enum Spot<'g, K, V> {
     Vacant { slot: usize },
 }
 
+/// A writer's search result: its critical section and where the key is (or would go).
+type Located<'g, K, V> = (WriteSession<'g, K, V>, Spot<'g, K, V>);
+
 /// A writer inside its critical section: the lock, and the table it locked.
 struct WriteSession<'g, K, V> {
     _lock: MutexGuard<'g, ()>,
@@ -223,7 +226,7 @@ impl<K, V, S> GilFreeDict<K, V, S> {
         m: &M,
         hash: u64,
         key: &K,
-    ) -> Result<(WriteSession<'g, K, V>, Spot<'g, K, V>), Error<M::Error>> {
+    ) -> Result<Located<'g, K, V>, Error<M::Error>> {
         let mut restarts = 0;
         'restart: loop {
             let mut locked = self.lock(guard)?;

@@ -54,6 +54,9 @@ enum Access<'a> {
     Reentrant,
 }
 
+/// A search result: how the lock is held, and where the key is (or would go).
+type Located<'a, K, V> = (Access<'a>, Spot<'a, K, V>);
+
 enum Spot<'a, K, V> {
     Found { slot: usize, node: &'a Node<K, V> },
     Vacant { slot: usize },
@@ -167,15 +170,16 @@ impl<K, V, S> LockedDict<K, V, S> {
         unsafe { &*self.table.load(Ordering::Acquire) }
     }
 
-    fn access<E>(&self, write: bool) -> Result<Access<'_>, Error<E>> {
+    #[inline]
+    fn access<E, const WRITE: bool>(&self) -> Result<Access<'_>, Error<E>> {
         if reentry::held_by_me(self.addr()) {
-            return if write {
+            return if WRITE {
                 Err(Error::Reentrant(Container::Dict))
             } else {
                 Ok(Access::Reentrant)
             };
         }
-        if write {
+        if WRITE {
             let guard = self.lock.write();
             if self.frozen.load(Ordering::Relaxed) {
                 return Err(Error::Frozen(Container::Dict));
@@ -197,20 +201,20 @@ impl<K, V, S> LockedDict<K, V, S> {
         self.version.store(v + 1, Ordering::Release);
     }
 
-    /// Finds `key` and returns with the lock held (shared or exclusive per `write`).
-    fn search<'a, M: KeyModel<K>>(
+    /// Finds `key` and returns with the lock held (shared, or exclusive if `WRITE`).
+    #[inline]
+    fn search<'a, M: KeyModel<K>, const WRITE: bool>(
         &'a self,
         m: &M,
         hash: u64,
         key: &K,
-        write: bool,
-    ) -> Result<(Access<'a>, Spot<'a, K, V>), Error<M::Error>>
+    ) -> Result<Located<'a, K, V>, Error<M::Error>>
     where
         K: Clone,
     {
         let mut restarts = 0;
         'restart: loop {
-            let mut access = self.access(write)?;
+            let mut access = self.access::<_, WRITE>()?;
             let table = self.table_ref();
             let mut cursor = table.start(hash);
             loop {
@@ -236,7 +240,7 @@ impl<K, V, S> LockedDict<K, V, S> {
                         let eq = m.eq(&stored, key);
                         drop(stored);
                         let eq = eq.map_err(Error::Callback)?;
-                        access = self.access(write)?;
+                        access = self.access::<_, WRITE>()?;
                         // Unchanged version: no node was replaced or freed, the table is the same.
                         if self.version.load(Ordering::Relaxed) != version {
                             drop(access);
@@ -277,7 +281,7 @@ where
     /// Returns a clone of the value for `key`.
     pub fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        let (access, spot) = self.search(m, hash, key, false)?;
+        let (access, spot) = self.search::<_, false>(m, hash, key)?;
         let value = match spot {
             Spot::Found { node, .. } => Some(node.value().clone()),
             Spot::Vacant { .. } => None,
@@ -295,7 +299,7 @@ where
         f: impl FnOnce(&V) -> R,
     ) -> Result<Option<R>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        let (access, spot) = self.search(m, hash, key, false)?;
+        let (access, spot) = self.search::<_, false>(m, hash, key)?;
         let out = match spot {
             Spot::Found { node, .. } => {
                 let _held = Holding::new(self.addr());
@@ -310,7 +314,7 @@ where
     /// Whether `key` is present.
     pub fn contains_key_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<bool, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        let (_access, spot) = self.search(m, hash, key, false)?;
+        let (_access, spot) = self.search::<_, false>(m, hash, key)?;
         Ok(matches!(spot, Spot::Found { .. }))
     }
 
@@ -348,7 +352,7 @@ where
     ) -> Result<Option<V>, Error<M::Error>> {
         let hash = m.hash(&key).map_err(Error::Callback)?;
         let mut grave = Graveyard(Vec::new());
-        let (access, spot) = self.search(m, hash, &key, true)?;
+        let (access, spot) = self.search::<_, true>(m, hash, &key)?;
         let table = self.table_ref();
         let compute = |old: Option<&V>| {
             let _held = user_code.then(|| Holding::new(self.addr()));
@@ -388,7 +392,7 @@ where
         key: &K,
     ) -> Result<Option<(K, V)>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        let (access, spot) = self.search(m, hash, key, true)?;
+        let (access, spot) = self.search::<_, true>(m, hash, key)?;
         let Spot::Found { slot, .. } = spot else {
             return Ok(None);
         };
@@ -409,7 +413,7 @@ where
         default: V,
     ) -> Result<V, Error<M::Error>> {
         let hash = m.hash(&key).map_err(Error::Callback)?;
-        let (access, spot) = self.search(m, hash, &key, true)?;
+        let (access, spot) = self.search::<_, true>(m, hash, &key)?;
         let value = match spot {
             Spot::Found { node, .. } => node.value().clone(),
             Spot::Vacant { slot } => {
@@ -425,7 +429,7 @@ where
 
     /// Removes and returns the last inserted entry (LIFO).
     pub fn popitem(&self) -> Result<Option<(K, V)>, Error> {
-        let access = self.access(true)?;
+        let access = self.access::<_, true>()?;
         let table = self.table_ref();
         let Some(node) = table.last() else {
             return Ok(None);
@@ -441,7 +445,7 @@ where
 
     /// Removes every entry; they are dropped after the lock is released.
     pub fn clear(&self) -> Result<(), Error> {
-        let access = self.access(true)?;
+        let access = self.access::<_, true>()?;
         let old = self.table.swap(
             Box::into_raw(Box::new(Table::with_capacity(0))),
             Ordering::AcqRel,
@@ -457,7 +461,7 @@ where
     /// Keeps only the entries for which `f` returns `true`, in one critical section.
     pub fn retain(&self, mut f: impl FnMut(&K, &V) -> bool) -> Result<(), Error> {
         let mut grave = Graveyard(Vec::new());
-        let access = self.access(true)?;
+        let access = self.access::<_, true>()?;
         let table = self.table_ref();
         {
             let _held = Holding::new(self.addr());
@@ -480,7 +484,7 @@ where
 
     /// Runs `f` over the entries, in order, under the shared lock.
     fn scan<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Node<K, V>>) -> R) -> R {
-        let access = infallible(self.access(false));
+        let access = infallible(self.access::<_, false>());
         let table = self.table_ref();
         let out = f(&mut (0..table.used()).filter_map(|p| table.entry(p)));
         drop(access);
@@ -551,7 +555,7 @@ where
         &self,
         f: impl FnOnce(&mut DictView<'_, K, V, S>) -> R,
     ) -> Result<R, Error> {
-        let access = self.access(true)?;
+        let access = self.access::<_, true>()?;
         let mut view = DictView {
             dict: self,
             grave: Graveyard(Vec::new()),
@@ -676,7 +680,7 @@ impl<K: Clone, V: Clone, S> CheckedSource<K, V> for LockedDict<K, V, S> {
     }
 
     fn entry_at(&self, pos: usize) -> Result<Option<(K, V)>, ()> {
-        let access = infallible(self.access(false));
+        let access = infallible(self.access::<_, false>());
         let table = self.table_ref();
         let out = if pos >= table.used() {
             Err(())
