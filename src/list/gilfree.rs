@@ -1,0 +1,1196 @@
+//! `GilFreeList`: lock-free readers, writers serialized on the list's own lock.
+//!
+//! ## Layout
+//!
+//! The list points (`array: AtomicPtr`) to its current [`Array`]: a capacity-sized boxed
+//! slice of `AtomicPtr<T>` slots plus the array's own `len`. Every item lives in its own box,
+//! written once before it is published and never mutated afterwards (`set` publishes a new
+//! box), so a reader that loads a slot pointer sees a whole, initialised item: there is no
+//! torn item, whatever the size of `T`. The list also mirrors the length in `len` (for a
+//! lock-free `len()` that needs no pin) and counts mutations in `version`.
+//!
+//! ## Invariants (lock released)
+//!
+//! - **I1** `array` points to a live array, the *current* one. Only a writer holding `writer`
+//!   replaces it, by a Release store of a fully built array; the replaced array is never
+//!   written again and is retired to the epoch collector right after the critical section.
+//! - **I2** In the current array, `len <= capacity`, slots `0..len` hold distinct pointers to
+//!   live boxed items, slots `len..capacity` are null. Each live item is in exactly one slot.
+//! - **I3** An item pointer is retired only after every slot of the current array that held
+//!   it was overwritten (by another live item or null), and it is never stored again. Old
+//!   arrays may still hold it, but they were retired earlier (I1).
+//!
+//! ## Synchronization protocol
+//!
+//! Readers (`get`, `get_with`, `pin`, `iter`, `index`/`count`/`contains`) pin an epoch (a
+//! store to their own thread-local slot: no shared cache line written), load `array`
+//! (Acquire), load that array's `len` (Acquire), check the index against it, load the slot
+//! (Acquire) and, if it is not null, clone or borrow the item. Writers take `writer` and:
+//!
+//! - store every slot with Release (readers Acquire), so the item a pointer designates is
+//!   visible with it, even to a reader that loaded an older `len`;
+//! - when the list grows in place, fill the new slots *before* the Release store of the larger
+//!   `len`, so any index below a `len` a reader loads has been written;
+//! - when it shrinks in place, store the smaller `len` *before* nulling the freed slots, and a
+//!   reader that finds a null slot reports the index as out of range (the list was that short
+//!   at some moment during the read);
+//! - shift items (insert, pop, delete, slice assignment) with **pointer-wise atomic stores**,
+//!   never a memmove (CPython gh-129069: memmove let readers see torn pointers). Insertion
+//!   moves the tail up starting from the end, deletion moves it down starting from the gap;
+//!   the removed items' slots are always overwritten;
+//! - when the array is full (growth, doubling) or under a quarter full (shrink, halving), or
+//!   when the whole order changes (`sort`, `clear`), build a new array privately and publish
+//!   it with one Release store: a reader sees the old array or the new one, both complete.
+//!
+//! ## What a racing reader may observe
+//!
+//! A reader racing with an in-place shift sees, at each index, an item that was at that index
+//! or at a neighbour's index during the writer's operation: `get(i)` during `insert(0, x)`
+//! may return the item that was at `i` or the one at `i - 1`; an iteration racing with
+//! `insert(0)`/`pop(0)` may see an item twice or skip one (as CPython's list iterator does).
+//! It never sees a torn item, a freed item, an item that was never in the list, or an index
+//! past the array: the slot pointer is loaded atomically, items are immutable once published,
+//! indices are checked against the `len` of the same array, and a null slot reads as "out of
+//! range". Operations that must be atomic as a whole (`snapshot`, `copy`, slices,
+//! comparisons, `sort`'s copy) take the writer lock instead.
+//!
+//! ## Reclamation
+//!
+//! Replaced arrays and removed items are retired (crossbeam-epoch, see `crate::reclaim`) after
+//! the lock is released, and freed only when every reader pinned before the retirement has
+//! unpinned. A reader loads an item pointer either from the current array, where I3 means the
+//! pointer was not yet retired when the reader pinned (or the reader would see the overwrite),
+//! or from an older array, which it could load only because it pinned before that array was
+//! retired, which precedes the retirement of any item removed later. Memory stays bounded:
+//! arrays grow and shrink geometrically (retired arrays sum to at most twice the live one per
+//! growth cycle), a critical section flushes its garbage to the global queue whenever it
+//! retires an array or a large batch, and readers pin per operation. Scans that call script
+//! `eq` clone the candidate and *unpin* around the call, so a long callback never holds back
+//! reclamation; `ListPin` sessions and `get_with` callbacks do pin for their duration, so keep
+//! them short (or call [`ListPin::repin`]).
+//!
+//! Items are never dropped under the lock (a destructor is script code): they are dropped by
+//! the collector, and removing methods return clones.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::marker::PhantomData;
+use std::mem;
+use std::ptr;
+
+use crate::list::iter::ListIter;
+use crate::list::slice::Slice;
+use crate::list::sort::sort_indices;
+use crate::list::{
+    grown_cap, insert_index, item_index, repeated, scan_bound, seq_compare, seq_eq, should_shrink,
+    shrunk_cap, Removal, MIN_CAP,
+};
+use crate::lookup::{quick_compare, restart, Quick};
+use crate::model::EqModel;
+use crate::reclaim::{self, Guard};
+use crate::reentry::{self, Holding};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::{Container, Error};
+
+/// One generation of the list's storage; see the module docs.
+struct Array<T> {
+    /// Items in this array; `len <= slots.len()`.
+    len: AtomicUsize,
+    slots: Box<[AtomicPtr<T>]>,
+}
+
+impl<T> Array<T> {
+    /// An empty array of `cap` null slots.
+    fn boxed(cap: usize) -> Box<Array<T>> {
+        Box::new(Array {
+            len: AtomicUsize::new(0),
+            slots: (0..cap).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+        })
+    }
+
+    #[inline]
+    fn cap(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The item pointer at `i` if `i` is below this array's length and the slot is not null.
+    #[inline]
+    fn load(&self, i: usize) -> *mut T {
+        if i < self.len.load(Ordering::Acquire) {
+            self.slots[i].load(Ordering::Acquire)
+        } else {
+            ptr::null_mut()
+        }
+    }
+}
+
+/// A concurrent list with Python semantics whose readers take no lock.
+///
+/// Index reads, `len`, iteration and `index`/`count`/`contains` take no lock and write no
+/// shared cache line; writers serialize on the list's own lock. See the module docs of
+/// `list::gilfree` (in the source) for the protocol, and [`crate::list`]'s shared semantics.
+///
+/// ```
+/// use gilfree::{GilFreeList, Slice};
+///
+/// let l: GilFreeList<i64> = GilFreeList::new();
+/// l.extend([3, 1, 2]).unwrap();
+/// l.insert(0, 9).unwrap();
+/// assert_eq!(l.get(-1).unwrap(), 2);
+/// assert_eq!(l.pop_at(0).unwrap(), 9);
+/// l.sort().unwrap();
+/// assert_eq!(l.snapshot(), vec![1, 2, 3]);
+/// l.set_slice(Slice::new(None, None, Some(2)), [10, 30]).unwrap();
+/// assert_eq!(l.snapshot(), vec![10, 2, 30]);
+/// assert_eq!(l.get(5).unwrap_err().to_string(), "list index out of range");
+/// ```
+pub struct GilFreeList<T> {
+    array: AtomicPtr<Array<T>>,
+    writer: Mutex<()>,
+    len: AtomicUsize,
+    version: AtomicU64,
+    frozen: AtomicBool,
+    _owns: PhantomData<Box<T>>,
+}
+
+// SAFETY: the list owns its items: readers on any thread get `&T` (needs Sync), and any
+// thread may drop a removed item through the collector (needs Send).
+unsafe impl<T: Send + Sync> Send for GilFreeList<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for GilFreeList<T> {}
+
+impl<T> GilFreeList<T> {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty list with room for `capacity` items before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::from_array(Array::boxed(capacity))
+    }
+
+    /// A list holding `items`, in order.
+    pub fn from_vec(items: Vec<T>) -> Self {
+        let array = Array::boxed(items.len().max(MIN_CAP));
+        let n = items.len();
+        for (slot, item) in array.slots.iter().zip(items) {
+            slot.store(Box::into_raw(Box::new(item)), Ordering::Relaxed);
+        }
+        array.len.store(n, Ordering::Relaxed);
+        Self::from_array(array)
+    }
+
+    fn from_array(array: Box<Array<T>>) -> Self {
+        GilFreeList {
+            len: AtomicUsize::new(array.len.load(Ordering::Relaxed)),
+            array: AtomicPtr::new(Box::into_raw(array)),
+            writer: Mutex::new(()),
+            version: AtomicU64::new(0),
+            frozen: AtomicBool::new(false),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Number of items: one atomic load, no lock, no pin. Exact when no writer is running.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether the list is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A tag that changes on every mutation; one load, no lock.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Whether the list is frozen (every mutator then fails with [`Error::Frozen`]).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    /// Makes the list immutable (one-way), linearizably with its writers. Called from inside
+    /// [`with_lock`](Self::with_lock), it takes effect at once (the view's later writes fail).
+    pub fn freeze(&self) {
+        if reentry::held_by_me(self.addr()) {
+            // This thread's outer frame holds the lock already.
+            self.frozen.store(true, Ordering::Release);
+        } else {
+            let _lock = self.writer.lock();
+            self.frozen.store(true, Ordering::Release);
+        }
+    }
+
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// The current array, valid while `guard` is pinned.
+    #[inline]
+    fn current<'g>(&'g self, _guard: &'g Guard) -> &'g Array<T> {
+        // SAFETY: `array` always points to a live array (I1); a replaced one is retired only
+        // after the new one is published, so it outlives every guard pinned before that.
+        unsafe { &*self.array.load(Ordering::Acquire) }
+    }
+
+    /// Lock-free read of the item at Python index `i`, borrowed for the guard's lifetime.
+    #[inline]
+    fn load<'g>(&'g self, guard: &'g Guard, i: isize) -> Option<&'g T> {
+        let array = self.current(guard);
+        let idx = item_index(i, array.len.load(Ordering::Acquire))?;
+        let p = array.slots[idx].load(Ordering::Acquire);
+        // SAFETY: a non-null slot pointer loaded while pinned designates a live, immutable
+        // item (I2) that is freed only after `guard` unpins (I3 and the module docs).
+        unsafe { p.as_ref() }
+    }
+
+    /// Lock-free read of the item at `i`; `None` past the current end.
+    #[inline]
+    fn load_at<'g>(&'g self, guard: &'g Guard, i: usize) -> Option<&'g T> {
+        // SAFETY: as in `load`.
+        unsafe { self.current(guard).load(i).as_ref() }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
+    /// Takes the writer lock for a mutation: refuses re-entry and frozen targets.
+    fn write<'g, E>(&'g self, guard: &'g Guard) -> Result<Writer<'g, T>, Error<E>> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::List));
+        }
+        let lock = self.writer.lock();
+        if self.frozen.load(Ordering::Relaxed) {
+            return Err(Error::Frozen(Container::List));
+        }
+        Ok(Writer {
+            list: self,
+            lock: Some(lock),
+            guard,
+            dead: Vec::new(),
+            old: Vec::new(),
+            doomed: Vec::new(),
+        })
+    }
+
+    /// Runs `f` on the current array with no writer running: under the writer lock, or
+    /// directly if this thread's outer frame holds it.
+    fn read_locked<R>(&self, f: impl FnOnce(&Array<T>) -> R) -> R {
+        let guard = reclaim::pin();
+        let lock = (!reentry::held_by_me(self.addr())).then(|| self.writer.lock());
+        let out = f(self.current(&guard));
+        drop(lock);
+        out
+    }
+
+    /// A clone of the item at `i` (negative counts from the end): a refcount increment for
+    /// handles. Lock-free.
+    #[inline]
+    pub fn get(&self, i: isize) -> Result<T, Error> {
+        let guard = reclaim::pin();
+        match self.load(&guard, i) {
+            Some(item) => Ok(item.clone()),
+            None => Err(Error::IndexOutOfRange),
+        }
+    }
+
+    /// Calls `f` with a borrowed reference to the item at `i` (no refcount traffic), lock-free.
+    /// `f` runs pinned but holds no lock: it may use the list, including writing to it.
+    pub fn get_with<R>(&self, i: isize, f: impl FnOnce(&T) -> R) -> Result<R, Error> {
+        let guard = reclaim::pin();
+        match self.load(&guard, i) {
+            Some(item) => Ok(f(item)),
+            None => Err(Error::IndexOutOfRange),
+        }
+    }
+
+    /// Pins the current thread for a batch of borrowed reads: no pin, no lock and no refcount
+    /// per read. Reclamation waits for the session to end, so keep it short.
+    pub fn pin(&self) -> ListPin<'_, T> {
+        ListPin {
+            list: self,
+            guard: reclaim::pin(),
+        }
+    }
+
+    /// An iterator over clones of the items with CPython's list-iterator semantics (see
+    /// [`ListIter`]): lock-free, pins only inside each step.
+    pub fn iter(&self) -> ListIter<'_, T, Self> {
+        ListIter::new(self)
+    }
+
+    /// An atomic snapshot of the items (taken under the writer lock).
+    pub fn snapshot(&self) -> Vec<T> {
+        self.read_locked(|array| {
+            let n = array.len.load(Ordering::Acquire);
+            (0..n)
+                // SAFETY: no writer runs (lock held): slots `0..len` hold live items (I2).
+                .map(|i| unsafe { (*array.slots[i].load(Ordering::Acquire)).clone() })
+                .collect()
+        })
+    }
+
+    /// Same as [`snapshot`](Self::snapshot).
+    pub fn to_vec(&self) -> Vec<T> {
+        self.snapshot()
+    }
+
+    /// Python's `list[slice]`: clones of the selected items, taken atomically.
+    pub fn get_slice(&self, s: Slice) -> Result<Vec<T>, Error> {
+        self.read_locked(|array| {
+            let ind = s.indices(array.len.load(Ordering::Acquire))?;
+            Ok(ind
+                .iter()
+                // SAFETY: no writer runs; every selected index is below `len` (I2).
+                .map(|i| unsafe { (*array.slots[i].load(Ordering::Acquire)).clone() })
+                .collect())
+        })
+    }
+
+    /// Index of the first item in `start..stop` equal to `x`, lock-free, scanning like CPython
+    /// (see [`crate::list`]); `stop` is checked against the current length at every step.
+    fn find<M: EqModel<T>>(
+        &self,
+        m: &M,
+        x: &T,
+        mut i: usize,
+        stop: usize,
+    ) -> Result<Option<usize>, Error<M::Error>> {
+        let mut guard = reclaim::pin();
+        while i < stop {
+            let Some(item) = self.load_at(&guard, i) else {
+                break;
+            };
+            match quick_compare(m, item, x)? {
+                Quick::Equal => return Ok(Some(i)),
+                Quick::NotEqual => {}
+                Quick::Script => {
+                    // Script code: compare a clone with no pin held, then read on.
+                    let item = item.clone();
+                    drop(guard);
+                    let eq = m.eq(&item, x);
+                    drop(item);
+                    if eq.map_err(Error::Callback)? {
+                        return Ok(Some(i));
+                    }
+                    guard = reclaim::pin();
+                }
+            }
+            i += 1;
+        }
+        Ok(None)
+    }
+
+    /// Whether some item equals `x` under `m` (Python's `x in list`).
+    pub fn contains_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<bool, Error<M::Error>> {
+        Ok(self.find(m, x, 0, usize::MAX)?.is_some())
+    }
+
+    /// Python's `index(x, start, stop)` under `m`; [`Error::ValueNotFound`] if absent.
+    /// Use `0, isize::MAX` for the whole list.
+    pub fn index_in<M: EqModel<T>>(
+        &self,
+        m: &M,
+        x: &T,
+        start: isize,
+        stop: isize,
+    ) -> Result<usize, Error<M::Error>> {
+        let len = self.len();
+        self.find(m, x, scan_bound(start, len), scan_bound(stop, len))?
+            .ok_or(Error::ValueNotFound)
+    }
+
+    /// Number of items equal to `x` under `m`.
+    pub fn count_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<usize, Error<M::Error>> {
+        let mut n = 0;
+        let mut i = 0;
+        while let Some(j) = self.find(m, x, i, usize::MAX)? {
+            n += 1;
+            i = j + 1;
+        }
+        Ok(n)
+    }
+
+    /// Python's `list == other` under `m`, over atomic snapshots of both lists.
+    pub fn eq_in<M: EqModel<T>>(&self, m: &M, other: &Self) -> Result<bool, Error<M::Error>> {
+        let (a, b) = (self.snapshot(), other.snapshot());
+        seq_eq(m, &a, &b)
+    }
+
+    /// Python's lexicographic comparison under `m`, over atomic snapshots: the first pair
+    /// that is not equal (identity, then `eq`) is ordered by `cmp`; otherwise the lengths.
+    /// `None` means unordered (as `partial_cmp`).
+    pub fn compare_in<M: EqModel<T>>(
+        &self,
+        m: &M,
+        other: &Self,
+        cmp: impl FnMut(&T, &T) -> Result<Option<CmpOrdering>, M::Error>,
+    ) -> Result<Option<CmpOrdering>, Error<M::Error>> {
+        let (a, b) = (self.snapshot(), other.snapshot());
+        seq_compare(m, &a, &b, cmp)
+    }
+
+    /// Python's `list.copy()`: a new, mutable list with the same items (atomic snapshot).
+    pub fn copy(&self) -> Self {
+        Self::from_vec(self.snapshot())
+    }
+
+    /// Python's `self + other`: a new list.
+    pub fn concat(&self, other: &Self) -> Self {
+        let mut items = self.snapshot();
+        items.extend(other.snapshot());
+        Self::from_vec(items)
+    }
+
+    /// Python's `self * n`: a new list holding the items `n` times.
+    ///
+    /// # Panics
+    /// If the resulting length overflows `usize` (Python's `MemoryError`).
+    pub fn repeat(&self, n: usize) -> Self {
+        let items = self.snapshot();
+        Self::from_vec(repeated(&items, n))
+    }
+
+    /// Python's `append(x)`.
+    pub fn append(&self, x: T) -> Result<(), Error> {
+        let item = Box::new(x);
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        w.push(Box::into_raw(item));
+        Ok(())
+    }
+
+    /// Python's `extend(iterable)`: the items are collected first (the iterator runs with no
+    /// lock held, so it may read this list), then appended in one critical section.
+    pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
+        let items: Vec<Box<T>> = items.into_iter().map(Box::new).collect();
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        let ptrs: Vec<*mut T> = items.into_iter().map(Box::into_raw).collect();
+        let len = w.len();
+        w.splice(len, 0, &ptrs);
+        Ok(())
+    }
+
+    /// Python's `insert(i, x)`: `i` is clamped into `0..=len` (negative counts from the end).
+    pub fn insert(&self, i: isize, x: T) -> Result<(), Error> {
+        let item = Box::new(x);
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        let at = insert_index(i, w.len());
+        w.splice(at, 0, &[Box::into_raw(item)]);
+        Ok(())
+    }
+
+    /// Python's `pop()`: removes and returns (a clone of) the last item.
+    pub fn pop(&self) -> Result<T, Error> {
+        self.pop_at(-1)
+    }
+
+    /// Python's `pop(i)`: removes and returns (a clone of) the item at `i`.
+    /// [`Error::Empty`] on an empty list, [`Error::IndexOutOfRange`] for a bad index.
+    pub fn pop_at(&self, i: isize) -> Result<T, Error> {
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        let p = w.take_at(i)?;
+        drop(w);
+        // SAFETY: `p` was unlinked and retired by `w` while `guard` is pinned: still allocated.
+        Ok(unsafe { (*p).clone() })
+    }
+
+    /// Python's `list[i] = x`.
+    pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
+        let item = Box::new(x);
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        let idx = item_index(i, w.len()).ok_or(Error::IndexOutOfRange)?;
+        w.set(idx, Box::into_raw(item));
+        Ok(())
+    }
+
+    /// Python's `list[slice] = items`. A step-1 slice is replaced by any number of items; an
+    /// extended slice needs exactly as many items as it selects ([`Error::SliceLength`]).
+    pub fn set_slice(&self, s: Slice, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
+        let items: Vec<Box<T>> = items.into_iter().map(Box::new).collect();
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        let ind = s.indices(w.len())?;
+        if ind.step == 1 {
+            let (start, stop) = ind.contiguous();
+            let ptrs: Vec<*mut T> = items.into_iter().map(Box::into_raw).collect();
+            w.splice(start, stop - start, &ptrs);
+        } else {
+            if items.len() != ind.len {
+                return Err(Error::SliceLength {
+                    slice: ind.len,
+                    given: items.len(),
+                });
+            }
+            for (idx, item) in ind.iter().zip(items) {
+                w.set(idx, Box::into_raw(item));
+            }
+        }
+        Ok(())
+    }
+
+    /// Python's `del list[slice]`.
+    pub fn del_slice(&self, s: Slice) -> Result<(), Error> {
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        let ind = s.indices(w.len())?;
+        if ind.len == 0 {
+            return Ok(());
+        }
+        if ind.step == 1 {
+            let (start, _) = ind.contiguous();
+            w.splice(start, ind.len, &[]);
+        } else {
+            let (first, step) = ind.ascending();
+            let n = ind.len;
+            w.compact(|j| !(j >= first && (j - first) % step == 0 && (j - first) / step < n));
+        }
+        Ok(())
+    }
+
+    /// One step of `remove`: a scan under the lock from `start`, or (with `confirm`) the
+    /// validation of a match that script `eq` found with the lock released.
+    fn remove_step<M: EqModel<T>>(
+        &self,
+        m: &M,
+        x: &T,
+        start: usize,
+        confirm: Option<(usize, u64, &T)>,
+    ) -> Result<Removal<T>, Error<M::Error>> {
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        if let Some((index, version, item)) = confirm {
+            // Unchanged version: the same items in the same places. Otherwise the item at
+            // `index` must still be the very object compared (we hold a clone: no ABA).
+            let same =
+                w.version() == version || (index < w.len() && m.identical(w.elem(index), item));
+            if !same {
+                return Ok(Removal::Restart);
+            }
+            w.take(index);
+            return Ok(Removal::Done);
+        }
+        for i in start..w.len() {
+            let item = w.elem(i);
+            match quick_compare(m, item, x)? {
+                Quick::Equal => {
+                    w.take(i);
+                    return Ok(Removal::Done);
+                }
+                Quick::NotEqual => {}
+                Quick::Script => {
+                    return Ok(Removal::Confirm {
+                        index: i,
+                        version: w.version(),
+                        item: item.clone(),
+                    })
+                }
+            }
+        }
+        Ok(Removal::NotFound)
+    }
+
+    /// Python's `remove(x)` under `m`: removes the first item equal to `x`;
+    /// [`Error::ValueNotFound`] if none. Script `eq` runs with the lock released; see
+    /// [`crate::list`] for the validation and restart rules.
+    pub fn remove_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<(), Error<M::Error>> {
+        let mut restarts = 0;
+        let mut start = 0;
+        loop {
+            match self.remove_step(m, x, start, None)? {
+                Removal::Done => return Ok(()),
+                Removal::NotFound => return Err(Error::ValueNotFound),
+                Removal::Restart => {
+                    restart(&mut restarts)?;
+                    start = 0;
+                }
+                Removal::Confirm {
+                    index,
+                    version,
+                    item,
+                } => {
+                    if !m.eq(&item, x).map_err(Error::Callback)? {
+                        // CPython goes on with the next index of the list as it is now.
+                        start = index + 1;
+                        continue;
+                    }
+                    match self.remove_step(m, x, 0, Some((index, version, &item)))? {
+                        Removal::Done => return Ok(()),
+                        _ => {
+                            restart(&mut restarts)?;
+                            start = 0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the items out, computes the sorting permutation with `order` outside the lock,
+    /// and installs it if the list did not change meanwhile.
+    fn sort_with<E>(
+        &self,
+        order: impl FnOnce(&[T]) -> Result<Vec<usize>, E>,
+    ) -> Result<(), Error<E>> {
+        let (version, ptrs, items) = {
+            let guard = reclaim::pin();
+            let w = self.write::<E>(&guard)?;
+            let n = w.len();
+            let ptrs: Vec<*mut T> = (0..n).map(|i| w.ptr(i)).collect();
+            let items: Vec<T> = (0..n).map(|i| w.elem(i).clone()).collect();
+            (w.version(), ptrs, items)
+        };
+        let order = order(&items).map_err(Error::Callback)?;
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        if w.version() != version {
+            return Err(Error::ModifiedDuringSort);
+        }
+        // Unchanged version: the current array holds exactly `ptrs`, in that order.
+        w.install(order.iter().map(|&k| ptrs[k]));
+        Ok(())
+    }
+
+    /// Python's `sort(key=key, reverse=reverse)` with a fallible key function and a fallible
+    /// `<` on keys (`less(a, b)` is `a < b`). Stable; `key` is called once per item. Both run
+    /// with no lock held and may use the list; if the list changed meanwhile, the sort is not
+    /// installed and [`Error::ModifiedDuringSort`] is returned. The first callback error is
+    /// returned and leaves the list untouched.
+    pub fn sort_by_key<K, E>(
+        &self,
+        reverse: bool,
+        mut key: impl FnMut(&T) -> Result<K, E>,
+        mut less: impl FnMut(&K, &K) -> Result<bool, E>,
+    ) -> Result<(), Error<E>> {
+        self.sort_with(|items| {
+            let keys = items.iter().map(&mut key).collect::<Result<Vec<K>, E>>()?;
+            sort_indices(keys.len(), reverse, |a, b| less(&keys[a], &keys[b]))
+        })
+    }
+
+    /// Python's `sort(reverse=reverse)` with a fallible `<` (`less(a, b)` is `a < b`); see
+    /// [`sort_by_key`](Self::sort_by_key).
+    pub fn sort_by<E>(
+        &self,
+        reverse: bool,
+        mut less: impl FnMut(&T, &T) -> Result<bool, E>,
+    ) -> Result<(), Error<E>> {
+        self.sort_with(|items| {
+            sort_indices(items.len(), reverse, |a, b| less(&items[a], &items[b]))
+        })
+    }
+
+    /// Stable sort by `T: Ord`. Runs no script code, so it sorts under the lock and never
+    /// fails with [`Error::ModifiedDuringSort`].
+    pub fn sort(&self) -> Result<(), Error>
+    where
+        T: Ord,
+    {
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        let n = w.len();
+        if n < 2 {
+            return Ok(());
+        }
+        let mut ptrs: Vec<*mut T> = (0..n).map(|i| w.ptr(i)).collect();
+        // SAFETY: live items (I2, lock held), allocated while `guard` is pinned.
+        ptrs.sort_by(|a, b| unsafe { (**a).cmp(&**b) });
+        w.install(ptrs.into_iter());
+        Ok(())
+    }
+
+    /// Python's `reverse()`, in place (a racing reader may see an item at both ends).
+    pub fn reverse(&self) -> Result<(), Error> {
+        let guard = reclaim::pin();
+        self.write(&guard)?.reverse();
+        Ok(())
+    }
+
+    /// Python's `clear()`. The items are dropped by the collector, after the lock is released.
+    pub fn clear(&self) -> Result<(), Error> {
+        let guard = reclaim::pin();
+        self.write(&guard)?.clear();
+        Ok(())
+    }
+
+    /// Python's `self *= n`, atomically (the clones are made under the lock).
+    ///
+    /// # Panics
+    /// If the resulting length overflows `usize` (Python's `MemoryError`).
+    pub fn repeat_in_place(&self, n: usize) -> Result<(), Error> {
+        let guard = reclaim::pin();
+        let mut w = self.write(&guard)?;
+        if n == 0 {
+            w.clear();
+            return Ok(());
+        }
+        let len = w.len();
+        let extra = len
+            .checked_mul(n - 1)
+            .expect("list repetition overflows usize");
+        let ptrs: Vec<*mut T> = (0..extra)
+            .map(|k| Box::into_raw(Box::new(w.elem(k % len).clone())))
+            .collect();
+        w.splice(len, 0, &ptrs);
+        Ok(())
+    }
+
+    /// Runs `f` with the writer lock held: a compound update as one critical section (like a
+    /// CPython per-object critical section). Lock-free readers keep running and see each of
+    /// the view's steps as it happens. From inside `f`, reading the list directly works and
+    /// writing to it directly fails with [`Error::Reentrant`].
+    pub fn with_lock<R>(
+        &self,
+        f: impl FnOnce(&mut GilFreeListView<'_, T>) -> R,
+    ) -> Result<R, Error> {
+        let guard = reclaim::pin();
+        let w = self.write(&guard)?;
+        let mut view = GilFreeListView { w };
+        let out = {
+            let _held = Holding::new(self.addr());
+            f(&mut view)
+        };
+        drop(view);
+        Ok(out)
+    }
+}
+
+/// A writer inside its critical section. Dropping it releases the lock, then retires what the
+/// section unlinked (never freeing anything under the lock).
+struct Writer<'g, T: Send + Sync + 'static> {
+    list: &'g GilFreeList<T>,
+    lock: Option<MutexGuard<'g, ()>>,
+    guard: &'g Guard,
+    /// Items unlinked by this section.
+    dead: Vec<*mut T>,
+    /// Arrays replaced by this section (their items live on in the newer array).
+    old: Vec<*mut Array<T>>,
+    /// Arrays unlinked together with their items (`clear`).
+    doomed: Vec<*mut Array<T>>,
+}
+
+impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
+    #[inline]
+    fn array(&self) -> &'g Array<T> {
+        self.list.current(self.guard)
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.array().len.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn ptr(&self, i: usize) -> *mut T {
+        self.array().slots[i].load(Ordering::Relaxed)
+    }
+
+    /// The item at `i < len`, valid while `guard` is pinned (even after this section ends).
+    #[inline]
+    fn elem(&self, i: usize) -> &'g T {
+        // SAFETY: lock held and `i < len`: a live item (I2), freed no earlier than an epoch
+        // after its retirement, which `guard` (pinned since before the lock) holds back.
+        unsafe { &*self.ptr(i) }
+    }
+
+    fn version(&self) -> u64 {
+        self.list.version.load(Ordering::Relaxed)
+    }
+
+    fn check_frozen(&self) -> Result<(), Error> {
+        if self.list.frozen.load(Ordering::Relaxed) {
+            Err(Error::Frozen(Container::List))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records a mutation.
+    fn bump(&self) {
+        self.list.len.store(self.len(), Ordering::Release);
+        let v = self.list.version.load(Ordering::Relaxed);
+        self.list.version.store(v + 1, Ordering::Release);
+    }
+
+    /// Publishes `fresh` as the current array (Release: readers see it complete).
+    fn publish(&mut self, fresh: Box<Array<T>>) -> *mut Array<T> {
+        let old = self.list.array.load(Ordering::Relaxed);
+        self.list
+            .array
+            .store(Box::into_raw(fresh), Ordering::Release);
+        old
+    }
+
+    /// Publishes a new array of `cap` slots holding `ptrs`; the old one is retired later.
+    fn rebuild(&mut self, cap: usize, ptrs: impl Iterator<Item = *mut T>) {
+        let fresh = Array::boxed(cap);
+        let mut n = 0;
+        for p in ptrs {
+            // Private until published: Relaxed is enough.
+            fresh.slots[n].store(p, Ordering::Relaxed);
+            n += 1;
+        }
+        fresh.len.store(n, Ordering::Relaxed);
+        let old = self.publish(fresh);
+        self.old.push(old);
+    }
+
+    /// Replaces the whole order with `ptrs`, a permutation of the current items.
+    fn install(&mut self, ptrs: impl ExactSizeIterator<Item = *mut T>) {
+        let cap = self.array().cap().max(ptrs.len());
+        self.rebuild(cap, ptrs);
+        self.bump();
+    }
+
+    /// Appends `p` (a fresh box).
+    fn push(&mut self, p: *mut T) {
+        let array = self.array();
+        let len = array.len.load(Ordering::Relaxed);
+        if len < array.cap() {
+            array.slots[len].store(p, Ordering::Release);
+            array.len.store(len + 1, Ordering::Release);
+        } else {
+            let cap = grown_cap(array.cap(), len + 1);
+            let ptrs = (0..len).map(|i| array.slots[i].load(Ordering::Relaxed));
+            self.rebuild(cap, ptrs.chain(std::iter::once(p)));
+        }
+        self.bump();
+    }
+
+    /// Replaces the `del` items at `start` with `items` (fresh boxes): the primitive behind
+    /// insert, delete and slice assignment. Shifts in place with pointer-wise atomic stores, or
+    /// publishes a new array when the result does not fit (or should shrink).
+    fn splice(&mut self, start: usize, del: usize, items: &[*mut T]) {
+        let array = self.array();
+        let len = array.len.load(Ordering::Relaxed);
+        let cap = array.cap();
+        let end = start + del;
+        let m = items.len();
+        let new_len = len - del + m;
+        let load = |i: usize| array.slots[i].load(Ordering::Relaxed);
+        self.dead.extend((start..end).map(load));
+        if new_len > cap || should_shrink(new_len, cap) {
+            let new_cap = if new_len > cap {
+                grown_cap(cap, new_len)
+            } else {
+                shrunk_cap(new_len)
+            };
+            let ptrs = (0..start)
+                .map(load)
+                .chain(items.iter().copied())
+                .chain((end..len).map(load));
+            self.rebuild(new_cap, ptrs);
+        } else if m >= del {
+            let d = m - del;
+            if d > 0 {
+                // Move the tail up, from the end, into slots a reader cannot reach before the
+                // larger `len` is published.
+                for j in (end..len).rev() {
+                    array.slots[j + d].store(load(j), Ordering::Release);
+                }
+            }
+            for (k, &p) in items.iter().enumerate() {
+                array.slots[start + k].store(p, Ordering::Release);
+            }
+            if d > 0 {
+                array.len.store(new_len, Ordering::Release);
+            }
+        } else {
+            let d = del - m;
+            for (k, &p) in items.iter().enumerate() {
+                array.slots[start + k].store(p, Ordering::Release);
+            }
+            // Move the tail down, from the gap; every removed slot is overwritten or nulled.
+            for j in end..len {
+                array.slots[j - d].store(load(j), Ordering::Release);
+            }
+            array.len.store(new_len, Ordering::Release);
+            for j in new_len..len {
+                array.slots[j].store(ptr::null_mut(), Ordering::Release);
+            }
+        }
+        self.bump();
+    }
+
+    /// Unlinks the item at `i < len` and returns it (retired when the section ends).
+    fn take(&mut self, i: usize) -> *mut T {
+        let p = self.ptr(i);
+        self.splice(i, 1, &[]);
+        p
+    }
+
+    /// Python's `pop(i)` checks, then [`take`](Self::take).
+    fn take_at(&mut self, i: isize) -> Result<*mut T, Error> {
+        let len = self.len();
+        if len == 0 {
+            return Err(Error::Empty(Container::List));
+        }
+        let idx = item_index(i, len).ok_or(Error::IndexOutOfRange)?;
+        Ok(self.take(idx))
+    }
+
+    /// Stores `p` (a fresh box) at `i < len`; the old item is retired later.
+    fn set(&mut self, i: usize, p: *mut T) {
+        let old = self.array().slots[i].swap(p, Ordering::AcqRel);
+        self.dead.push(old);
+        self.bump();
+    }
+
+    fn reverse(&mut self) {
+        let array = self.array();
+        let len = array.len.load(Ordering::Relaxed);
+        for k in 0..len / 2 {
+            let (a, b) = (&array.slots[k], &array.slots[len - 1 - k]);
+            let (pa, pb) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+            a.store(pb, Ordering::Release);
+            b.store(pa, Ordering::Release);
+        }
+        self.bump();
+    }
+
+    /// Keeps the items whose index satisfies `keep`, in order, compacting in place.
+    fn compact(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let array = self.array();
+        let len = array.len.load(Ordering::Relaxed);
+        let mut w = 0;
+        for j in 0..len {
+            let p = array.slots[j].load(Ordering::Relaxed);
+            if keep(j) {
+                if w != j {
+                    array.slots[w].store(p, Ordering::Release);
+                }
+                w += 1;
+            } else {
+                self.dead.push(p);
+            }
+        }
+        array.len.store(w, Ordering::Release);
+        for j in w..len {
+            array.slots[j].store(ptr::null_mut(), Ordering::Release);
+        }
+        if should_shrink(w, array.cap()) {
+            let ptrs = (0..w).map(|i| array.slots[i].load(Ordering::Relaxed));
+            self.rebuild(shrunk_cap(w), ptrs);
+        }
+        self.bump();
+    }
+
+    fn clear(&mut self) {
+        let old = self.publish(Array::boxed(0));
+        self.doomed.push(old);
+        self.bump();
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for Writer<'_, T> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        let mut flush = !self.old.is_empty() || !self.doomed.is_empty();
+        for a in self.old.drain(..) {
+            // SAFETY: replaced by a newer published array (I1) and retired once, here. Dropping
+            // an `Array` frees its slots, not the items, which live on in the newer array.
+            unsafe { reclaim::retire(self.guard, a) };
+        }
+        for a in self.doomed.drain(..) {
+            // SAFETY: unlinked by `clear` (an empty array is current) and retired once; its
+            // items `0..len` are in no other live array and retired by no one else.
+            unsafe { reclaim::retire(self.guard, Box::into_raw(Box::new(Doomed(a)))) };
+        }
+        match self.dead.len() {
+            0 => {}
+            1 => {
+                // SAFETY: unlinked from the current array (I3) and retired once, here.
+                unsafe { reclaim::retire(self.guard, self.dead[0]) };
+            }
+            n => {
+                flush |= n > 64;
+                let batch = Box::into_raw(Box::new(Batch(mem::take(&mut self.dead))));
+                // SAFETY: each pointer was unlinked (I3) and is in this batch only.
+                unsafe { reclaim::retire(self.guard, batch) };
+            }
+        }
+        if flush {
+            reclaim::flush(self.guard);
+        }
+    }
+}
+
+/// Items retired together; freed together.
+struct Batch<T>(Vec<*mut T>);
+
+impl<T> Drop for Batch<T> {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            // SAFETY: a batch is made of unlinked items and dropped once, after every reader
+            // that could see them unpinned.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// A retired array that owns its items `0..len`.
+struct Doomed<T>(*mut Array<T>);
+
+impl<T> Drop for Doomed<T> {
+    fn drop(&mut self) {
+        // SAFETY: a `Doomed` holds an unlinked array whose items are in no other live array,
+        // dropped once after every reader that could see them unpinned (or by the list's own
+        // `Drop`, with no reader left).
+        unsafe {
+            let array = Box::from_raw(self.0);
+            let len = array.len.load(Ordering::Relaxed);
+            for slot in &array.slots[..len] {
+                drop(Box::from_raw(slot.load(Ordering::Relaxed)));
+            }
+        }
+    }
+}
+
+impl<T> Drop for GilFreeList<T> {
+    fn drop(&mut self) {
+        // `&mut self`: no reader or writer is left. Arrays and items retired earlier belong to
+        // the collector; the current array and its items are ours.
+        drop(Doomed(self.array.load(Ordering::Relaxed)));
+    }
+}
+
+/// A pinned read session on a [`GilFreeList`]: borrowed reads (`&T`, no refcount traffic) with
+/// no per-read pin, lock or shared write. Items read stay valid while the session lives,
+/// even if a writer removes them meanwhile.
+pub struct ListPin<'l, T> {
+    list: &'l GilFreeList<T>,
+    guard: Guard,
+}
+
+impl<T> ListPin<'_, T> {
+    /// Number of items in the current array.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.list.current(&self.guard).len.load(Ordering::Acquire)
+    }
+
+    /// Whether the list is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A borrowed reference to the item at `i` (negative counts from the end).
+    #[inline]
+    pub fn get(&self, i: isize) -> Result<&T, Error> {
+        self.list.load(&self.guard, i).ok_or(Error::IndexOutOfRange)
+    }
+
+    /// Borrowed items, index by index over the current list (the [`ListIter`] semantics).
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let item = self.list.load_at(&self.guard, i)?;
+            i += 1;
+            Some(item)
+        })
+    }
+
+    /// Unpins and pins again, letting reclamation advance during a long session; borrows
+    /// from before are gone (`&mut self`).
+    pub fn repin(&mut self) {
+        self.guard.repin();
+    }
+}
+
+/// Write access to a [`GilFreeList`] inside [`GilFreeList::with_lock`]. Each step is visible
+/// to lock-free readers as it happens; removed items are retired when the section ends.
+pub struct GilFreeListView<'g, T: Send + Sync + 'static> {
+    w: Writer<'g, T>,
+}
+
+impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.w.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A borrowed reference to the item at `i` (negative counts from the end).
+    pub fn get(&self, i: isize) -> Result<&T, Error> {
+        let idx = item_index(i, self.w.len()).ok_or(Error::IndexOutOfRange)?;
+        Ok(self.w.elem(idx))
+    }
+
+    /// Borrowed items, in order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
+        (0..self.w.len()).map(|i| self.w.elem(i))
+    }
+
+    /// Python's `append(x)`.
+    pub fn append(&mut self, x: T) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        self.w.push(Box::into_raw(Box::new(x)));
+        Ok(())
+    }
+
+    /// Python's `extend(iterable)` (the iterator runs before anything changes).
+    pub fn extend(&mut self, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
+        let items: Vec<Box<T>> = items.into_iter().map(Box::new).collect();
+        self.w.check_frozen()?;
+        let ptrs: Vec<*mut T> = items.into_iter().map(Box::into_raw).collect();
+        let len = self.w.len();
+        self.w.splice(len, 0, &ptrs);
+        Ok(())
+    }
+
+    /// Python's `insert(i, x)`.
+    pub fn insert(&mut self, i: isize, x: T) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        let at = insert_index(i, self.w.len());
+        self.w.splice(at, 0, &[Box::into_raw(Box::new(x))]);
+        Ok(())
+    }
+
+    /// Python's `pop()`: a clone of the removed last item.
+    pub fn pop(&mut self) -> Result<T, Error> {
+        self.pop_at(-1)
+    }
+
+    /// Python's `pop(i)`: a clone of the removed item.
+    pub fn pop_at(&mut self, i: isize) -> Result<T, Error> {
+        self.w.check_frozen()?;
+        let p = self.w.take_at(i)?;
+        // SAFETY: unlinked but not yet retired (the section is still running).
+        Ok(unsafe { (*p).clone() })
+    }
+
+    /// Python's `list[i] = x`.
+    pub fn set(&mut self, i: isize, x: T) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        let idx = item_index(i, self.w.len()).ok_or(Error::IndexOutOfRange)?;
+        self.w.set(idx, Box::into_raw(Box::new(x)));
+        Ok(())
+    }
+
+    /// Python's `reverse()`.
+    pub fn reverse(&mut self) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        self.w.reverse();
+        Ok(())
+    }
+
+    /// Python's `clear()`.
+    pub fn clear(&mut self) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        self.w.clear();
+        Ok(())
+    }
+}

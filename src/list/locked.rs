@@ -1,0 +1,872 @@
+//! `LockedList`: one reader-writer lock per list; every operation is linearizable.
+//!
+//! The items are a plain `Vec<T>` in an `UnsafeCell`, guarded by `lock` (parking_lot, no
+//! poisoning: a panicking callback never wedges the list). Reads take it shared, writes take
+//! it exclusive; `len` and `version` are mirrored in atomics so that they read without it.
+//!
+//! ## Invariants and protocol
+//!
+//! - **L1** A `&mut Vec<T>` exists only inside a [`Writer`] method, with the exclusive lock
+//!   held, and never while user code runs: no closure, model callback or iterator of the
+//!   caller is called while it is alive (user iterators are collected before the lock is
+//!   taken). Code that runs under the lock and is not ours is limited to `T::clone`,
+//!   `T::cmp` (plain `sort`) and pure model `eq`/`identical` of a non-reentrant scan; none of
+//!   them can reach a view of this list, and if they use the list itself they wait for the
+//!   lock (a deadlock, never undefined behaviour). `T`'s own `Clone`/`Ord` must therefore not
+//!   use the list.
+//! - **L2** A thread that holds the lock while running *user* code (`with_lock`, `get_with`,
+//!   [`ListReadGuard`]) registers the list in `crate::reentry`. Its writes to the same list
+//!   fail with [`Error::Reentrant`]; its reads are served without taking the lock again (the
+//!   lock is already held, so no other thread writes) through a short shared borrow that
+//!   only clones: a re-entrant read never hands a reference into the `Vec` to user code,
+//!   because the outer user code may hold a [`LockedListView`] whose next write would move
+//!   the items.
+//! - **L3** Values leave the lock before they die: every value removed or overwritten under
+//!   the lock goes to the writer's graveyard and is dropped after the lock is released.
+//!
+//! Script `eq` never runs under the lock: scans clone the candidate, release the lock, call
+//! `eq`, and go on with the list as it is then; `remove` validates before it deletes (see
+//! [`crate::list`]).
+
+use std::cell::UnsafeCell;
+use std::cmp::Ordering as CmpOrdering;
+use std::marker::PhantomData;
+use std::mem;
+use std::ops::Deref;
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::list::iter::ListIter;
+use crate::list::slice::Slice;
+use crate::list::sort::sort_indices;
+use crate::list::{
+    insert_index, item_index, model_eq, permute, repeated, scan_bound, seq_compare, seq_eq, Removal,
+};
+use crate::lookup::{quick_compare, restart, Quick};
+use crate::model::EqModel;
+use crate::reentry::{self, Holding};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::{Container, Error};
+
+/// A concurrent list with Python semantics guarded by one lock of its own.
+///
+/// Every operation is atomic; [`with_lock`](Self::with_lock) runs compound updates as one
+/// critical section. See [`crate::list`] for the semantics both lists share.
+///
+/// ```
+/// use gilfree::LockedList;
+///
+/// let l: LockedList<i64> = (1..=3).collect();
+/// // An atomic read-modify-write of two items.
+/// l.with_lock(|v| {
+///     let first = *v.get(0)?;
+///     v.set(-1, first * 10)
+/// })
+/// .unwrap()
+/// .unwrap();
+/// assert_eq!(l.snapshot(), vec![1, 2, 10]);
+/// assert_eq!(l.index(&10).unwrap(), 2);
+/// ```
+pub struct LockedList<T> {
+    lock: RwLock<()>,
+    items: UnsafeCell<Vec<T>>,
+    len: AtomicUsize,
+    version: AtomicU64,
+    frozen: AtomicBool,
+}
+
+// SAFETY: the list owns its items; moving it moves them.
+unsafe impl<T: Send> Send for LockedList<T> {}
+// SAFETY: the lock serializes writers against readers (L1, L2); readers on any thread get
+// `&T` (Sync) and items pushed on one thread are popped and dropped on another (Send).
+unsafe impl<T: Send + Sync> Sync for LockedList<T> {}
+
+/// How the current thread reads the list.
+enum Read<'a> {
+    Locked(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+    /// An outer frame of this thread holds the lock (L2): clone, never lend.
+    Reentrant,
+}
+
+impl<T> LockedList<T> {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::from_vec(Vec::new())
+    }
+
+    /// An empty list with room for `capacity` items before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::from_vec(Vec::with_capacity(capacity))
+    }
+
+    /// A list holding `items`, in order.
+    pub fn from_vec(items: Vec<T>) -> Self {
+        LockedList {
+            lock: RwLock::new(()),
+            len: AtomicUsize::new(items.len()),
+            items: UnsafeCell::new(items),
+            version: AtomicU64::new(0),
+            frozen: AtomicBool::new(false),
+        }
+    }
+
+    /// Number of items (one atomic load, no lock).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether the list is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A tag that changes on every mutation; read without the lock.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Whether the list is frozen (every mutator then fails with [`Error::Frozen`]).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    /// Makes the list immutable (one-way), linearizably with its writers. Called from inside
+    /// [`with_lock`](Self::with_lock), it takes effect at once (the view's later writes fail).
+    pub fn freeze(&self) {
+        if reentry::held_by_me(self.addr()) {
+            self.frozen.store(true, Ordering::Release);
+        } else {
+            let _lock = self.lock.write();
+            self.frozen.store(true, Ordering::Release);
+        }
+    }
+
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    fn read_access(&self) -> Read<'_> {
+        if reentry::held_by_me(self.addr()) {
+            Read::Reentrant
+        } else {
+            Read::Locked(self.lock.read())
+        }
+    }
+
+    /// The items.
+    ///
+    /// # Safety
+    /// The caller holds a [`Read`] (shared lock, or re-entrant: no `&mut` alive, L1) and drops
+    /// the reference before releasing it; in the re-entrant case it only clones (L2).
+    #[inline]
+    unsafe fn items(&self) -> &Vec<T> {
+        // SAFETY: forwarded to the caller.
+        unsafe { &*self.items.get() }
+    }
+
+    fn write<E>(&self) -> Result<Writer<'_, T>, Error<E>> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::List));
+        }
+        let lock = self.lock.write();
+        if self.frozen.load(Ordering::Relaxed) {
+            return Err(Error::Frozen(Container::List));
+        }
+        Ok(Writer {
+            list: self,
+            lock: Some(lock),
+            grave: Vec::new(),
+        })
+    }
+
+    /// Runs `f` on the items under a read access; `f` must only clone (L2).
+    fn read_cloning<R>(&self, f: impl FnOnce(&Vec<T>) -> R) -> R {
+        let access = self.read_access();
+        // SAFETY: `access` is held until `f` returns; `f` only clones (callers' contract).
+        let out = f(unsafe { self.items() });
+        drop(access);
+        out
+    }
+}
+
+impl<T: Clone> LockedList<T> {
+    /// A clone of the item at `i` (negative counts from the end).
+    pub fn get(&self, i: isize) -> Result<T, Error> {
+        self.read_cloning(|items| {
+            let idx = item_index(i, items.len()).ok_or(Error::IndexOutOfRange)?;
+            Ok(items[idx].clone())
+        })
+    }
+
+    /// Calls `f` with a borrowed reference to the item at `i`, under the shared lock (no
+    /// refcount traffic). `f` may read this list; writing to it from inside fails with
+    /// [`Error::Reentrant`]. Called re-entrantly (from inside `with_lock`), `f` gets a clone.
+    pub fn get_with<R>(&self, i: isize, f: impl FnOnce(&T) -> R) -> Result<R, Error> {
+        match self.read_access() {
+            Read::Locked(lock) => {
+                // SAFETY: shared lock held until the end of this arm; no `&mut` exists (L1).
+                let items = unsafe { self.items() };
+                let idx = item_index(i, items.len()).ok_or(Error::IndexOutOfRange)?;
+                let _held = Holding::new(self.addr());
+                let out = f(&items[idx]);
+                drop(lock);
+                Ok(out)
+            }
+            Read::Reentrant => {
+                let item = self.get(i)?;
+                Ok(f(&item))
+            }
+        }
+    }
+
+    /// Borrowed access to all items under the shared lock, for as long as the guard lives.
+    /// While it lives, this thread's writes to the list fail with [`Error::Reentrant`]. Fails
+    /// with `Reentrant` if this thread already holds the list's lock.
+    pub fn read(&self) -> Result<ListReadGuard<'_, T>, Error> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::List));
+        }
+        let lock = self.lock.read();
+        Ok(ListReadGuard {
+            list: self,
+            _held: Holding::new(self.addr()),
+            _lock: lock,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// An iterator over clones of the items with CPython's list-iterator semantics (see
+    /// [`ListIter`]); each step takes the shared lock briefly.
+    pub fn iter(&self) -> ListIter<'_, T, Self> {
+        ListIter::new(self)
+    }
+
+    /// An atomic snapshot of the items.
+    pub fn snapshot(&self) -> Vec<T> {
+        self.read_cloning(|items| items.clone())
+    }
+
+    /// Same as [`snapshot`](Self::snapshot).
+    pub fn to_vec(&self) -> Vec<T> {
+        self.snapshot()
+    }
+
+    /// Python's `list[slice]`: clones of the selected items, taken atomically.
+    pub fn get_slice(&self, s: Slice) -> Result<Vec<T>, Error> {
+        self.read_cloning(|items| {
+            let ind = s.indices(items.len())?;
+            Ok(ind.iter().map(|i| items[i].clone()).collect())
+        })
+    }
+
+    /// Index of the first item in `start..stop` equal to `x`, scanning like CPython (see
+    /// [`crate::list`]): script `eq` runs on a clone with the lock released.
+    fn find<M: EqModel<T>>(
+        &self,
+        m: &M,
+        x: &T,
+        mut i: usize,
+        stop: usize,
+    ) -> Result<Option<usize>, Error<M::Error>> {
+        let mut access = None;
+        while i < stop {
+            let reentrant = matches!(
+                access.get_or_insert_with(|| self.read_access()),
+                Read::Reentrant
+            );
+            // SAFETY: `access` is held; the reference is dropped before it is released below,
+            // and in the re-entrant case only cloned (L2).
+            let items = unsafe { self.items() };
+            let Some(item) = items.get(i) else {
+                break;
+            };
+            if reentrant {
+                let item = item.clone();
+                if model_eq(m, &item, x)? {
+                    return Ok(Some(i));
+                }
+            } else {
+                match quick_compare(m, item, x)? {
+                    Quick::Equal => return Ok(Some(i)),
+                    Quick::NotEqual => {}
+                    Quick::Script => {
+                        let item = item.clone();
+                        access = None;
+                        let eq = m.eq(&item, x);
+                        drop(item);
+                        if eq.map_err(Error::Callback)? {
+                            return Ok(Some(i));
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        Ok(None)
+    }
+
+    /// Whether some item equals `x` under `m` (Python's `x in list`).
+    pub fn contains_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<bool, Error<M::Error>> {
+        Ok(self.find(m, x, 0, usize::MAX)?.is_some())
+    }
+
+    /// Python's `index(x, start, stop)` under `m`; [`Error::ValueNotFound`] if absent.
+    /// Use `0, isize::MAX` for the whole list.
+    pub fn index_in<M: EqModel<T>>(
+        &self,
+        m: &M,
+        x: &T,
+        start: isize,
+        stop: isize,
+    ) -> Result<usize, Error<M::Error>> {
+        let len = self.len();
+        self.find(m, x, scan_bound(start, len), scan_bound(stop, len))?
+            .ok_or(Error::ValueNotFound)
+    }
+
+    /// Number of items equal to `x` under `m`.
+    pub fn count_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<usize, Error<M::Error>> {
+        let mut n = 0;
+        let mut i = 0;
+        while let Some(j) = self.find(m, x, i, usize::MAX)? {
+            n += 1;
+            i = j + 1;
+        }
+        Ok(n)
+    }
+
+    /// Python's `list == other` under `m`, over atomic snapshots of both lists.
+    pub fn eq_in<M: EqModel<T>>(&self, m: &M, other: &Self) -> Result<bool, Error<M::Error>> {
+        let (a, b) = (self.snapshot(), other.snapshot());
+        seq_eq(m, &a, &b)
+    }
+
+    /// Python's lexicographic comparison under `m`, over atomic snapshots: the first pair
+    /// that is not equal (identity, then `eq`) is ordered by `cmp`; otherwise the lengths.
+    pub fn compare_in<M: EqModel<T>>(
+        &self,
+        m: &M,
+        other: &Self,
+        cmp: impl FnMut(&T, &T) -> Result<Option<CmpOrdering>, M::Error>,
+    ) -> Result<Option<CmpOrdering>, Error<M::Error>> {
+        let (a, b) = (self.snapshot(), other.snapshot());
+        seq_compare(m, &a, &b, cmp)
+    }
+
+    /// Python's `list.copy()`: a new, mutable list with the same items (atomic snapshot).
+    pub fn copy(&self) -> Self {
+        Self::from_vec(self.snapshot())
+    }
+
+    /// Python's `self + other`: a new list.
+    pub fn concat(&self, other: &Self) -> Self {
+        let mut items = self.snapshot();
+        items.extend(other.snapshot());
+        Self::from_vec(items)
+    }
+
+    /// Python's `self * n`: a new list holding the items `n` times.
+    ///
+    /// # Panics
+    /// If the resulting length overflows `usize` (Python's `MemoryError`).
+    pub fn repeat(&self, n: usize) -> Self {
+        Self::from_vec(repeated(&self.snapshot(), n))
+    }
+
+    /// Python's `append(x)`.
+    pub fn append(&self, x: T) -> Result<(), Error> {
+        let mut w = self.write()?;
+        w.vec().push(x);
+        w.bump();
+        Ok(())
+    }
+
+    /// Python's `extend(iterable)`: the items are collected first (with no lock held), then
+    /// appended in one critical section.
+    pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
+        let mut items: Vec<T> = items.into_iter().collect();
+        let mut w = self.write()?;
+        w.vec().append(&mut items);
+        w.bump();
+        Ok(())
+    }
+
+    /// Python's `insert(i, x)`: `i` is clamped into `0..=len` (negative counts from the end).
+    pub fn insert(&self, i: isize, x: T) -> Result<(), Error> {
+        let mut w = self.write()?;
+        w.insert(i, x);
+        Ok(())
+    }
+
+    /// Python's `pop()`: removes and returns the last item.
+    pub fn pop(&self) -> Result<T, Error> {
+        self.pop_at(-1)
+    }
+
+    /// Python's `pop(i)`: removes and returns the item at `i`.
+    /// [`Error::Empty`] on an empty list, [`Error::IndexOutOfRange`] for a bad index.
+    pub fn pop_at(&self, i: isize) -> Result<T, Error> {
+        let mut w = self.write()?;
+        let idx = w.pop_index(i)?;
+        let item = w.vec().remove(idx);
+        w.bump();
+        drop(w);
+        Ok(item)
+    }
+
+    /// Python's `list[i] = x`; the old item is dropped after the lock is released.
+    pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
+        let mut w = self.write()?;
+        w.set(i, x)
+    }
+
+    /// Python's `list[slice] = items`. A step-1 slice is replaced by any number of items; an
+    /// extended slice needs exactly as many items as it selects ([`Error::SliceLength`]).
+    pub fn set_slice(&self, s: Slice, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
+        let items: Vec<T> = items.into_iter().collect();
+        let mut w = self.write()?;
+        let ind = s.indices(w.items().len())?;
+        if ind.step == 1 {
+            let (start, stop) = ind.contiguous();
+            let removed: Vec<T> = w.vec().splice(start..stop, items).collect();
+            w.grave.extend(removed);
+        } else {
+            if items.len() != ind.len {
+                return Err(Error::SliceLength {
+                    slice: ind.len,
+                    given: items.len(),
+                });
+            }
+            for (idx, item) in ind.iter().zip(items) {
+                let old = mem::replace(&mut w.vec()[idx], item);
+                w.grave.push(old);
+            }
+        }
+        w.bump();
+        Ok(())
+    }
+
+    /// Python's `del list[slice]`.
+    pub fn del_slice(&self, s: Slice) -> Result<(), Error> {
+        let mut w = self.write()?;
+        let ind = s.indices(w.items().len())?;
+        if ind.len == 0 {
+            return Ok(());
+        }
+        let removed: Vec<T> = if ind.step == 1 {
+            let (start, _) = ind.contiguous();
+            w.vec().drain(start..start + ind.len).collect()
+        } else {
+            let (first, step) = ind.ascending();
+            let n = ind.len;
+            let old = mem::take(w.vec());
+            let mut removed = Vec::with_capacity(n);
+            let kept: Vec<T> = old
+                .into_iter()
+                .enumerate()
+                .filter_map(|(j, item)| {
+                    if j >= first && (j - first) % step == 0 && (j - first) / step < n {
+                        removed.push(item);
+                        None
+                    } else {
+                        Some(item)
+                    }
+                })
+                .collect();
+            *w.vec() = kept;
+            removed
+        };
+        w.grave.extend(removed);
+        w.bump();
+        Ok(())
+    }
+
+    /// One step of `remove` (see `GilFreeList::remove_step`).
+    fn remove_step<M: EqModel<T>>(
+        &self,
+        m: &M,
+        x: &T,
+        start: usize,
+        confirm: Option<(usize, u64, &T)>,
+    ) -> Result<Removal<T>, Error<M::Error>> {
+        let mut w = self.write()?;
+        if let Some((index, version, item)) = confirm {
+            let same = w.version() == version
+                || w.items()
+                    .get(index)
+                    .is_some_and(|now| m.identical(now, item));
+            if !same {
+                return Ok(Removal::Restart);
+            }
+            w.take(index);
+            return Ok(Removal::Done);
+        }
+        for i in start..w.items().len() {
+            let item = &w.items()[i];
+            match quick_compare(m, item, x)? {
+                Quick::Equal => {
+                    w.take(i);
+                    return Ok(Removal::Done);
+                }
+                Quick::NotEqual => {}
+                Quick::Script => {
+                    return Ok(Removal::Confirm {
+                        index: i,
+                        version: w.version(),
+                        item: item.clone(),
+                    })
+                }
+            }
+        }
+        Ok(Removal::NotFound)
+    }
+
+    /// Python's `remove(x)` under `m`: removes the first item equal to `x`;
+    /// [`Error::ValueNotFound`] if none. Script `eq` runs with the lock released; see
+    /// [`crate::list`] for the validation and restart rules.
+    pub fn remove_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<(), Error<M::Error>> {
+        let mut restarts = 0;
+        let mut start = 0;
+        loop {
+            match self.remove_step(m, x, start, None)? {
+                Removal::Done => return Ok(()),
+                Removal::NotFound => return Err(Error::ValueNotFound),
+                Removal::Restart => {
+                    restart(&mut restarts)?;
+                    start = 0;
+                }
+                Removal::Confirm {
+                    index,
+                    version,
+                    item,
+                } => {
+                    if !m.eq(&item, x).map_err(Error::Callback)? {
+                        start = index + 1;
+                        continue;
+                    }
+                    match self.remove_step(m, x, 0, Some((index, version, &item)))? {
+                        Removal::Done => return Ok(()),
+                        _ => {
+                            restart(&mut restarts)?;
+                            start = 0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the items out, computes the permutation with `order` outside the lock, and
+    /// installs it if the list did not change meanwhile.
+    fn sort_with<E>(
+        &self,
+        order: impl FnOnce(&[T]) -> Result<Vec<usize>, E>,
+    ) -> Result<(), Error<E>> {
+        let (version, items) = {
+            let w = self.write::<E>()?;
+            (w.version(), w.items().clone())
+        };
+        let order = order(&items).map_err(Error::Callback)?;
+        let mut w = self.write()?;
+        if w.version() != version {
+            return Err(Error::ModifiedDuringSort);
+        }
+        permute(w.vec(), &order);
+        w.bump();
+        Ok(())
+    }
+
+    /// Python's `sort(key=key, reverse=reverse)` with a fallible key function and a fallible
+    /// `<` on keys (`less(a, b)` is `a < b`). Stable; `key` is called once per item. Both run
+    /// with no lock held and may use the list; if the list changed meanwhile, the sort is not
+    /// installed and [`Error::ModifiedDuringSort`] is returned. The first callback error is
+    /// returned and leaves the list untouched.
+    pub fn sort_by_key<K, E>(
+        &self,
+        reverse: bool,
+        mut key: impl FnMut(&T) -> Result<K, E>,
+        mut less: impl FnMut(&K, &K) -> Result<bool, E>,
+    ) -> Result<(), Error<E>> {
+        self.sort_with(|items| {
+            let keys = items.iter().map(&mut key).collect::<Result<Vec<K>, E>>()?;
+            sort_indices(keys.len(), reverse, |a, b| less(&keys[a], &keys[b]))
+        })
+    }
+
+    /// Python's `sort(reverse=reverse)` with a fallible `<` (`less(a, b)` is `a < b`); see
+    /// [`sort_by_key`](Self::sort_by_key).
+    pub fn sort_by<E>(
+        &self,
+        reverse: bool,
+        mut less: impl FnMut(&T, &T) -> Result<bool, E>,
+    ) -> Result<(), Error<E>> {
+        self.sort_with(|items| {
+            sort_indices(items.len(), reverse, |a, b| less(&items[a], &items[b]))
+        })
+    }
+
+    /// Stable sort by `T: Ord`, under the lock (no script code runs).
+    pub fn sort(&self) -> Result<(), Error>
+    where
+        T: Ord,
+    {
+        let mut w = self.write()?;
+        w.vec().sort();
+        w.bump();
+        Ok(())
+    }
+
+    /// Python's `reverse()`.
+    pub fn reverse(&self) -> Result<(), Error> {
+        let mut w = self.write()?;
+        w.vec().reverse();
+        w.bump();
+        Ok(())
+    }
+
+    /// Python's `clear()`; the items are dropped after the lock is released.
+    pub fn clear(&self) -> Result<(), Error> {
+        self.write()?.clear();
+        Ok(())
+    }
+
+    /// Python's `self *= n`, atomically (the clones are made under the lock).
+    ///
+    /// # Panics
+    /// If the resulting length overflows `usize` (Python's `MemoryError`).
+    pub fn repeat_in_place(&self, n: usize) -> Result<(), Error> {
+        let mut w = self.write()?;
+        if n == 0 {
+            w.clear();
+            return Ok(());
+        }
+        let mut extra = repeated(w.items(), n - 1);
+        w.vec().append(&mut extra);
+        w.bump();
+        Ok(())
+    }
+
+    /// Runs `f` with the list locked exclusively: a compound update as one critical section
+    /// (like a CPython per-object critical section). From inside `f`, reading the list
+    /// directly works (clones), writing to it directly fails with [`Error::Reentrant`].
+    /// Items removed inside are dropped after the lock is released.
+    pub fn with_lock<R>(
+        &self,
+        f: impl FnOnce(&mut LockedListView<'_, T>) -> R,
+    ) -> Result<R, Error> {
+        let w = self.write()?;
+        let mut view = LockedListView { w };
+        let out = {
+            let _held = Holding::new(self.addr());
+            f(&mut view)
+        };
+        drop(view);
+        Ok(out)
+    }
+}
+
+/// A writer inside its critical section: the exclusive lock and the graveyard of values to
+/// drop once it is released (L3).
+struct Writer<'l, T> {
+    list: &'l LockedList<T>,
+    lock: Option<RwLockWriteGuard<'l, ()>>,
+    grave: Vec<T>,
+}
+
+impl<T> Writer<'_, T> {
+    /// The items, mutably. Only our own code runs while the borrow lives (L1).
+    #[inline]
+    fn vec(&mut self) -> &mut Vec<T> {
+        // SAFETY: exclusive lock held; `&mut self` rules out another borrow through this
+        // writer, and re-entrant readers of this thread run only inside user code, which
+        // does not run while this borrow lives (L1).
+        unsafe { &mut *self.list.items.get() }
+    }
+
+    #[inline]
+    fn items(&self) -> &Vec<T> {
+        // SAFETY: exclusive lock held; no `&mut` alive while `&self` is borrowed (see `vec`).
+        unsafe { &*self.list.items.get() }
+    }
+
+    fn version(&self) -> u64 {
+        self.list.version.load(Ordering::Relaxed)
+    }
+
+    fn check_frozen(&self) -> Result<(), Error> {
+        if self.list.frozen.load(Ordering::Relaxed) {
+            Err(Error::Frozen(Container::List))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records a mutation.
+    fn bump(&self) {
+        self.list.len.store(self.items().len(), Ordering::Release);
+        let v = self.list.version.load(Ordering::Relaxed);
+        self.list.version.store(v + 1, Ordering::Release);
+    }
+
+    fn insert(&mut self, i: isize, x: T) {
+        let at = insert_index(i, self.items().len());
+        self.vec().insert(at, x);
+        self.bump();
+    }
+
+    fn pop_index(&self, i: isize) -> Result<usize, Error> {
+        let len = self.items().len();
+        if len == 0 {
+            return Err(Error::Empty(Container::List));
+        }
+        item_index(i, len).ok_or(Error::IndexOutOfRange)
+    }
+
+    /// Removes the item at `i < len` into the graveyard.
+    fn take(&mut self, i: usize) {
+        let item = self.vec().remove(i);
+        self.grave.push(item);
+        self.bump();
+    }
+
+    fn set(&mut self, i: isize, x: T) -> Result<(), Error> {
+        let idx = item_index(i, self.items().len()).ok_or(Error::IndexOutOfRange)?;
+        let old = mem::replace(&mut self.vec()[idx], x);
+        self.grave.push(old);
+        self.bump();
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        let old = mem::take(self.vec());
+        self.grave.extend(old);
+        self.bump();
+    }
+}
+
+impl<T> Drop for Writer<'_, T> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        drop(mem::take(&mut self.grave));
+    }
+}
+
+/// Borrowed access to a [`LockedList`]'s items under its shared lock (see
+/// [`LockedList::read`]). Dereferences to `[T]`.
+pub struct ListReadGuard<'l, T> {
+    list: &'l LockedList<T>,
+    _held: Holding,
+    _lock: RwLockReadGuard<'l, ()>,
+    /// The re-entry registration is per thread.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T> Deref for ListReadGuard<'_, T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        // SAFETY: the shared lock is held while the guard lives, and this thread's writes are
+        // refused meanwhile (it is registered), so no `&mut` to the items can exist (L1, L2).
+        unsafe { &*self.list.items.get() }
+    }
+}
+
+/// Write access to a [`LockedList`] inside [`LockedList::with_lock`]. Values removed are
+/// returned as clones; the originals are dropped after the lock is released.
+pub struct LockedListView<'l, T> {
+    w: Writer<'l, T>,
+}
+
+impl<T: Clone> LockedListView<'_, T> {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.w.items().len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A borrowed reference to the item at `i` (negative counts from the end).
+    pub fn get(&self, i: isize) -> Result<&T, Error> {
+        let items = self.w.items();
+        let idx = item_index(i, items.len()).ok_or(Error::IndexOutOfRange)?;
+        Ok(&items[idx])
+    }
+
+    /// The items as a slice.
+    pub fn as_slice(&self) -> &[T] {
+        self.w.items()
+    }
+
+    /// Borrowed items, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.w.items().iter()
+    }
+
+    /// Python's `append(x)`.
+    pub fn append(&mut self, x: T) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        self.w.vec().push(x);
+        self.w.bump();
+        Ok(())
+    }
+
+    /// Python's `extend(iterable)` (the iterator runs before anything changes).
+    pub fn extend(&mut self, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
+        let mut items: Vec<T> = items.into_iter().collect();
+        self.w.check_frozen()?;
+        self.w.vec().append(&mut items);
+        self.w.bump();
+        Ok(())
+    }
+
+    /// Python's `insert(i, x)`.
+    pub fn insert(&mut self, i: isize, x: T) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        self.w.insert(i, x);
+        Ok(())
+    }
+
+    /// Python's `pop()`: a clone of the removed last item.
+    pub fn pop(&mut self) -> Result<T, Error> {
+        self.pop_at(-1)
+    }
+
+    /// Python's `pop(i)`: a clone of the removed item.
+    pub fn pop_at(&mut self, i: isize) -> Result<T, Error> {
+        self.w.check_frozen()?;
+        let idx = self.w.pop_index(i)?;
+        let item = self.w.vec().remove(idx);
+        self.w.bump();
+        // The clone runs with no borrow of the items alive (L1).
+        let out = item.clone();
+        self.w.grave.push(item);
+        Ok(out)
+    }
+
+    /// Python's `list[i] = x`.
+    pub fn set(&mut self, i: isize, x: T) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        self.w.set(i, x)
+    }
+
+    /// Python's `reverse()`.
+    pub fn reverse(&mut self) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        self.w.vec().reverse();
+        self.w.bump();
+        Ok(())
+    }
+
+    /// Python's `clear()`.
+    pub fn clear(&mut self) -> Result<(), Error> {
+        self.w.check_frozen()?;
+        self.w.clear();
+        Ok(())
+    }
+}
