@@ -88,14 +88,26 @@ use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::EqModel;
 use crate::reclaim::{self, Guard};
 use crate::reentry::{self, Holding};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{
+    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Published,
+};
 use crate::{Container, Error};
+
+/// An item in its box: written once, before its pointer is published (under loom, every read
+/// is checked to happen-after that write).
+type Item<T> = Published<T>;
+
+/// Boxes a new item.
+#[inline]
+fn boxed<T>(x: T) -> Box<Item<T>> {
+    Box::new(Published::new(x))
+}
 
 /// One generation of the list's storage; see the module docs.
 struct Array<T> {
     /// Items in this array; `len <= slots.len()`.
     len: AtomicUsize,
-    slots: Box<[AtomicPtr<T>]>,
+    slots: Box<[AtomicPtr<Item<T>>]>,
 }
 
 impl<T> Array<T> {
@@ -114,7 +126,7 @@ impl<T> Array<T> {
 
     /// The item pointer at `i` if `i` is below this array's length and the slot is not null.
     #[inline]
-    fn load(&self, i: usize) -> *mut T {
+    fn load(&self, i: usize) -> *mut Item<T> {
         if i < self.len.load(Ordering::Acquire) {
             self.slots[i].load(Ordering::Acquire)
         } else {
@@ -174,7 +186,7 @@ impl<T> GilFreeList<T> {
         let array = Array::boxed(items.len().max(MIN_CAP));
         let n = items.len();
         for (slot, item) in array.slots.iter().zip(items) {
-            slot.store(Box::into_raw(Box::new(item)), Ordering::Relaxed);
+            slot.store(Box::into_raw(boxed(item)), Ordering::Relaxed);
         }
         array.len.store(n, Ordering::Relaxed);
         Self::from_array(array)
@@ -246,14 +258,14 @@ impl<T> GilFreeList<T> {
         let p = array.slots[idx].load(Ordering::Acquire);
         // SAFETY: a non-null slot pointer loaded while pinned designates a live, immutable
         // item (I2) that is freed only after `guard` unpins (I3 and the module docs).
-        unsafe { p.as_ref() }
+        unsafe { p.as_ref() }.map(Published::get)
     }
 
     /// Lock-free read of the item at `i`; `None` past the current end.
     #[inline]
     fn load_at<'g>(&'g self, guard: &'g Guard, i: usize) -> Option<&'g T> {
         // SAFETY: as in `load`.
-        unsafe { self.current(guard).load(i).as_ref() }
+        unsafe { self.current(guard).load(i).as_ref() }.map(Published::get)
     }
 }
 
@@ -329,7 +341,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
             let n = array.len.load(Ordering::Acquire);
             (0..n)
                 // SAFETY: no writer runs (lock held): slots `0..len` hold live items (I2).
-                .map(|i| unsafe { (*array.slots[i].load(Ordering::Acquire)).clone() })
+                .map(|i| unsafe { (*array.slots[i].load(Ordering::Acquire)).get().clone() })
                 .collect()
         })
     }
@@ -346,7 +358,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
             Ok(ind
                 .iter()
                 // SAFETY: no writer runs; every selected index is below `len` (I2).
-                .map(|i| unsafe { (*array.slots[i].load(Ordering::Acquire)).clone() })
+                .map(|i| unsafe { (*array.slots[i].load(Ordering::Acquire)).get().clone() })
                 .collect())
         })
     }
@@ -457,7 +469,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
 
     /// Python's `append(x)`.
     pub fn append(&self, x: T) -> Result<(), Error> {
-        let item = Box::new(x);
+        let item = boxed(x);
         let guard = reclaim::pin();
         let mut w = self.write(&guard)?;
         w.push(Box::into_raw(item));
@@ -467,10 +479,10 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Python's `extend(iterable)`: the items are collected first (the iterator runs with no
     /// lock held, so it may read this list), then appended in one critical section.
     pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
-        let items: Vec<Box<T>> = items.into_iter().map(Box::new).collect();
+        let items: Vec<Box<Item<T>>> = items.into_iter().map(boxed).collect();
         let guard = reclaim::pin();
         let mut w = self.write(&guard)?;
-        let ptrs: Vec<*mut T> = items.into_iter().map(Box::into_raw).collect();
+        let ptrs: Vec<*mut Item<T>> = items.into_iter().map(Box::into_raw).collect();
         let len = w.len();
         w.splice(len, 0, &ptrs);
         Ok(())
@@ -478,7 +490,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
 
     /// Python's `insert(i, x)`: `i` is clamped into `0..=len` (negative counts from the end).
     pub fn insert(&self, i: isize, x: T) -> Result<(), Error> {
-        let item = Box::new(x);
+        let item = boxed(x);
         let guard = reclaim::pin();
         let mut w = self.write(&guard)?;
         let at = insert_index(i, w.len());
@@ -499,12 +511,12 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         let p = w.take_at(i)?;
         drop(w);
         // SAFETY: `p` was unlinked and retired by `w` while `guard` is pinned: still allocated.
-        Ok(unsafe { (*p).clone() })
+        Ok(unsafe { (*p).get().clone() })
     }
 
     /// Python's `list[i] = x`.
     pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
-        let item = Box::new(x);
+        let item = boxed(x);
         let guard = reclaim::pin();
         let mut w = self.write(&guard)?;
         let idx = item_index(i, w.len()).ok_or(Error::IndexOutOfRange)?;
@@ -515,13 +527,13 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Python's `list[slice] = items`. A step-1 slice is replaced by any number of items; an
     /// extended slice needs exactly as many items as it selects ([`Error::SliceLength`]).
     pub fn set_slice(&self, s: Slice, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
-        let items: Vec<Box<T>> = items.into_iter().map(Box::new).collect();
+        let items: Vec<Box<Item<T>>> = items.into_iter().map(boxed).collect();
         let guard = reclaim::pin();
         let mut w = self.write(&guard)?;
         let ind = s.indices(w.len())?;
         if ind.step == 1 {
             let (start, stop) = ind.contiguous();
-            let ptrs: Vec<*mut T> = items.into_iter().map(Box::into_raw).collect();
+            let ptrs: Vec<*mut Item<T>> = items.into_iter().map(Box::into_raw).collect();
             w.splice(start, stop - start, &ptrs);
         } else {
             if items.len() != ind.len {
@@ -644,7 +656,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
             let guard = reclaim::pin();
             let w = self.write::<E>(&guard)?;
             let n = w.len();
-            let ptrs: Vec<*mut T> = (0..n).map(|i| w.ptr(i)).collect();
+            let ptrs: Vec<*mut Item<T>> = (0..n).map(|i| w.ptr(i)).collect();
             let items: Vec<T> = (0..n).map(|i| w.elem(i).clone()).collect();
             (w.version(), ptrs, items)
         };
@@ -700,9 +712,9 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         if n < 2 {
             return Ok(());
         }
-        let mut ptrs: Vec<*mut T> = (0..n).map(|i| w.ptr(i)).collect();
+        let mut ptrs: Vec<*mut Item<T>> = (0..n).map(|i| w.ptr(i)).collect();
         // SAFETY: live items (I2, lock held), allocated while `guard` is pinned.
-        ptrs.sort_by(|a, b| unsafe { (**a).cmp(&**b) });
+        ptrs.sort_by(|a, b| unsafe { (**a).get().cmp((**b).get()) });
         w.install(ptrs.into_iter());
         Ok(())
     }
@@ -736,8 +748,8 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         let extra = len
             .checked_mul(n - 1)
             .expect("list repetition overflows usize");
-        let ptrs: Vec<*mut T> = (0..extra)
-            .map(|k| Box::into_raw(Box::new(w.elem(k % len).clone())))
+        let ptrs: Vec<*mut Item<T>> = (0..extra)
+            .map(|k| Box::into_raw(boxed(w.elem(k % len).clone())))
             .collect();
         w.splice(len, 0, &ptrs);
         Ok(())
@@ -770,7 +782,7 @@ struct Writer<'g, T: Send + Sync + 'static> {
     lock: Option<MutexGuard<'g, ()>>,
     guard: &'g Guard,
     /// Items unlinked by this section.
-    dead: Vec<*mut T>,
+    dead: Vec<*mut Item<T>>,
     /// Arrays replaced by this section (their items live on in the newer array).
     old: Vec<*mut Array<T>>,
     /// Arrays unlinked together with their items (`clear`).
@@ -789,7 +801,7 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     }
 
     #[inline]
-    fn ptr(&self, i: usize) -> *mut T {
+    fn ptr(&self, i: usize) -> *mut Item<T> {
         self.array().slots[i].load(Ordering::Relaxed)
     }
 
@@ -798,7 +810,7 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     fn elem(&self, i: usize) -> &'g T {
         // SAFETY: lock held and `i < len`: a live item (I2), freed no earlier than an epoch
         // after its retirement, which `guard` (pinned since before the lock) holds back.
-        unsafe { &*self.ptr(i) }
+        unsafe { (*self.ptr(i)).get() }
     }
 
     fn version(&self) -> u64 {
@@ -830,7 +842,7 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     }
 
     /// Publishes a new array of `cap` slots holding `ptrs`; the old one is retired later.
-    fn rebuild(&mut self, cap: usize, ptrs: impl Iterator<Item = *mut T>) {
+    fn rebuild(&mut self, cap: usize, ptrs: impl Iterator<Item = *mut Item<T>>) {
         let fresh = Array::boxed(cap);
         let mut n = 0;
         for p in ptrs {
@@ -844,14 +856,14 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     }
 
     /// Replaces the whole order with `ptrs`, a permutation of the current items.
-    fn install(&mut self, ptrs: impl ExactSizeIterator<Item = *mut T>) {
+    fn install(&mut self, ptrs: impl ExactSizeIterator<Item = *mut Item<T>>) {
         let cap = self.array().cap().max(ptrs.len());
         self.rebuild(cap, ptrs);
         self.bump();
     }
 
     /// Appends `p` (a fresh box).
-    fn push(&mut self, p: *mut T) {
+    fn push(&mut self, p: *mut Item<T>) {
         let array = self.array();
         let len = array.len.load(Ordering::Relaxed);
         if len < array.cap() {
@@ -868,7 +880,7 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     /// Replaces the `del` items at `start` with `items` (fresh boxes): the primitive behind
     /// insert, delete and slice assignment. Shifts in place with pointer-wise atomic stores, or
     /// publishes a new array when the result does not fit (or should shrink).
-    fn splice(&mut self, start: usize, del: usize, items: &[*mut T]) {
+    fn splice(&mut self, start: usize, del: usize, items: &[*mut Item<T>]) {
         let array = self.array();
         let len = array.len.load(Ordering::Relaxed);
         let cap = array.cap();
@@ -921,14 +933,14 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     }
 
     /// Unlinks the item at `i < len` and returns it (retired when the section ends).
-    fn take(&mut self, i: usize) -> *mut T {
+    fn take(&mut self, i: usize) -> *mut Item<T> {
         let p = self.ptr(i);
         self.splice(i, 1, &[]);
         p
     }
 
     /// Python's `pop(i)` checks, then [`take`](Self::take).
-    fn take_at(&mut self, i: isize) -> Result<*mut T, Error> {
+    fn take_at(&mut self, i: isize) -> Result<*mut Item<T>, Error> {
         let len = self.len();
         if len == 0 {
             return Err(Error::Empty(Container::List));
@@ -938,7 +950,7 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     }
 
     /// Stores `p` (a fresh box) at `i < len`; the old item is retired later.
-    fn set(&mut self, i: usize, p: *mut T) {
+    fn set(&mut self, i: usize, p: *mut Item<T>) {
         let old = self.array().slots[i].swap(p, Ordering::AcqRel);
         self.dead.push(old);
         self.bump();
@@ -1024,7 +1036,7 @@ impl<T: Send + Sync + 'static> Drop for Writer<'_, T> {
 }
 
 /// Items retired together; freed together.
-struct Batch<T>(Vec<*mut T>);
+struct Batch<T>(Vec<*mut Item<T>>);
 
 impl<T> Drop for Batch<T> {
     fn drop(&mut self) {
@@ -1137,15 +1149,15 @@ impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
     /// Python's `append(x)`.
     pub fn append(&mut self, x: T) -> Result<(), Error> {
         self.w.check_frozen()?;
-        self.w.push(Box::into_raw(Box::new(x)));
+        self.w.push(Box::into_raw(boxed(x)));
         Ok(())
     }
 
     /// Python's `extend(iterable)` (the iterator runs before anything changes).
     pub fn extend(&mut self, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
-        let items: Vec<Box<T>> = items.into_iter().map(Box::new).collect();
+        let items: Vec<Box<Item<T>>> = items.into_iter().map(boxed).collect();
         self.w.check_frozen()?;
-        let ptrs: Vec<*mut T> = items.into_iter().map(Box::into_raw).collect();
+        let ptrs: Vec<*mut Item<T>> = items.into_iter().map(Box::into_raw).collect();
         let len = self.w.len();
         self.w.splice(len, 0, &ptrs);
         Ok(())
@@ -1155,7 +1167,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
     pub fn insert(&mut self, i: isize, x: T) -> Result<(), Error> {
         self.w.check_frozen()?;
         let at = insert_index(i, self.w.len());
-        self.w.splice(at, 0, &[Box::into_raw(Box::new(x))]);
+        self.w.splice(at, 0, &[Box::into_raw(boxed(x))]);
         Ok(())
     }
 
@@ -1169,14 +1181,14 @@ impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
         self.w.check_frozen()?;
         let p = self.w.take_at(i)?;
         // SAFETY: unlinked but not yet retired (the section is still running).
-        Ok(unsafe { (*p).clone() })
+        Ok(unsafe { (*p).get().clone() })
     }
 
     /// Python's `list[i] = x`.
     pub fn set(&mut self, i: isize, x: T) -> Result<(), Error> {
         self.w.check_frozen()?;
         let idx = item_index(i, self.w.len()).ok_or(Error::IndexOutOfRange)?;
-        self.w.set(idx, Box::into_raw(Box::new(x)));
+        self.w.set(idx, Box::into_raw(boxed(x)));
         Ok(())
     }
 
