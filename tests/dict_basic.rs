@@ -40,7 +40,7 @@ fn python_semantics<D: Mapping<u64, String> + Default>() {
             (i % 2 == 1).then(|| i.to_string())
         );
     }
-    d.freeze();
+    d.freeze().unwrap();
     assert_eq!(
         d.insert_in(&m, 1, "x".into()),
         Err(Error::Frozen(gilfree::Container::Dict))

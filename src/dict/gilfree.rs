@@ -140,9 +140,21 @@ impl<K, V, S> GilFreeDict<K, V, S> {
 
     /// Makes this dict immutable (one-way). Linearizable with writers: a concurrent write
     /// either lands before the freeze or fails with [`Error::Frozen`].
-    pub fn freeze(&self) {
-        let _lock = self.writer.lock();
+    ///
+    /// Fails with [`Error::Reentrant`] from inside a closure that runs under this dict's lock
+    /// (the enclosing write would otherwise land after the freeze).
+    pub fn freeze(&self) -> Result<(), Error> {
+        let Some(_lock) = self.exclusive() else {
+            return Err(Error::Reentrant(Container::Dict));
+        };
         self.frozen.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes the writer lock, or `None` if this thread already holds it (it runs a closure
+    /// under this dict's lock, so no other writer can run).
+    fn exclusive(&self) -> Option<MutexGuard<'_, ()>> {
+        (!reentry::held_by_me(self.addr())).then(|| self.writer.lock())
     }
 
     fn addr(&self) -> usize {
@@ -486,26 +498,19 @@ where
         let guard = reclaim::pin();
         let locked = self.lock(&guard)?;
         let table = locked.table;
-        let mut removed = Vec::new();
-        {
-            let _held = Holding::new(self.addr());
-            for pos in 0..table.used() {
-                if let Some(node) = table.entry(pos) {
-                    if !f(node.key(), node.value()) {
-                        let slot = table.slot_of(node);
-                        // SAFETY: writer lock held; `slot` holds `node`.
-                        removed.push(unsafe { table.take(slot) });
-                    }
+        let _held = Holding::new(self.addr());
+        for pos in 0..table.used() {
+            if let Some(node) = table.entry(pos) {
+                if !f(node.key(), node.value()) {
+                    // SAFETY: writer lock held; `slot_of` finds the slot holding `node`.
+                    let old = unsafe { table.take(table.slot_of(node)) };
+                    // Recorded and retired at once, so a panicking `f` leaves the dict
+                    // consistent. Retiring defers the drop past the lock and every reader.
+                    self.bump(table, true);
+                    // SAFETY: unlinked just above, retired once.
+                    unsafe { reclaim::retire(&guard, old) };
                 }
             }
-        }
-        if !removed.is_empty() {
-            self.bump(table, true);
-        }
-        drop(locked);
-        for p in removed {
-            // SAFETY: each was unlinked above, and is retired once.
-            unsafe { reclaim::retire(&guard, p) };
         }
         Ok(())
     }
@@ -517,7 +522,7 @@ where
         S: Clone,
     {
         let guard = reclaim::pin();
-        let _lock = self.writer.lock();
+        let _lock = self.exclusive();
         let table = self.current(&guard);
         let fresh = Table::with_capacity(table.len());
         for node in (0..table.used()).filter_map(|p| table.entry(p)) {
@@ -531,7 +536,7 @@ where
     /// An atomic snapshot of the entries, in order.
     pub fn snapshot(&self) -> Vec<(K, V)> {
         let guard = reclaim::pin();
-        let _lock = self.writer.lock();
+        let _lock = self.exclusive();
         let table = self.current(&guard);
         (0..table.used())
             .filter_map(|p| table.entry(p))

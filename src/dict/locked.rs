@@ -151,9 +151,15 @@ impl<K, V, S> LockedDict<K, V, S> {
     }
 
     /// Makes this dict immutable (one-way), linearizably with respect to its writers.
-    pub fn freeze(&self) {
+    ///
+    /// Fails with [`Error::Reentrant`] from inside a closure that runs under this dict's lock.
+    pub fn freeze(&self) -> Result<(), Error> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::Dict));
+        }
         let _lock = self.lock.write();
         self.frozen.store(true, Ordering::Release);
+        Ok(())
     }
 
     fn addr(&self) -> usize {
@@ -470,12 +476,11 @@ where
                     if !f(node.key(), node.value()) {
                         // SAFETY: exclusive lock; the slot holds `node`.
                         grave.0.push(unsafe { table.take(table.slot_of(node)) });
+                        // Recorded at once, so a panicking `f` leaves the dict consistent.
+                        self.bump(true);
                     }
                 }
             }
-        }
-        if !grave.0.is_empty() {
-            self.bump(true);
         }
         drop(access);
         drop(grave);

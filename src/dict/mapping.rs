@@ -40,7 +40,7 @@ pub trait Mapping<K, V> {
     /// Whether the dict is frozen.
     fn is_frozen(&self) -> bool;
     /// Makes the dict immutable (one-way).
-    fn freeze(&self);
+    fn freeze(&self) -> Result<(), Error>;
     /// A clone of the value for `key`.
     fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>>;
     /// Calls `f` with a borrowed reference to the value for `key`.
@@ -111,7 +111,7 @@ macro_rules! forward_mapping {
             fn is_frozen(&self) -> bool {
                 $Dict::is_frozen(self)
             }
-            fn freeze(&self) {
+            fn freeze(&self) -> Result<(), Error> {
                 $Dict::freeze(self)
             }
             fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
