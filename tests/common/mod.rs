@@ -437,6 +437,15 @@ pub trait PlainDict<K, V>: TestDict<K, V> {
     fn dict_eq(&self, other: &Self) -> bool
     where
         V: PartialEq;
+    /// Borrowed reads without refcount traffic, in one read session: each of `keys` goes to
+    /// `on_get`, then every entry (in order) to `on_entry`. `GilFreeDict`: one `pin()` for the
+    /// whole batch (`Pinned::get`, `Pinned::iter`); `LockedDict`: `get_with`, then `with_lock`.
+    fn borrowed_reads(
+        &self,
+        keys: &[K],
+        on_get: &mut dyn FnMut(&K, Option<&V>),
+        on_entry: &mut dyn FnMut(&K, &V),
+    );
 }
 
 macro_rules! impl_test_dict {
@@ -531,8 +540,41 @@ macro_rules! impl_test_dict {
             {
                 self == other
             }
+            fn borrowed_reads(
+                &self,
+                keys: &[K],
+                on_get: &mut dyn FnMut(&K, Option<&V>),
+                on_entry: &mut dyn FnMut(&K, &V),
+            ) {
+                borrowed_reads!($Dict, self, keys, on_get, on_entry)
+            }
         }
     };
+}
+
+macro_rules! borrowed_reads {
+    (LockedDict, $d:expr, $keys:expr, $on_get:expr, $on_entry:expr) => {{
+        for k in $keys {
+            if $d.get_with(k, |v| $on_get(k, Some(v))).is_none() {
+                $on_get(k, None);
+            }
+        }
+        $d.with_lock(|view| {
+            for (k, v) in view.iter() {
+                $on_entry(k, v);
+            }
+        })
+        .expect("with_lock on a dict that is not frozen");
+    }};
+    (GilFreeDict, $d:expr, $keys:expr, $on_get:expr, $on_entry:expr) => {{
+        let pinned = $d.pin();
+        for k in $keys {
+            $on_get(k, pinned.get(k));
+        }
+        for (k, v) in pinned.iter() {
+            $on_entry(k, v);
+        }
+    }};
 }
 
 impl_test_dict!(LockedDict, false);
