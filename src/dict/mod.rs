@@ -19,6 +19,52 @@ pub use iter::{Iter, IterChecked};
 pub use locked::{DictView, LockedDict};
 pub use mapping::Mapping;
 
+/// Model-generic compound operations, written once over the `*_in` layer.
+macro_rules! model_dict_api {
+    ($Dict:ident, $($bound:tt)*) => {
+        impl<K, V, S> $Dict<K, V, S>
+        where
+            K: Clone $($bound)*,
+            V: Clone $($bound)*,
+        {
+            /// Python's `update(iterable)` with interpreter keys: inserts every pair in order;
+            /// stops at the first error (pairs before it stay inserted, as in CPython).
+            pub fn extend_in<M: crate::KeyModel<K>>(
+                &self,
+                m: &M,
+                pairs: impl IntoIterator<Item = (K, V)>,
+            ) -> Result<(), crate::Error<M::Error>> {
+                for (k, v) in pairs {
+                    self.insert_in(m, k, v)?;
+                }
+                Ok(())
+            }
+
+            /// Python's `==` between dicts with interpreter keys and values: same length and,
+            /// for every entry of `self` (an atomic snapshot), `other` has an equal key whose
+            /// value `value_eq` accepts. Order-insensitive.
+            pub fn eq_in<M: crate::KeyModel<K>>(
+                &self,
+                m: &M,
+                other: &Self,
+                mut value_eq: impl FnMut(&V, &V) -> Result<bool, M::Error>,
+            ) -> Result<bool, crate::Error<M::Error>> {
+                let mine = self.snapshot();
+                if mine.len() != other.len() {
+                    return Ok(false);
+                }
+                for (k, v) in &mine {
+                    match other.get_in(m, k)? {
+                        Some(w) if value_eq(v, &w).map_err(crate::Error::Callback)? => {}
+                        _ => return Ok(false),
+                    }
+                }
+                Ok(true)
+            }
+        }
+    };
+}
+
 /// The plain-key layer of a dict type: every method forwards to its `*_in` twin with
 /// [`Plain`](crate::Plain) over the dict's own hasher.
 macro_rules! plain_dict_api {
@@ -82,10 +128,7 @@ macro_rules! plain_dict_api {
             /// Python's `update(iterable)`: inserts every pair, in order (each insert is
             /// atomic; the whole update is not).
             pub fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> crate::Result<()> {
-                for (k, v) in pairs {
-                    self.insert(k, v)?;
-                }
-                Ok(())
+                self.extend_in(&self.plain(), pairs)
             }
 
             /// Python's `dict.fromkeys(keys, value)`.
@@ -156,3 +199,5 @@ macro_rules! plain_dict_api {
 
 plain_dict_api!(GilFreeDict, + Send + Sync + 'static);
 plain_dict_api!(LockedDict,);
+model_dict_api!(GilFreeDict, + Send + Sync + 'static);
+model_dict_api!(LockedDict,);
