@@ -79,7 +79,7 @@ mod reentry;
 mod sync;
 pub(crate) mod table;
 
-pub use dict::{DictView, GilFreeDict, Iter, IterChecked, LockedDict, Mapping, Pinned};
+pub use dict::{DictView, FrozenDict, GilFreeDict, Iter, IterChecked, LockedDict, Mapping, Pinned};
 pub use error::{Container, Error, Result};
 pub use list::{
     GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList, LockedListView,

@@ -87,3 +87,40 @@ fn reentrant_write_from_update_is_refused() {
     assert_eq!(write, Err(Error::Reentrant(gilfree::Container::Dict)));
     assert_eq!(d.get(&1), Some(2));
 }
+
+#[test]
+fn frozen_view_reads_without_locks_and_copy_thaws() {
+    let d: LockedDict<u64, String> = (0..10).map(|i| (i, i.to_string())).collect();
+    assert!(d.frozen().is_none());
+    d.freeze().unwrap();
+    let view = d.frozen().unwrap();
+    let three: &String = view.get(&3).unwrap();
+    assert_eq!(three, "3");
+    assert_eq!(
+        view.keys().copied().collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(d.remove(&3), Err(Error::Frozen(gilfree::Container::Dict)));
+    assert_eq!(d.clear(), Err(Error::Frozen(gilfree::Container::Dict)));
+    assert_eq!(d.popitem(), Err(Error::Frozen(gilfree::Container::Dict)));
+    assert_eq!(
+        Error::<std::convert::Infallible>::Frozen(gilfree::Container::Dict).to_string(),
+        "cannot modify frozen dict"
+    );
+    let thawed = d.copy();
+    assert!(!thawed.is_frozen());
+    thawed.insert(100, "x".into()).unwrap();
+    assert_eq!(thawed.len(), 11);
+
+    let g: GilFreeDict<u64, String> = (0..10).map(|i| (i, i.to_string())).collect();
+    g.freeze().unwrap();
+    let view = g.frozen().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                (0..10).all(|i| view.get(&i).map(String::as_str) == Some(i.to_string().as_str()))
+            });
+        }
+    });
+    assert_eq!(view.iter().rev().next(), Some((&9, &"9".to_string())));
+}

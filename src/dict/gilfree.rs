@@ -16,6 +16,7 @@ use std::marker::PhantomData;
 use std::ptr;
 
 use crate::dict::iter::{CheckedSource, Iter, IterChecked};
+use crate::dict::FrozenDict;
 use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::{DefaultHashBuilder, KeyModel, Plain};
 use crate::reclaim::{self, Guard};
@@ -155,6 +156,18 @@ impl<K, V, S> GilFreeDict<K, V, S> {
     /// under this dict's lock, so no other writer can run).
     fn exclusive(&self) -> Option<MutexGuard<'_, ()>> {
         (!reentry::held_by_me(self.addr())).then(|| self.writer.lock())
+    }
+
+    /// The read-only view of this dict if it is frozen: borrowed reads with no lock, no epoch
+    /// pin and no refcount traffic, valid for as long as the dict.
+    pub fn frozen(&self) -> Option<FrozenDict<'_, K, V, S>> {
+        if !self.frozen.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: frozen (Acquire pairs with the Release in `freeze`, taken under the writer
+        // lock after every earlier write): no writer will replace the table or retire a node
+        // again, so the current table and its nodes live as long as `&self`.
+        Some(unsafe { FrozenDict::new(&*self.table.load(Ordering::Acquire), &self.hasher) })
     }
 
     fn addr(&self) -> usize {

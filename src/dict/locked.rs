@@ -18,6 +18,7 @@ use std::marker::PhantomData;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::dict::iter::{CheckedSource, IterChecked};
+use crate::dict::FrozenDict;
 use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::{infallible, DefaultHashBuilder, KeyModel, Plain};
 use crate::reentry::{self, Holding};
@@ -160,6 +161,18 @@ impl<K, V, S> LockedDict<K, V, S> {
         let _lock = self.lock.write();
         self.frozen.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The read-only view of this dict if it is frozen: borrowed reads with no lock and no
+    /// refcount traffic, valid for as long as the dict.
+    pub fn frozen(&self) -> Option<FrozenDict<'_, K, V, S>> {
+        if !self.frozen.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: frozen (Acquire pairs with the Release in `freeze`, made under the exclusive
+        // lock): every later writer fails before touching the table, so the table and its
+        // nodes live as long as `&self`.
+        Some(unsafe { FrozenDict::new(self.table_ref(), &self.hasher) })
     }
 
     fn addr(&self) -> usize {

@@ -9,11 +9,13 @@
 //!
 //! The [`Mapping`] trait lets a VM be generic over the variant.
 
+mod frozen;
 mod gilfree;
 mod iter;
 mod locked;
 mod mapping;
 
+pub use frozen::FrozenDict;
 pub use gilfree::{GilFreeDict, Pinned};
 pub use iter::{Iter, IterChecked};
 pub use locked::{DictView, LockedDict};
