@@ -66,6 +66,15 @@ pub enum Error<E = Infallible> {
     Reentrant(Container),
     /// The value is owned by another interpreter (hand-over), or the handle is stale.
     NotOwner,
+    /// `freeze` met a value that cannot be frozen; nothing was frozen.
+    Unfreezable {
+        /// Where the value is, from the root: `root["config"][3]["handler"]`.
+        path: String,
+        /// The value's type, as its `Freeze::shape` named it.
+        what: &'static str,
+    },
+    /// Writers kept changing the tree while `freeze` tried to commit; nothing was frozen.
+    MutatedDuringFreeze,
 }
 
 impl<E> Error<E> {
@@ -85,6 +94,8 @@ impl<E> Error<E> {
             Error::ZeroStep => Error::ZeroStep,
             Error::Reentrant(c) => Error::Reentrant(c),
             Error::NotOwner => Error::NotOwner,
+            Error::Unfreezable { path, what } => Error::Unfreezable { path, what },
+            Error::MutatedDuringFreeze => Error::MutatedDuringFreeze,
         }
     }
 }
@@ -118,6 +129,10 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 write!(f, "{} accessed from inside its own locked update", c.name())
             }
             Error::NotOwner => f.write_str("object is owned by another interpreter"),
+            Error::Unfreezable { path, what } => {
+                write!(f, "cannot freeze {path}: {what} cannot be frozen")
+            }
+            Error::MutatedDuringFreeze => f.write_str("object tree mutated during freeze"),
         }
     }
 }

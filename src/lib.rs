@@ -71,6 +71,7 @@ pub struct ReadmeDoctests;
 
 mod dict;
 mod error;
+pub mod freeze;
 mod list;
 mod lookup;
 mod model;
@@ -81,6 +82,7 @@ pub(crate) mod table;
 
 pub use dict::{DictView, FrozenDict, GilFreeDict, Iter, IterChecked, LockedDict, Mapping, Pinned};
 pub use error::{Container, Error, Result};
+pub use freeze::{freeze, Freeze, Shape};
 pub use list::{
     GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList, LockedListView,
     Sequence, Slice, SliceIndices,

@@ -31,6 +31,11 @@ impl<T> Mutex<T> {
         // A loom mutex is poisoned only if a model thread panicked, which already fails the model.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Loom has no timed locks: one attempt.
+    pub(crate) fn try_lock_for(&self, _timeout: std::time::Duration) -> Option<MutexGuard<'_, T>> {
+        self.0.try_lock().ok()
+    }
 }
 
 /// A value written once before it is published to other threads, then only read.

@@ -657,6 +657,48 @@ impl<K: Clone, V: Clone, S> CheckedSource<K, V> for GilFreeDict<K, V, S> {
     }
 }
 
+impl<K, V, S> crate::freeze::Sealed for GilFreeDict<K, V, S> {}
+
+impl<K, V, S> crate::freeze::Freezable<V> for GilFreeDict<K, V, S>
+where
+    K: crate::Freeze + Send + Sync + 'static,
+    V: crate::Freeze + Send + Sync + 'static,
+    S: Send + Sync,
+{
+    fn is_frozen(&self) -> bool {
+        GilFreeDict::is_frozen(self)
+    }
+
+    fn visit_children(&self, f: &mut dyn FnMut(crate::freeze::Step, &V)) {
+        let guard = reclaim::pin();
+        let table = self.current(&guard);
+        for node in (0..table.used()).filter_map(|p| table.entry(p)) {
+            f(crate::freeze::Step::Key(node.key().repr()), node.value());
+        }
+    }
+
+    fn version_tag(&self) -> u64 {
+        self.version()
+    }
+
+    fn lock_for_freeze(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::Dict));
+        }
+        Ok(self
+            .writer
+            .try_lock_for(timeout)
+            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::Mutex(g))))
+    }
+
+    fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
+        self.frozen.store(true, Ordering::Release);
+    }
+}
+
 /// A retired table that also owns its nodes (after `clear`, or when the dict is dropped).
 struct Doomed<K, V>(*mut Table<K, V>);
 

@@ -688,6 +688,48 @@ where
     }
 }
 
+impl<K, V, S> crate::freeze::Sealed for LockedDict<K, V, S> {}
+
+impl<K, V, S> crate::freeze::Freezable<V> for LockedDict<K, V, S>
+where
+    K: crate::Freeze + Send + Sync,
+    V: crate::Freeze + Send + Sync,
+    S: Send + Sync,
+{
+    fn is_frozen(&self) -> bool {
+        LockedDict::is_frozen(self)
+    }
+
+    fn visit_children(&self, f: &mut dyn FnMut(crate::freeze::Step, &V)) {
+        self.scan(|nodes| {
+            for node in nodes {
+                f(crate::freeze::Step::Key(node.key().repr()), node.value());
+            }
+        })
+    }
+
+    fn version_tag(&self) -> u64 {
+        self.version()
+    }
+
+    fn lock_for_freeze(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::Dict));
+        }
+        Ok(self
+            .lock
+            .try_write_for(timeout)
+            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g))))
+    }
+
+    fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
+        self.frozen.store(true, Ordering::Release);
+    }
+}
+
 impl<K: Clone, V: Clone, S> CheckedSource<K, V> for LockedDict<K, V, S> {
     fn len(&self) -> usize {
         LockedDict::len(self)

@@ -1,0 +1,214 @@
+//! Tree-freeze: make every container reachable from a root immutable, all or nothing.
+//!
+//! The interpreter tells the walk what each value is through [`Freeze::shape`]: an immutable
+//! leaf (str, int, None), a container of this crate to freeze (its dict or list), or a value
+//! that cannot be frozen (a file object). [`freeze`] then works in two phases:
+//!
+//! 1. **Walk** (no lock held): depth-first from the root with a memo of container identities
+//!    (cycles and shared sub-trees are visited once: O(reachable objects)), recording each
+//!    container's version tag. The first unfreezable value ends the walk with an error naming
+//!    its path (`root["config"][3]["handler"]`); nothing has changed yet.
+//! 2. **Commit**: take every container's lock in address order (with a timeout, so a writer
+//!    that holds one container's lock while waiting for another cannot deadlock with the
+//!    freezer: on timeout everything is released and the freeze retried), check that no
+//!    version moved since the walk (else release and retry: the walk may be stale), set every
+//!    frozen flag, release. The freeze is linearizable with each container's writes: a writer
+//!    lands before the commit (and was walked) or finds the flag and fails with `Frozen`.
+//!
+//! A frozen container is `Send + Sync` and read through its `frozen()` view with no lock, no
+//! atomic read-modify-write and no refcount traffic.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use crate::Error;
+
+/// What a value is, for freezing.
+pub enum Shape<'a, V> {
+    /// An immutable value (str, int, None, a tuple of leaves): nothing to freeze.
+    Leaf,
+    /// A container of this crate; it is frozen and its children are walked.
+    Container(&'a dyn Freezable<V>),
+    /// A value that cannot be frozen; the name appears in the error.
+    Unfreezable(&'static str),
+}
+
+/// How an interpreter's value type takes part in tree-freeze. Opt-in per type: the default
+/// `shape` says the value cannot be frozen.
+pub trait Freeze: Clone {
+    /// Leaf, container, or unfreezable.
+    fn shape(&self) -> Shape<'_, Self> {
+        Shape::Unfreezable(std::any::type_name::<Self>())
+    }
+
+    /// How the value appears in an error path when it is a dict key (Python's `repr`).
+    fn repr(&self) -> String {
+        String::from("<key>")
+    }
+}
+
+/// One step of a path from the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A dict entry, by the `repr` of its key.
+    Key(String),
+    /// A list element, by index.
+    Index(usize),
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Key(k) => write!(f, "[{k}]"),
+            Step::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+/// A held container lock during the commit phase (opaque).
+pub struct FreezeLock<'a>(#[allow(dead_code)] pub(crate) Held<'a>);
+
+#[allow(dead_code)]
+pub(crate) enum Held<'a> {
+    Mutex(crate::sync::MutexGuard<'a, ()>),
+    RwLock(parking_lot::RwLockWriteGuard<'a, ()>),
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+pub(crate) use sealed::Sealed;
+
+/// A container of this crate that [`freeze`] can freeze (sealed: the dicts and lists).
+pub trait Freezable<V>: Sealed + Send + Sync {
+    /// Whether the container is frozen.
+    fn is_frozen(&self) -> bool;
+    /// Calls `f` for every child value with its path step (a consistent view is not needed:
+    /// the commit phase re-checks versions).
+    #[doc(hidden)]
+    fn visit_children(&self, f: &mut dyn FnMut(Step, &V));
+    /// The container's version tag (changes on every mutation).
+    #[doc(hidden)]
+    fn version_tag(&self) -> u64;
+    /// Takes the container's writer lock, giving up after `timeout`; refuses re-entry.
+    #[doc(hidden)]
+    fn lock_for_freeze(&self, timeout: Duration) -> Result<Option<FreezeLock<'_>>, Error>;
+    /// Sets the frozen flag; `lock` is this container's lock.
+    #[doc(hidden)]
+    fn mark_frozen(&self, lock: &FreezeLock<'_>);
+}
+
+/// How many times the commit phase is retried before `freeze` gives up.
+const MAX_FREEZE_ATTEMPTS: usize = 64;
+
+/// Freezes every container reachable from `root`, in place, all or nothing.
+///
+/// Errors: [`Error::Unfreezable`] with the path of the first value that cannot be frozen
+/// (nothing was changed); [`Error::Reentrant`] when called from inside a closure that holds
+/// one of the containers' locks; [`Error::MutatedDuringFreeze`] if writers kept changing the
+/// tree through every retry.
+pub fn freeze<V: Freeze>(root: &V) -> Result<(), Error> {
+    for attempt in 0..MAX_FREEZE_ATTEMPTS {
+        let walk = walk(root)?;
+        let Some(found) = walk
+            .containers
+            .iter()
+            .map(|(holder, version)| container_of(holder).map(|c| (c, *version)))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        // Lock in address order, each with a timeout (see the module docs).
+        let mut order: Vec<usize> = (0..found.len()).collect();
+        order.sort_unstable_by_key(|&i| identity(found[i].0));
+        let timeout = Duration::from_millis(1 << attempt.min(6));
+        let mut locks = Vec::with_capacity(order.len());
+        for &i in &order {
+            match found[i].0.lock_for_freeze(timeout)? {
+                Some(lock) => locks.push((i, lock)),
+                None => break,
+            }
+        }
+        if locks.len() < found.len() {
+            continue;
+        }
+        if locks
+            .iter()
+            .any(|(i, _)| found[*i].0.version_tag() != found[*i].1)
+        {
+            continue;
+        }
+        for (i, lock) in &locks {
+            found[*i].0.mark_frozen(lock);
+        }
+        return Ok(());
+    }
+    Err(Error::MutatedDuringFreeze)
+}
+
+/// A container's identity: its address.
+fn identity<V>(c: &dyn Freezable<V>) -> usize {
+    c as *const dyn Freezable<V> as *const () as usize
+}
+
+/// The container inside a value recorded by the walk; `None` if its `shape` changed (then the
+/// commit is retried with a fresh walk).
+fn container_of<V: Freeze>(holder: &V) -> Option<&dyn Freezable<V>> {
+    match holder.shape() {
+        Shape::Container(c) => Some(c),
+        _ => None,
+    }
+}
+
+struct Walk<V> {
+    /// A value holding each reachable container (kept alive), and the version seen.
+    containers: Vec<(V, u64)>,
+}
+
+/// Phase 1: depth-first walk with a memo by identity; fails at the first unfreezable value.
+fn walk<V: Freeze>(root: &V) -> Result<Walk<V>, Error> {
+    let mut seen: HashSet<usize> = HashSet::new();
+    let mut containers = Vec::new();
+    // `paths[frame]` = (parent frame, step from the parent); frame 0 is the root.
+    let mut paths: Vec<(usize, Option<Step>)> = vec![(0, None)];
+    let mut stack: Vec<(V, usize)> = vec![(root.clone(), 0)];
+    while let Some((value, frame)) = stack.pop() {
+        match value.shape() {
+            Shape::Leaf => {}
+            Shape::Unfreezable(what) => {
+                return Err(Error::Unfreezable {
+                    path: render_path(&paths, frame),
+                    what,
+                })
+            }
+            Shape::Container(c) => {
+                if !seen.insert(identity(c)) {
+                    continue;
+                }
+                let version = c.version_tag();
+                let mut children = Vec::new();
+                c.visit_children(&mut |step, child| children.push((step, child.clone())));
+                for (step, child) in children.into_iter().rev() {
+                    paths.push((frame, Some(step)));
+                    stack.push((child, paths.len() - 1));
+                }
+                containers.push((value, version));
+            }
+        }
+    }
+    Ok(Walk { containers })
+}
+
+fn render_path(paths: &[(usize, Option<Step>)], mut frame: usize) -> String {
+    let mut steps = Vec::new();
+    while let Some((parent, Some(step))) = paths.get(frame) {
+        steps.push(step.to_string());
+        frame = *parent;
+    }
+    let mut out = String::from("root");
+    for s in steps.iter().rev() {
+        out.push_str(s);
+    }
+    out
+}
