@@ -122,5 +122,5 @@ fn frozen_view_reads_without_locks_and_copy_thaws() {
             });
         }
     });
-    assert_eq!(view.iter().rev().next(), Some((&9, &"9".to_string())));
+    assert_eq!(view.iter().next_back(), Some((&9, &"9".to_string())));
 }
