@@ -64,8 +64,10 @@ pub enum Error<E = Infallible> {
     /// The calling thread already holds this container's lock (it is inside a `with_lock` or
     /// `update` closure of the same container); waiting would deadlock.
     Reentrant(Container),
-    /// The value is owned by another interpreter (hand-over), or the handle is stale.
+    /// The tree is owned by another interpreter.
     NotOwner,
+    /// The handle is stale: the tree was handed over (or shared) since it was issued.
+    StaleHandle,
     /// `freeze` met a value that cannot be frozen; nothing was frozen.
     Unfreezable {
         /// Where the value is, from the root: `root["config"][3]["handler"]`.
@@ -94,6 +96,7 @@ impl<E> Error<E> {
             Error::ZeroStep => Error::ZeroStep,
             Error::Reentrant(c) => Error::Reentrant(c),
             Error::NotOwner => Error::NotOwner,
+            Error::StaleHandle => Error::StaleHandle,
             Error::Unfreezable { path, what } => Error::Unfreezable { path, what },
             Error::MutatedDuringFreeze => Error::MutatedDuringFreeze,
         }
@@ -129,6 +132,9 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 write!(f, "{} accessed from inside its own locked update", c.name())
             }
             Error::NotOwner => f.write_str("object is owned by another interpreter"),
+            Error::StaleHandle => {
+                f.write_str("stale handle: the object was handed over to another interpreter")
+            }
             Error::Unfreezable { path, what } => {
                 write!(f, "cannot freeze {path}: {what} cannot be frozen")
             }

@@ -212,3 +212,39 @@ fn render_path(paths: &[(usize, Option<Step>)], mut frame: usize) -> String {
     }
     out
 }
+
+/// Plain Rust values are immutable leaves (their `repr` is their `Debug` form).
+macro_rules! leaf {
+    ($($t:ty),*) => {$(
+        impl Freeze for $t {
+            fn shape(&self) -> Shape<'_, Self> {
+                Shape::Leaf
+            }
+
+            fn repr(&self) -> String {
+                format!("{self:?}")
+            }
+        }
+    )*};
+}
+
+leaf!(
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    bool,
+    char,
+    f32,
+    f64,
+    ()
+);
+leaf!(String, &'static str, std::sync::Arc<str>, Box<str>);

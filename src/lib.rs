@@ -72,6 +72,7 @@ pub struct ReadmeDoctests;
 mod dict;
 mod error;
 pub mod freeze;
+mod interp;
 mod list;
 mod lookup;
 mod model;
@@ -83,6 +84,7 @@ pub(crate) mod table;
 pub use dict::{DictView, FrozenDict, GilFreeDict, Iter, IterChecked, LockedDict, Mapping, Pinned};
 pub use error::{Container, Error, Result};
 pub use freeze::{freeze, Freeze, Shape};
+pub use interp::{Interpreter, InterpreterId, Owned, Shared};
 pub use list::{
     GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList, LockedListView,
     Sequence, Slice, SliceIndices,
