@@ -39,7 +39,7 @@ fn root_ptr(v: &Value) -> *const GilFreeDict<i64, Value> {
 fn len(v: &Value) -> usize {
     match v {
         Value::Dict(d) => d.len(),
-        Value::Int(_) => 0,
+        Value::Int(i) => usize::from(*i != 0),
     }
 }
 
