@@ -46,6 +46,12 @@ pub trait Freeze: Clone {
     fn repr(&self) -> String {
         String::from("<key>")
     }
+
+    /// For [`frozen_copy`]: a new, mutable container of the same kind holding the same
+    /// children (Python's `copy()`); `None` for values that are not copied (leaves are shared).
+    fn shallow_copy(&self) -> Option<Self> {
+        None
+    }
 }
 
 /// One step of a path from the root.
@@ -97,6 +103,10 @@ pub trait Freezable<V>: Sealed + Send + Sync {
     /// Sets the frozen flag; `lock` is this container's lock.
     #[doc(hidden)]
     fn mark_frozen(&self, lock: &FreezeLock<'_>);
+    /// Replaces each child for which `f` returns a new value, in place, keeping positions
+    /// (used by `frozen_copy` on the fresh copies; no hashing, no user code but `f`).
+    #[doc(hidden)]
+    fn map_children(&self, f: &mut dyn FnMut(&V) -> Option<V>) -> Result<(), Error>;
 }
 
 /// How many times the commit phase is retried before `freeze` gives up.
@@ -145,6 +155,41 @@ pub fn freeze<V: Freeze>(root: &V) -> Result<(), Error> {
         return Ok(());
     }
     Err(Error::MutatedDuringFreeze)
+}
+
+/// A frozen deep copy of the tree under `root`; the original stays mutable.
+///
+/// Every reachable container is copied once through [`Freeze::shallow_copy`] (so cycles and
+/// shared sub-trees keep their shape in the copy), its children are pointed at the copies, and
+/// the copy is frozen. Leaves are shared, not copied. Each container is copied atomically, the
+/// tree as a whole is not (writers may run meanwhile). Fails like [`freeze`] on an unfreezable
+/// value (nothing is copied), and with [`Error::Unfreezable`] naming a container whose
+/// `shallow_copy` returned `None`.
+pub fn frozen_copy<V: Freeze>(root: &V) -> Result<V, Error> {
+    let walk = walk(root)?;
+    let mut copies: std::collections::HashMap<usize, V> = std::collections::HashMap::new();
+    for (original, _) in &walk.containers {
+        let Some(c) = container_of(original) else {
+            return Err(Error::MutatedDuringFreeze);
+        };
+        let copy = original.shallow_copy().ok_or(Error::Unfreezable {
+            path: String::from("a container"),
+            what: "a container whose Freeze::shallow_copy returns None",
+        })?;
+        copies.insert(identity(c), copy);
+    }
+    let redirect = |child: &V| match child.shape() {
+        Shape::Container(c) => copies.get(&identity(c)).cloned(),
+        _ => None,
+    };
+    for copy in copies.values() {
+        if let Some(c) = container_of(copy) {
+            c.map_children(&mut |child| redirect(child))?;
+        }
+    }
+    let new_root = redirect(root).unwrap_or_else(|| root.clone());
+    freeze(&new_root)?;
+    Ok(new_root)
 }
 
 /// A container's identity: its address.

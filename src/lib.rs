@@ -83,7 +83,7 @@ pub(crate) mod table;
 
 pub use dict::{DictView, FrozenDict, GilFreeDict, Iter, IterChecked, LockedDict, Mapping, Pinned};
 pub use error::{Container, Error, Result};
-pub use freeze::{freeze, Freeze, Shape};
+pub use freeze::{freeze, frozen_copy, Freeze, Shape};
 pub use interp::{Interpreter, InterpreterId, Owned, Shared};
 pub use list::{
     GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList, LockedListView,

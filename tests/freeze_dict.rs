@@ -59,6 +59,14 @@ impl Freeze for Value {
             _ => "<object>".into(),
         }
     }
+
+    fn shallow_copy(&self) -> Option<Value> {
+        match self {
+            Value::Dict(d) => Some(Value::Dict(Arc::new(d.copy()))),
+            Value::LDict(d) => Some(Value::LDict(Arc::new(d.copy()))),
+            _ => None,
+        }
+    }
 }
 
 fn s(x: &str) -> Value {
@@ -355,4 +363,57 @@ fn freeze_racing_with_writers() {
             "round {round}: frozen contents = successful writes"
         );
     }
+}
+
+#[test]
+fn frozen_copy_leaves_the_original_mutable_and_keeps_the_shape() {
+    let shared = dict(vec![(s("k"), Value::Int(1))]);
+    let a = Arc::new(GilFreeDict::<Value, Value>::new());
+    let root = Value::Dict(a.clone());
+    a.insert(s("self"), root.clone()).unwrap();
+    a.insert(s("one"), shared.clone()).unwrap();
+    a.insert(s("two"), ldict(vec![(s("again"), shared.clone())]))
+        .unwrap();
+    let copy = gilfree::frozen_copy(&root).unwrap();
+    let mut originals = Vec::new();
+    containers(&root, &mut originals);
+    assert!(
+        originals.iter().all(|c| !frozen(c)),
+        "the original stays mutable"
+    );
+    let mut copies = Vec::new();
+    containers(&copy, &mut copies);
+    assert_eq!(copies.len(), originals.len());
+    assert!(copies.iter().all(frozen));
+    assert!(
+        copies.iter().all(|c| !originals.contains(c)),
+        "every container is new"
+    );
+    let Value::Dict(c) = &copy else {
+        unreachable!()
+    };
+    let view = c.frozen().unwrap();
+    // The cycle points at the copy, and the shared sub-tree is shared in the copy too.
+    assert_eq!(view.get(&s("self")), Some(&copy));
+    let Some(Value::LDict(two)) = view.get(&s("two")) else {
+        unreachable!()
+    };
+    assert_eq!(two.frozen().unwrap().get(&s("again")), view.get(&s("one")));
+    assert_ne!(view.get(&s("one")), Some(&shared));
+    // Order is kept.
+    assert_eq!(
+        view.keys().cloned().collect::<Vec<_>>(),
+        vec![s("self"), s("one"), s("two")]
+    );
+    a.insert(s("after"), Value::Int(0)).unwrap();
+    assert_eq!(c.len(), 3);
+    // An unfreezable value: nothing is copied, the error names the path.
+    a.insert(s("log"), Value::File("f".into())).unwrap();
+    assert_eq!(
+        gilfree::frozen_copy(&root).unwrap_err(),
+        Error::Unfreezable {
+            path: r#"root["log"]"#.into(),
+            what: "file"
+        }
+    );
 }

@@ -661,7 +661,7 @@ impl<K, V, S> crate::freeze::Sealed for GilFreeDict<K, V, S> {}
 
 impl<K, V, S> crate::freeze::Freezable<V> for GilFreeDict<K, V, S>
 where
-    K: crate::Freeze + Send + Sync + 'static,
+    K: crate::Freeze + Send + Sync + 'static + Clone,
     V: crate::Freeze + Send + Sync + 'static,
     S: Send + Sync,
 {
@@ -696,6 +696,24 @@ where
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
         self.frozen.store(true, Ordering::Release);
+    }
+
+    fn map_children(&self, f: &mut dyn FnMut(&V) -> Option<V>) -> Result<(), Error> {
+        let guard = reclaim::pin();
+        let locked = self.lock(&guard)?;
+        let table = locked.table;
+        for node in (0..table.used()).filter_map(|p| table.entry(p)) {
+            if let Some(value) = f(node.value()) {
+                let fresh = Node::alloc(node.hash, node.key().clone(), value);
+                // SAFETY: writer lock held; `slot_of` finds the slot holding `node`, and
+                // `fresh` carries its key.
+                let old = unsafe { table.replace(table.slot_of(node), fresh) };
+                self.bump(table, false);
+                // SAFETY: unlinked just above, retired once.
+                unsafe { reclaim::retire(&guard, old) };
+            }
+        }
+        Ok(())
     }
 }
 

@@ -728,6 +728,25 @@ where
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
         self.frozen.store(true, Ordering::Release);
     }
+
+    fn map_children(&self, f: &mut dyn FnMut(&V) -> Option<V>) -> Result<(), Error> {
+        let mut grave = Graveyard(Vec::new());
+        let access = self.access::<_, true>()?;
+        let table = self.table_ref();
+        for node in (0..table.used()).filter_map(|p| table.entry(p)) {
+            if let Some(value) = f(node.value()) {
+                let fresh = Node::alloc(node.hash, node.key().clone(), value);
+                // SAFETY: exclusive lock; the slot holds `node`, and `fresh` carries its key.
+                grave
+                    .0
+                    .push(unsafe { table.replace(table.slot_of(node), fresh) });
+                self.bump(false);
+            }
+        }
+        drop(access);
+        drop(grave);
+        Ok(())
+    }
 }
 
 impl<K: Clone, V: Clone, S> CheckedSource<K, V> for LockedDict<K, V, S> {
