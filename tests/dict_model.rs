@@ -109,7 +109,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
-    prop::collection::vec(op(), 1..96)
+    prop::collection::vec(op(), 1..64)
 }
 
 type Model = IndexMap<u64, u64>;
@@ -159,6 +159,18 @@ fn check_state<D: PlainDict<u64, u64>>(d: &D, model: &Model, ctx: &str) {
         want_rev,
         "{ctx}: iter().rev()"
     );
+    // Borrowed reads (`pin()` / `get_with` + `with_lock`).
+    let probe: Vec<u64> = (0..KEYS).collect();
+    let (mut got, mut entries) = (Vec::new(), Vec::new());
+    d.borrowed_reads(
+        &probe,
+        &mut |k, v| got.push((*k, v.copied())),
+        &mut |k, v| entries.push((*k, *v)),
+    );
+    let want_got: Vec<(u64, Option<u64>)> =
+        probe.iter().map(|k| (*k, model.get(k).copied())).collect();
+    assert_eq!(got, want_got, "{ctx}: borrowed gets");
+    assert_eq!(entries, want, "{ctx}: borrowed iteration");
 }
 
 /// Applies `op` to the dict and the model, checking the operation's result; returns what it
@@ -730,5 +742,278 @@ proptest! {
         steps in prop::collection::vec(step(), 1..64),
     ) {
         run_fallible::<GilFreeDict<Obj, u64>>(h, &steps)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interpreter keys whose eq re-enters and mutates the dict
+// ---------------------------------------------------------------------------------------------
+
+/// What the script `eq` does to the dict (once, on the operation's first eq call).
+#[derive(Debug, Clone)]
+enum HookOp {
+    /// `d[k] = v` with a fresh key object.
+    Insert(u64, u64),
+    /// `del d[stored]` (the key being compared).
+    RemoveStored,
+    /// `d.pop(k)`.
+    Remove(u64),
+    /// `d[stored] = v`.
+    OverwriteStored(u64),
+    /// `d.clear()`.
+    Clear,
+    /// `d.popitem()`.
+    PopItem,
+    /// `d.get(stored)` and `len(d)`: no mutation.
+    Read,
+}
+
+/// What a hook did, recorded for the model: applied before the operation it interrupted.
+#[derive(Debug, Clone)]
+enum HookEffect {
+    Inserted(Obj, u64, Option<u64>),
+    Removed(u64, Option<u64>),
+    Overwrote(Obj, u64, Option<u64>),
+    Cleared,
+    Popped(Option<Seen>),
+    Read(u64, Option<u64>, usize),
+}
+
+fn hook_op() -> impl Strategy<Value = HookOp> {
+    prop_oneof![
+        3 => (key(), val()).prop_map(|(k, v)| HookOp::Insert(k, v)),
+        2 => Just(HookOp::RemoveStored),
+        2 => key().prop_map(HookOp::Remove),
+        2 => val().prop_map(HookOp::OverwriteStored),
+        1 => Just(HookOp::Clear),
+        1 => Just(HookOp::PopItem),
+        2 => Just(HookOp::Read),
+    ]
+}
+
+fn keyed_fop() -> impl Strategy<Value = FOp> {
+    prop_oneof![
+        4 => (key(), val()).prop_map(|(k, v)| FOp::Insert(k, v)),
+        3 => key().prop_map(FOp::Get),
+        1 => key().prop_map(FOp::GetWith),
+        1 => key().prop_map(FOp::Contains),
+        3 => key().prop_map(FOp::Remove),
+        1 => key().prop_map(FOp::RemoveEntry),
+        2 => (key(), val()).prop_map(|(k, v)| FOp::SetDefault(k, v)),
+        2 => (key(), val()).prop_map(|(k, v)| FOp::UpdateIn(k, v)),
+    ]
+}
+
+/// Applies a recorded hook effect to the model, checking the results the hook got.
+fn apply_hook_effect(model: &mut ObjModel, effect: &HookEffect, ctx: &str) {
+    match effect {
+        HookEffect::Inserted(key, v, got) => {
+            assert_eq!(
+                *got,
+                common::model_insert(model, key, *v),
+                "{ctx}: hook insert"
+            );
+        }
+        HookEffect::Removed(k, got) => {
+            assert_eq!(
+                *got,
+                model.shift_remove(k).map(|e| e.1),
+                "{ctx}: hook remove"
+            );
+        }
+        HookEffect::Overwrote(key, v, got) => {
+            assert_eq!(
+                *got,
+                common::model_insert(model, key, *v),
+                "{ctx}: hook overwrite"
+            );
+        }
+        HookEffect::Cleared => model.clear(),
+        HookEffect::Popped(got) => {
+            let want = model.pop().map(|(_, (k, v))| seen(&k, v));
+            assert_eq!(*got, want, "{ctx}: hook popitem");
+        }
+        HookEffect::Read(k, got, len) => {
+            assert_eq!(*got, model.get(k).map(|e| e.1), "{ctx}: hook read");
+            assert_eq!(*len, model.len(), "{ctx}: hook len");
+        }
+    }
+}
+
+/// Random keyed operations whose script eq (impure, so called with no lock held) re-enters the
+/// dict once and mutates it. The outcome must equal the model with the hook's mutation applied
+/// first and the operation after it (the lookup validates or restarts), and nothing may fail.
+fn run_reentrant<D: TestDict<Obj, u64>>(
+    hash_fn: HashFn,
+    steps: &[(FOp, HookOp)],
+) -> Result<(), TestCaseError>
+where
+    D::Hasher: Default,
+{
+    use std::sync::{Arc, Mutex};
+    let vm = Vm::new(hash_fn);
+    let d: Arc<D> = Arc::new(D::make(Default::default()));
+    let mut model = ObjModel::new();
+    // The hook's effect, and how many hash calls the hook's own operations made.
+    let record: Arc<Mutex<Option<(HookEffect, usize)>>> = Arc::default();
+    for (i, (op, hook)) in steps.iter().enumerate() {
+        let ctx = format!(
+            "{} {hash_fn:?} step #{i} {op:?} with eq hook {hook:?}",
+            D::NAME
+        );
+        {
+            let (d, record, hook) = (Arc::clone(&d), Arc::clone(&record), hook.clone());
+            vm.set_hook_once(move |vm, stored, _probe| {
+                let h0 = vm.hash_calls();
+                let effect = match hook {
+                    HookOp::Insert(k, v) => {
+                        let key = Obj::new(k);
+                        HookEffect::Inserted(key.clone(), v, d.insert_in(vm, key, v).unwrap())
+                    }
+                    HookOp::RemoveStored => {
+                        HookEffect::Removed(stored.val(), d.remove_in(vm, stored).unwrap())
+                    }
+                    HookOp::Remove(k) => {
+                        HookEffect::Removed(k, d.remove_in(vm, &Obj::new(k)).unwrap())
+                    }
+                    HookOp::OverwriteStored(v) => HookEffect::Overwrote(
+                        stored.clone(),
+                        v,
+                        d.insert_in(vm, stored.clone(), v).unwrap(),
+                    ),
+                    HookOp::Clear => {
+                        d.clear().unwrap();
+                        HookEffect::Cleared
+                    }
+                    HookOp::PopItem => {
+                        HookEffect::Popped(d.popitem().unwrap().map(|(k, v)| seen(&k, v)))
+                    }
+                    HookOp::Read => {
+                        HookEffect::Read(stored.val(), d.get_in(vm, stored).unwrap(), d.len())
+                    }
+                };
+                *record.lock().unwrap() = Some((effect, vm.hash_calls() - h0));
+            });
+        }
+        let k = match *op {
+            FOp::Insert(k, _)
+            | FOp::Get(k)
+            | FOp::GetWith(k)
+            | FOp::Contains(k)
+            | FOp::Remove(k)
+            | FOp::RemoveEntry(k)
+            | FOp::SetDefault(k, _)
+            | FOp::UpdateIn(k, _) => k,
+            FOp::PopItem | FOp::Clear => unreachable!("keyed operations only"),
+        };
+        let probe = Obj::new(k);
+        let (h0, v0) = (vm.hash_calls(), d.version());
+        let got: Result<Out, Error<ScriptError>> = match *op {
+            FOp::Insert(_, v) => d.insert_in(&vm, probe.clone(), v).map(Out::Value),
+            FOp::Get(_) => d.get_in(&vm, &probe).map(Out::Value),
+            FOp::GetWith(_) => d.get_with_in(&vm, &probe, |v| *v).map(Out::Value),
+            FOp::Contains(_) => d.contains_key_in(&vm, &probe).map(Out::Flag),
+            FOp::Remove(_) => d.remove_in(&vm, &probe).map(Out::Value),
+            FOp::RemoveEntry(_) => d
+                .remove_entry_in(&vm, &probe)
+                .map(|e| Out::Entry(e.map(|(k, v)| seen(&k, v)))),
+            FOp::SetDefault(_, v) => d.setdefault_in(&vm, probe.clone(), v).map(Out::Plain),
+            FOp::UpdateIn(_, v) => d
+                .update_in(&vm, probe.clone(), |old| old.map_or(v, |o| (o + v) % 1000))
+                .map(Out::Value),
+            FOp::PopItem | FOp::Clear => unreachable!(),
+        };
+        vm.clear_hook();
+        let (effect, hook_hashes) = match record.lock().unwrap().take() {
+            Some((e, n)) => (Some(e), n),
+            None => (None, 0),
+        };
+        prop_assert_eq!(vm.hash_calls() - h0 - hook_hashes, 1, "{}: hash once", ctx);
+        let mutated_by_hook = matches!(
+            effect,
+            Some(
+                HookEffect::Inserted(..)
+                    | HookEffect::Overwrote(..)
+                    | HookEffect::Cleared
+                    | HookEffect::Popped(Some(_))
+                    | HookEffect::Removed(_, Some(_))
+            )
+        );
+        if let Some(e) = &effect {
+            apply_hook_effect(&mut model, e, &ctx);
+        }
+        let got = match got {
+            Ok(out) => out,
+            Err(e) => return Err(TestCaseError::fail(format!("{ctx}: unexpected {e:?}"))),
+        };
+        let (want, effect) = match *op {
+            FOp::Insert(_, v) => (
+                Out::Value(common::model_insert(&mut model, &probe, v)),
+                Effect::Mutated,
+            ),
+            FOp::Get(k) | FOp::GetWith(k) => (Out::Value(model.get(&k).map(|e| e.1)), Effect::Read),
+            FOp::Contains(k) => (Out::Flag(model.contains_key(&k)), Effect::Read),
+            FOp::Remove(k) => {
+                let old = model.shift_remove(&k).map(|e| e.1);
+                let eff = if old.is_some() {
+                    Effect::Mutated
+                } else {
+                    Effect::NoOp
+                };
+                (Out::Value(old), eff)
+            }
+            FOp::RemoveEntry(k) => {
+                let old = model.shift_remove(&k).map(|(o, v)| seen(&o, v));
+                let eff = if old.is_some() {
+                    Effect::Mutated
+                } else {
+                    Effect::NoOp
+                };
+                (Out::Entry(old), eff)
+            }
+            FOp::SetDefault(k, v) => match model.get(&k) {
+                Some(e) => (Out::Plain(e.1), Effect::NoOp),
+                None => {
+                    common::model_insert(&mut model, &probe, v);
+                    (Out::Plain(v), Effect::Mutated)
+                }
+            },
+            FOp::UpdateIn(k, v) => {
+                let old = model.get(&k).map(|e| e.1);
+                let new = old.map_or(v, |o| (o + v) % 1000);
+                common::model_insert(&mut model, &probe, new);
+                (Out::Value(old), Effect::Mutated)
+            }
+            FOp::PopItem | FOp::Clear => unreachable!(),
+        };
+        prop_assert_eq!(&got, &want, "{}: result", ctx);
+        let v1 = d.version();
+        match effect {
+            Effect::Read if !mutated_by_hook => {
+                prop_assert_eq!(v0, v1, "{}: a read changed the version", ctx)
+            }
+            Effect::Mutated => prop_assert_ne!(v0, v1, "{}: mutation kept the version", ctx),
+            _ => {}
+        }
+        check_obj_state(&*d, &model, &ctx);
+    }
+    Ok(())
+}
+
+fn reentrant_steps() -> impl Strategy<Value = Vec<(FOp, HookOp)>> {
+    prop::collection::vec((keyed_fop(), hook_op()), 1..48)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn locked_reentrant_eq_matches_model(h in hash_fn(), steps in reentrant_steps()) {
+        run_reentrant::<LockedDict<Obj, u64>>(h, &steps)?;
+    }
+
+    #[test]
+    fn gilfree_reentrant_eq_matches_model(h in hash_fn(), steps in reentrant_steps()) {
+        run_reentrant::<GilFreeDict<Obj, u64>>(h, &steps)?;
     }
 }
