@@ -90,10 +90,13 @@ pub(crate) use sealed::Sealed;
 pub trait Freezable<V>: Sealed + Send + Sync {
     /// Whether the container is frozen.
     fn is_frozen(&self) -> bool;
-    /// Calls `f` for every child value with its path step (a consistent view is not needed:
-    /// the commit phase re-checks versions).
+    /// Calls `f` for every child value, in order, until it returns `false` (a consistent view
+    /// is not needed: the commit phase re-checks versions).
     #[doc(hidden)]
-    fn visit_children(&self, f: &mut dyn FnMut(Step, &V));
+    fn visit_children(&self, f: &mut dyn FnMut(&V) -> bool);
+    /// The path step of the `index`-th child (in `visit_children` order), for error messages.
+    #[doc(hidden)]
+    fn child_step(&self, index: usize) -> Option<Step>;
     /// The container's version tag (changes on every mutation).
     #[doc(hidden)]
     fn version_tag(&self) -> u64;
@@ -207,49 +210,88 @@ fn container_of<V: Freeze>(holder: &V) -> Option<&dyn Freezable<V>> {
 }
 
 struct Walk<V> {
-    /// A value holding each reachable container (kept alive), and the version seen.
+    /// A value holding each reachable container (kept alive), and the version seen before its
+    /// children were visited.
     containers: Vec<(V, u64)>,
 }
 
-/// Phase 1: depth-first walk with a memo by identity; fails at the first unfreezable value.
+/// Phase 1: breadth-first walk over containers with a memo by identity; leaves are checked in
+/// place (no clone, no allocation); fails at the first unfreezable value. Paths are rendered
+/// only on failure, from (parent, child index) links.
 fn walk<V: Freeze>(root: &V) -> Result<Walk<V>, Error> {
+    let mut containers: Vec<(V, u64)> = Vec::new();
+    // `origin[i]`: the container and child index through which `containers[i]` was found.
+    let mut origin: Vec<Option<(usize, usize)>> = Vec::new();
     let mut seen: HashSet<usize> = HashSet::new();
-    let mut containers = Vec::new();
-    // `paths[frame]` = (parent frame, step from the parent); frame 0 is the root.
-    let mut paths: Vec<(usize, Option<Step>)> = vec![(0, None)];
-    let mut stack: Vec<(V, usize)> = vec![(root.clone(), 0)];
-    while let Some((value, frame)) = stack.pop() {
-        match value.shape() {
-            Shape::Leaf => {}
-            Shape::Unfreezable(what) => {
-                return Err(Error::Unfreezable {
-                    path: render_path(&paths, frame),
-                    what,
-                })
-            }
-            Shape::Container(c) => {
-                if !seen.insert(identity(c)) {
-                    continue;
-                }
-                let version = c.version_tag();
-                let mut children = Vec::new();
-                c.visit_children(&mut |step, child| children.push((step, child.clone())));
-                for (step, child) in children.into_iter().rev() {
-                    paths.push((frame, Some(step)));
-                    stack.push((child, paths.len() - 1));
-                }
-                containers.push((value, version));
-            }
+    match root.shape() {
+        Shape::Leaf => return Ok(Walk { containers }),
+        Shape::Unfreezable(what) => {
+            return Err(Error::Unfreezable {
+                path: String::from("root"),
+                what,
+            })
         }
+        Shape::Container(c) => {
+            seen.insert(identity(c));
+            containers.push((root.clone(), c.version_tag()));
+            origin.push(None);
+        }
+    }
+    let mut next = 0;
+    while next < containers.len() {
+        let Some(c) = container_of(&containers[next].0) else {
+            return Err(Error::MutatedDuringFreeze);
+        };
+        let mut found = Vec::new();
+        let mut failure = None;
+        let mut index = 0;
+        c.visit_children(&mut |child| {
+            match child.shape() {
+                Shape::Leaf => {}
+                Shape::Unfreezable(what) => {
+                    failure = Some((index, what));
+                    return false;
+                }
+                Shape::Container(cc) => {
+                    if seen.insert(identity(cc)) {
+                        found.push((child.clone(), cc.version_tag(), index));
+                    }
+                }
+            }
+            index += 1;
+            true
+        });
+        if let Some((index, what)) = failure {
+            return Err(Error::Unfreezable {
+                path: render_path(&containers, &origin, next, Some(index)),
+                what,
+            });
+        }
+        for (child, version, index) in found {
+            containers.push((child, version));
+            origin.push(Some((next, index)));
+        }
+        next += 1;
     }
     Ok(Walk { containers })
 }
 
-fn render_path(paths: &[(usize, Option<Step>)], mut frame: usize) -> String {
-    let mut steps = Vec::new();
-    while let Some((parent, Some(step))) = paths.get(frame) {
-        steps.push(step.to_string());
-        frame = *parent;
+/// `root[..]..` down to container `at` (and its child `leaf`, if given).
+fn render_path<V: Freeze>(
+    containers: &[(V, u64)],
+    origin: &[Option<(usize, usize)>],
+    mut at: usize,
+    leaf: Option<usize>,
+) -> String {
+    let step = |container: usize, index: usize| {
+        container_of(&containers[container].0)
+            .and_then(|c| c.child_step(index))
+            .map_or_else(|| String::from("[?]"), |s| s.to_string())
+    };
+    let mut steps: Vec<String> = leaf.map(|i| step(at, i)).into_iter().collect();
+    while let Some((parent, index)) = origin[at] {
+        steps.push(step(parent, index));
+        at = parent;
     }
     let mut out = String::from("root");
     for s in steps.iter().rev() {

@@ -669,12 +669,23 @@ where
         GilFreeDict::is_frozen(self)
     }
 
-    fn visit_children(&self, f: &mut dyn FnMut(crate::freeze::Step, &V)) {
+    fn visit_children(&self, f: &mut dyn FnMut(&V) -> bool) {
         let guard = reclaim::pin();
         let table = self.current(&guard);
         for node in (0..table.used()).filter_map(|p| table.entry(p)) {
-            f(crate::freeze::Step::Key(node.key().repr()), node.value());
+            if !f(node.value()) {
+                return;
+            }
         }
+    }
+
+    fn child_step(&self, index: usize) -> Option<crate::freeze::Step> {
+        let guard = reclaim::pin();
+        let table = self.current(&guard);
+        let node = (0..table.used())
+            .filter_map(|p| table.entry(p))
+            .nth(index)?;
+        Some(crate::freeze::Step::Key(node.key().repr()))
     }
 
     fn version_tag(&self) -> u64 {
@@ -690,7 +701,8 @@ where
         }
         Ok(self
             .writer
-            .try_lock_for(timeout)
+            .try_lock()
+            .or_else(|| self.writer.try_lock_for(timeout))
             .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::Mutex(g))))
     }
 

@@ -700,11 +700,20 @@ where
         LockedDict::is_frozen(self)
     }
 
-    fn visit_children(&self, f: &mut dyn FnMut(crate::freeze::Step, &V)) {
+    fn visit_children(&self, f: &mut dyn FnMut(&V) -> bool) {
         self.scan(|nodes| {
             for node in nodes {
-                f(crate::freeze::Step::Key(node.key().repr()), node.value());
+                if !f(node.value()) {
+                    return;
+                }
             }
+        })
+    }
+
+    fn child_step(&self, index: usize) -> Option<crate::freeze::Step> {
+        self.scan(|nodes| {
+            let node = nodes.nth(index)?;
+            Some(crate::freeze::Step::Key(node.key().repr()))
         })
     }
 
@@ -721,7 +730,8 @@ where
         }
         Ok(self
             .lock
-            .try_write_for(timeout)
+            .try_write()
+            .or_else(|| self.lock.try_write_for(timeout))
             .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g))))
     }
 
