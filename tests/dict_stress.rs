@@ -128,7 +128,9 @@ where
         std::thread::spawn(move || {
             let mut rng = Rng::new(7);
             let mut checks = 0u64;
-            while !done.load(SeqCst) {
+            loop {
+                // Read the flag first: the pass after the writers finished still runs.
+                let stop = done.load(SeqCst);
                 let before: u64 = progress.iter().map(|p| p.load(SeqCst)).sum();
                 let len = d.len() as u64;
                 assert!(
@@ -151,6 +153,9 @@ where
                         );
                         checks += 1;
                     }
+                }
+                if stop {
+                    break;
                 }
             }
             checks
@@ -259,7 +264,9 @@ where
             let mut rng = Rng::new(200 + r);
             let keys: Vec<u64> = (0..CHURN_KEYS).collect();
             let mut seen = 0u64;
-            while !done.load(SeqCst) {
+            loop {
+                // Read the flag first: the pass after the writers finished still runs.
+                let stop = done.load(SeqCst);
                 match rng.below(4) {
                     0 => {
                         for k in 0..CHURN_KEYS {
@@ -296,6 +303,9 @@ where
                         let n = d.len();
                         assert!(n as u64 <= CHURN_KEYS, "{}: len {n}", D::NAME);
                     }
+                }
+                if stop {
+                    break;
                 }
             }
             seen
@@ -501,7 +511,9 @@ where
         readers.push(std::thread::spawn(move || {
             let name = D::NAME;
             let mut n = 0u64;
-            while !done.load(SeqCst) {
+            loop {
+                // Read the flag first: the pass after the writers finished still runs.
+                let stop = done.load(SeqCst);
                 n += 1;
                 match (n + r) % 4 {
                     0 => {
@@ -522,6 +534,9 @@ where
                         d.borrowed_reads(&[], &mut |_, _| {}, &mut |k, v| e.push((*k, *v)));
                         check_iteration(name, "borrowed iter", &e, true, issued.load(SeqCst));
                     }
+                }
+                if stop {
+                    break;
                 }
             }
             n
@@ -617,11 +632,16 @@ where
         let (d, done) = (Arc::clone(&d), Arc::clone(&done));
         std::thread::spawn(move || {
             let mut last = vec![0u64; COUNTERS as usize];
-            while !done.load(SeqCst) {
+            loop {
+                // Read the flag first: the pass after the writers finished still runs.
+                let stop = done.load(SeqCst);
                 for k in 0..COUNTERS {
                     let v = d.get(&k).unwrap_or(0);
                     assert!(v >= last[k as usize], "{}: counter {k} went back", D::NAME);
                     last[k as usize] = v;
+                }
+                if stop {
+                    break;
                 }
             }
         })
@@ -686,13 +706,18 @@ fn locked_with_lock_pairs_stay_equal() {
         let reader = {
             let (d, done) = (Arc::clone(&d), Arc::clone(&done));
             std::thread::spawn(move || {
-                while !done.load(SeqCst) {
+                loop {
+                    // Read the flag first: the pass after the writers finished still runs.
+                    let stop = done.load(SeqCst);
                     let s = d.snapshot();
                     assert_eq!(s[0].1, s[1].1, "snapshot saw half of a with_lock update");
                     let (a, b) = d
                         .with_lock(|v| (*v.get(&0).unwrap(), *v.get(&1).unwrap()))
                         .unwrap();
                     assert_eq!(a, b);
+                    if stop {
+                        break;
+                    }
                 }
             })
         };
@@ -768,7 +793,9 @@ where
         );
         std::thread::spawn(move || {
             let mut found = 0u64;
-            while !done.load(SeqCst) {
+            loop {
+                // Read the flag first: the pass after the writers finished still runs.
+                let stop = done.load(SeqCst);
                 for k in 0..KEYS {
                     match d.get_in(&*vm, &Obj::new(k)) {
                         Ok(Some(v)) => {
@@ -781,6 +808,9 @@ where
                         }
                         Err(e) => panic!("{}: {e:?}", D::NAME),
                     }
+                }
+                if stop {
+                    break;
                 }
             }
             found
@@ -861,7 +891,9 @@ where
                 let (d, done) = (Arc::clone(&d), Arc::clone(&done));
                 std::thread::spawn(move || {
                     let mut rng = Rng::new(600 + r);
-                    while !done.load(SeqCst) {
+                    loop {
+                        // Read the flag first: the pass after the writers finished still runs.
+                        let stop = done.load(SeqCst);
                         let probe: Vec<u64> = (0..32)
                             .map(|_| {
                                 rng.below(2) << 32 | (1 + rng.below(64)) << 16 | rng.below(1500)
@@ -878,6 +910,9 @@ where
                         );
                         for (k, v) in d.iter().take(256) {
                             v.check(k);
+                        }
+                        if stop {
+                            break;
                         }
                     }
                 })
