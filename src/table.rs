@@ -122,12 +122,12 @@ pub(crate) struct Table<K, V> {
     positions: Box<[AtomicU32]>,
     shift: u32,
     order: Box<[AtomicPtr<Node<K, V>>]>,
-    /// Order positions handed out; `order[..used]` is initialised.
+    /// Order positions handed out, never taken back; `order[..used]` is initialised.
     used: AtomicUsize,
+    /// One past the last live position (writers only; `popitem`'s starting point).
+    tail: AtomicUsize,
     /// Live entries.
     len: AtomicUsize,
-    /// Non-empty slots (live + tombstones); writers only.
-    filled: AtomicUsize,
 }
 
 const MIN_ORDER: usize = 4;
@@ -153,8 +153,8 @@ impl<K, V> Table<K, V> {
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
             used: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
-            filled: AtomicUsize::new(0),
         }
     }
 
@@ -248,16 +248,18 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// The last live entry in order (for `popitem`).
+    /// The last live entry in order (for `popitem`; writers only).
     pub(crate) fn last(&self) -> Option<&Node<K, V>> {
-        (0..self.used()).rev().find_map(|pos| self.entry(pos))
+        let tail = self.tail.load(Ordering::Relaxed);
+        (0..tail).rev().find_map(|pos| self.entry(pos))
     }
 
     /// Whether one more entry fits without a rebuild.
     #[inline]
     pub(crate) fn has_room(&self) -> bool {
+        // Every append takes a fresh position and a fresh slot, so `used` also counts the
+        // non-empty slots: load ≤ 1/2.
         self.used.load(Ordering::Relaxed) < self.order.len()
-            && self.filled.load(Ordering::Relaxed) < self.order.len()
     }
 
     /// Appends `node` (key not present) at the empty `slot` the probe ended on.
@@ -277,8 +279,7 @@ impl<K, V> Table<K, V> {
         debug_assert!(s.node.load(Ordering::Relaxed).is_null());
         s.node.store(tagged(node, n.hash), Ordering::Release);
         self.used.store(pos + 1, Ordering::Release);
-        self.filled
-            .store(self.filled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.tail.store(pos + 1, Ordering::Relaxed);
         self.len
             .store(self.len.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
@@ -309,13 +310,14 @@ impl<K, V> Table<K, V> {
         let pos = self.positions[slot].load(Ordering::Relaxed) as usize;
         s.node.store(tombstone(), Ordering::Release);
         self.order[pos].store(ptr::null_mut(), Ordering::Release);
-        // Trim trailing removed positions so `popitem` stays O(1) amortized. A trimmed
-        // position is reused by the next append; its slot is not (tombstones stay).
-        let mut used = self.used.load(Ordering::Relaxed);
-        while used > 0 && self.order[used - 1].load(Ordering::Relaxed).is_null() {
-            used -= 1;
+        // Move the writers' tail hint back over trailing removed positions, so `popitem` stays
+        // O(1) amortized. Positions themselves are never reused within a table: an iterator
+        // that already passed one must not meet a new entry there.
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        while tail > 0 && self.order[tail - 1].load(Ordering::Relaxed).is_null() {
+            tail -= 1;
         }
-        self.used.store(used, Ordering::Release);
+        self.tail.store(tail, Ordering::Relaxed);
         self.len
             .store(self.len.load(Ordering::Relaxed) - 1, Ordering::Release);
         old

@@ -983,9 +983,7 @@ tests_for!(
     gilfree_dict, GilFreeDict;
     disjoint_writers_lose_nothing: u64 => u64;
     churn_readers_see_well_formed_values: u64 => Counted;
-    #[ignore = "BUG: GilFreeDict::iter reuses trimmed order positions: a concurrent iteration/keys() repeats keys"]
     iterations_are_consistent_with_a_sequential_history: u64 => u64;
-    #[ignore = "BUG: Table::take trims `used`, the next append reuses the position: iter() yields [0, 1, 1]"]
     iterator_never_repeats_a_key_after_tail_reinsert: u64 => u64;
     update_counters_sum_exactly: u64 => u64;
     script_eq_lookups_race_with_writers: Obj => u64;
