@@ -140,6 +140,8 @@ impl<K, V, S> GilFreeDict<K, V, S> {
     }
 
     /// Makes this dict immutable (one-way). Linearizable with writers: a concurrent write
+    /// This dict only: values that are containers stay as they are; to freeze a whole object
+    /// tree, use [`freeze`](crate::freeze()).
     /// either lands before the freeze or fails with [`Error::Frozen`].
     ///
     /// Fails with [`Error::Reentrant`] from inside a closure that runs under this dict's lock
