@@ -140,9 +140,10 @@ impl<K, V, S> GilFreeDict<K, V, S> {
     }
 
     /// Makes this dict immutable (one-way). Linearizable with writers: a concurrent write
+    /// either lands before the freeze or fails with [`Error::Frozen`].
+    ///
     /// This dict only: values that are containers stay as they are; to freeze a whole object
     /// tree, use [`freeze`](crate::freeze()).
-    /// either lands before the freeze or fails with [`Error::Frozen`].
     ///
     /// Fails with [`Error::Reentrant`] from inside a closure that runs under this dict's lock
     /// (the enclosing write would otherwise land after the freeze).

@@ -152,6 +152,7 @@ impl<K, V, S> LockedDict<K, V, S> {
     }
 
     /// Makes this dict immutable (one-way), linearizably with respect to its writers.
+    ///
     /// This dict only: values that are containers stay as they are; to freeze a whole object
     /// tree, use [`freeze`](crate::freeze()).
     ///
