@@ -20,7 +20,7 @@
 //! | [`Plain`] | the key model of ordinary `Hash + Eq` keys, used by the plain methods (`get`, `insert`, ...) |
 //! | [`Error`] | every failure as a value, with CPython's messages |
 //!
-//! Internals: [`table`](crate::table) is the insertion-ordered table core both dicts share;
+//! Internals: `table` is the insertion-ordered table core both dicts share;
 //! `reclaim` wraps the epoch collector; `reentry` detects a thread re-entering a container
 //! whose lock it holds.
 //!
