@@ -1,0 +1,190 @@
+//! Loom models of the GilFreeList protocol: lock-free index reads and iteration vs in-place
+//! shifts (insert/pop at the front), growth and shrink (a new array published), `set`, and
+//! `clear`, with reclamation by crossbeam-epoch on loom's atomics.
+//!
+//! Run with: `RUSTFLAGS="--cfg gilfree_loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target-loom
+//! cargo test --release --test loom_list` (`LOOM_MAX_PREEMPTIONS` bounds the search; `.ci/run`
+//! uses 3). Items are boxed in the crate's `Published` cell, so a reader that could see an
+//! item before its initialisation happens-before the read (a too weak slot or array
+//! publication) fails here, as does a reader that sees a value never in the list at that index.
+#![cfg(gilfree_loom)]
+
+use gilfree::{Error, GilFreeList};
+use loom::sync::Arc;
+use loom::thread;
+
+fn list(items: &[u64], capacity: usize) -> GilFreeList<u64> {
+    let l = GilFreeList::with_capacity(capacity);
+    l.extend(items.iter().copied()).unwrap();
+    l
+}
+
+/// Under loom, crossbeam-epoch runs a `SeqCst` fence in every pin (its stand-in for
+/// `compiler_fence`), and a fence after an item's initialisation would hand that item to every
+/// reader and hide a too weak slot publication. So writers create their items *after* pinning:
+/// inside `with_lock`, whose view boxes the item under the lock, and after a first pin (whose
+/// collection fences too).
+fn warm_up(l: &GilFreeList<u64>) {
+    let _ = l.get(0);
+}
+
+fn one_of(got: Result<u64, Error>, allowed: &[Option<u64>]) {
+    let got = got.ok();
+    assert!(allowed.contains(&got), "read {got:?}, allowed {allowed:?}");
+}
+
+#[test]
+fn read_vs_insert_front_in_place() {
+    loom::model(|| {
+        // Room for one more: the insert shifts in place with atomic stores.
+        let l = Arc::new(list(&[10, 20], 4));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                l.with_lock(|v| v.insert(0, 5).unwrap()).unwrap()
+            })
+        };
+        one_of(l.get(0), &[Some(10), Some(5)]);
+        one_of(l.get(1), &[Some(20), Some(10)]);
+        one_of(l.get(2), &[None, Some(20)]);
+        w.join().unwrap();
+        assert_eq!(l.snapshot(), vec![5, 10, 20]);
+    });
+}
+
+#[test]
+fn read_vs_pop_front_in_place() {
+    loom::model(|| {
+        let l = Arc::new(list(&[10, 20, 30], 4));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                assert_eq!(l.pop_at(0).unwrap(), 10)
+            })
+        };
+        one_of(l.get(0), &[Some(10), Some(20)]);
+        one_of(l.get(2), &[Some(30), None]);
+        w.join().unwrap();
+        assert_eq!(l.snapshot(), vec![20, 30]);
+    });
+}
+
+#[test]
+fn read_vs_growth() {
+    loom::model(|| {
+        // Full: the append publishes a new array and retires the old one.
+        let l = Arc::new(list(&[1, 2, 3, 4], 4));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                l.with_lock(|v| v.append(5).unwrap()).unwrap()
+            })
+        };
+        one_of(l.get(-1), &[Some(4), Some(5)]);
+        one_of(l.get(4), &[None, Some(5)]);
+        w.join().unwrap();
+        assert_eq!(l.snapshot(), vec![1, 2, 3, 4, 5]);
+    });
+}
+
+#[test]
+fn read_vs_shrink() {
+    loom::model(|| {
+        // 2 items in 8 slots: the pop leaves 1 < 8 / 4 and publishes a smaller array.
+        let l = Arc::new(list(&[1, 2], 8));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                assert_eq!(l.pop().unwrap(), 2)
+            })
+        };
+        one_of(l.get(1), &[Some(2), None]);
+        one_of(l.get(0), &[Some(1)]);
+        w.join().unwrap();
+        assert_eq!(l.snapshot(), vec![1]);
+    });
+}
+
+#[test]
+fn read_vs_set() {
+    loom::model(|| {
+        let l = Arc::new(list(&[1, 2], 4));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                l.with_lock(|v| v.set(1, 7).unwrap()).unwrap()
+            })
+        };
+        one_of(l.get(1), &[Some(2), Some(7)]);
+        w.join().unwrap();
+        assert_eq!(l.get(1), Ok(7));
+    });
+}
+
+#[test]
+fn pinned_iteration_vs_insert_front() {
+    loom::model(|| {
+        let l = Arc::new(list(&[10, 20], 4));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                l.insert(0, 5).unwrap()
+            })
+        };
+        {
+            let pin = l.pin();
+            let seen: Vec<u64> = pin.iter().copied().collect();
+            // Each step sees an item that was at that index before or after the shift
+            // (possibly one twice), never a torn or foreign one.
+            assert!((2..=3).contains(&seen.len()), "{seen:?}");
+            assert!(seen.iter().all(|x| [5, 10, 20].contains(x)), "{seen:?}");
+        }
+        w.join().unwrap();
+    });
+}
+
+#[test]
+fn read_vs_clear() {
+    loom::model(|| {
+        let l = Arc::new(list(&[1, 2], 4));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                l.clear().unwrap()
+            })
+        };
+        let got = l.get_with(1, |x| *x);
+        assert!(
+            matches!(got, Ok(2) | Err(Error::IndexOutOfRange)),
+            "{got:?}"
+        );
+        w.join().unwrap();
+        assert!(l.is_empty());
+    });
+}
+
+#[test]
+fn two_writers_and_a_reader() {
+    loom::model(|| {
+        let l = Arc::new(list(&[0, 1, 2], 4));
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                l.append(3).unwrap()
+            })
+        };
+        l.append(4).unwrap(); // one of the two appends grows the array
+        w.join().unwrap();
+        let mut items = l.snapshot();
+        items.sort();
+        assert_eq!(items, vec![0, 1, 2, 3, 4]);
+    });
+}
