@@ -64,6 +64,7 @@ USAGE: cargo run --release --example compare -- [FLAGS]
                       the number of cores)
   --max-threads N     the default list, up to N instead of the number of cores
   --duration-ms MS    wall time of each measurement (default 250; use 1000+ for steadier numbers)
+  --repeat N          report the best of N measurements per cell (default 1)
   --cap-log2 K        dict/list capacity 2^K; prefill is 75% of it (default 20)
   --only LIST         only contenders whose name contains one of these (the limits always run)
   --csv FILE          write every measurement as CSV
@@ -104,6 +105,7 @@ fn parse() -> Result<Option<Args>, String> {
         settings: Settings {
             threads: default_threads(cores),
             duration: Duration::from_millis(250),
+            repeat: 1,
             cap_log2: 20,
             only: Vec::new(),
             workloads: Vec::new(),
@@ -134,6 +136,7 @@ fn parse() -> Result<Option<Args>, String> {
             "--duration-ms" => {
                 a.settings.duration = Duration::from_millis(number(value()?)? as u64)
             }
+            "--repeat" => a.settings.repeat = number(value()?)?.max(1),
             "--cap-log2" => a.settings.cap_log2 = number(value()?)? as u32,
             "--only" => a.settings.only = list(&value()?),
             "--csv" => a.csv = Some(value()?.into()),
@@ -209,10 +212,11 @@ fn main() -> ExitCode {
     }
     let machine = machine();
     let settings = format!(
-        "suites {}; threads {:?}; {} ms per measurement; capacity 2^{}{}{}",
+        "suites {}; threads {:?}; {} ms per measurement, best of {}; capacity 2^{}{}{}",
         args.suites.join(","),
         s.threads,
         s.duration.as_millis(),
+        s.repeat,
         s.cap_log2,
         if s.only.is_empty() {
             String::new()

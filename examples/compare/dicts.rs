@@ -392,19 +392,20 @@ fn mutating<M: Map>(
         if t > 1 && !multi {
             continue;
         }
-        let m = make();
         let per_thread = (s.cap() as f64 * w.prefill) as u64 / t as u64;
-        for th in 0..t {
-            for i in 0..per_thread {
-                m.insert(key(th, i), i);
-            }
-        }
         let space = (s.cap() / t as u64).next_power_of_two().max(8);
-        let r = harness::run(t, s.duration, |th, stop| {
-            mix_loop(&m, &ops, th, per_thread, space, stop)
+        let r = harness::best(s.repeat, || {
+            let m = make();
+            for th in 0..t {
+                for i in 0..per_thread {
+                    m.insert(key(th, i), i);
+                }
+            }
+            harness::run(t, s.duration, |th, stop| {
+                mix_loop(&m, &ops, th, per_thread, space, stop)
+            })
         });
         g.push(name, ours, t, r);
-        drop(m);
     }
 }
 
@@ -412,10 +413,12 @@ fn mutating<M: Map>(
 fn read_only<R: Reader>(s: &Settings, g: &mut Group, name: &str, ours: bool, r: &R) {
     let space = s.cap().max(8);
     for &t in &s.threads {
-        let m = harness::run(t, s.duration, |th, stop| {
-            let mut find = Lcg::new(space, th as u64 + 1);
-            until_stopped(stop, || {
-                black_box(r.get(key(0, find.next())));
+        let m = harness::best(s.repeat, || {
+            harness::run(t, s.duration, |th, stop| {
+                let mut find = Lcg::new(space, th as u64 + 1);
+                until_stopped(stop, || {
+                    black_box(r.get(key(0, find.next())));
+                })
             })
         });
         g.push(name, ours, t, m);

@@ -229,23 +229,26 @@ fn mutating<L: List>(
         if t > 1 && !multi {
             continue;
         }
-        let l = make();
-        for i in 0..(s.cap() as f64 * w.prefill) as u64 {
-            l.append(i);
-        }
-        let r = harness::run(t, s.duration, |th, stop| mix_loop(&l, &ops, th, stop));
+        let r = harness::best(s.repeat, || {
+            let l = make();
+            for i in 0..(s.cap() as f64 * w.prefill) as u64 {
+                l.append(i);
+            }
+            harness::run(t, s.duration, |th, stop| mix_loop(&l, &ops, th, stop))
+        });
         g.push(name, ours, t, r);
-        drop(l);
     }
 }
 
 fn read_only<R: ListReader>(s: &Settings, g: &mut Group, name: &str, ours: bool, l: &R) {
     let len = l.len().max(1);
     for &t in &s.threads {
-        let m = harness::run(t, s.duration, |th, stop| {
-            let mut rng = Rng::new(th as u64 + 1);
-            harness::until_stopped(stop, || {
-                black_box(l.get(rng.below(len)));
+        let m = harness::best(s.repeat, || {
+            harness::run(t, s.duration, |th, stop| {
+                let mut rng = Rng::new(th as u64 + 1);
+                harness::until_stopped(stop, || {
+                    black_box(l.get(rng.below(len)));
+                })
             })
         });
         g.push(name, ours, t, m);

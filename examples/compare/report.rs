@@ -189,8 +189,12 @@ pub fn fmt_num(x: f64) -> String {
         format!("{x:.1}")
     } else if x >= 1.0 {
         format!("{x:.2}")
+    } else if x > 0.0 {
+        // Three significant digits.
+        let digits = (2.0 - x.log10().floor()) as usize;
+        format!("{x:.digits$}")
     } else {
-        format!("{x:.3}")
+        format!("{x}")
     }
 }
 

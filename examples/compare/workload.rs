@@ -126,6 +126,8 @@ pub const LIMITS: [&str; 7] = [
 pub struct Settings {
     pub threads: Vec<usize>,
     pub duration: Duration,
+    /// Each cell is the best of this many measurements (fresh containers each time).
+    pub repeat: usize,
     pub cap_log2: u32,
     /// Run only the contenders whose name contains one of these (case-insensitive).
     pub only: Vec<String>,
