@@ -288,29 +288,36 @@ impl<K, V, S> GilFreeDict<K, V, S> {
     }
 
     /// Appends a fresh node at `slot`, publishing a rebuilt table if the current one is full.
+    /// Returns whether it retired a table: the caller then calls `reclaim::flush` *after*
+    /// releasing the lock (flushing may run destructors, which are script code), so that the
+    /// old table is freed promptly and memory stays bounded under resize churn.
     ///
     /// # Safety
     /// Writer lock held; `slot` is the vacant end of the node's probe chain in `table`, the
     /// current table; `node` is fresh.
+    #[must_use]
     unsafe fn append(
         &self,
         guard: &Guard,
         table: &Table<K, V>,
         slot: usize,
         node: *mut Node<K, V>,
-    ) {
+    ) -> bool {
         // SAFETY: forwarded from the caller.
         match unsafe { table.append(slot, node) } {
-            None => self.bump(table, true),
+            None => {
+                self.bump(table, true);
+                false
+            }
             Some(fresh) => {
                 let fresh = Box::into_raw(fresh);
                 self.table.store(fresh, Ordering::Release);
                 // SAFETY: the old table is unlinked (the new one is published) and retired
                 // once; its nodes now belong to `fresh`, and dropping a `Table` frees no node.
                 unsafe { reclaim::retire(guard, table as *const Table<K, V> as *mut Table<K, V>) };
-                reclaim::flush(guard);
                 // SAFETY: just published, and only writers (we hold the lock) replace it.
                 self.bump(unsafe { &*fresh }, true);
+                true
             }
         }
     }
@@ -384,6 +391,7 @@ where
             let _held = user_code.then(|| Holding::new(self.addr()));
             f(old)
         };
+        let mut rebuilt = false;
         let old = match spot {
             Spot::Found { slot, node } => {
                 let fresh = Node::alloc(hash, node.key().clone(), compute(Some(node.value())));
@@ -396,11 +404,14 @@ where
                 let node = Node::alloc(hash, key, compute(None));
                 // SAFETY: writer lock held; `slot` ends the key's probe chain in `table` (a
                 // user closure cannot have written to this dict meanwhile).
-                unsafe { self.append(&guard, table, slot, node) };
+                rebuilt = unsafe { self.append(&guard, table, slot, node) };
                 None
             }
         };
         drop(locked);
+        if rebuilt {
+            reclaim::flush(&guard);
+        }
         Ok(old.map(|p| {
             // SAFETY: `p` was unlinked above and is retired exactly once, here; it stays
             // readable until `guard` unpins.
@@ -448,16 +459,20 @@ where
         let hash = m.hash(&key).map_err(Error::Callback)?;
         let guard = reclaim::pin();
         let (locked, spot) = self.locate(&guard, m, hash, &key)?;
+        let mut rebuilt = false;
         let node = match spot {
             Spot::Found { node, .. } => node as *const Node<K, V>,
             Spot::Vacant { slot } => {
                 let node = Node::alloc(hash, key, default);
                 // SAFETY: writer lock held; `slot` ends the key's probe chain.
-                unsafe { self.append(&guard, locked.table, slot, node) };
+                rebuilt = unsafe { self.append(&guard, locked.table, slot, node) };
                 node
             }
         };
         drop(locked);
+        if rebuilt {
+            reclaim::flush(&guard);
+        }
         // SAFETY: the node was reachable while pinned, so it lives until `guard` unpins.
         Ok(unsafe { (*node).value().clone() })
     }
