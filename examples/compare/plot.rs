@@ -2,8 +2,8 @@
 //! Mops/s, this crate's types drawn thick. Pure Rust: plotters' bitmap backend draws into a
 //! pixel buffer and the `png` crate encodes it, so no system library is needed. Text goes
 //! through ab_glyph with a TrueType font found at run time (`GILFREE_PLOT_FONT`, then the
-//! usual system font folders); with no font the chart is drawn without text and the legend
-//! order is printed on stderr.
+//! usual system font folders); with no font (or `GILFREE_PLOT_FONT=none`) the chart is drawn
+//! without text and the legend order is printed on stderr.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,9 @@ const PALETTE: [RGBColor; 14] = [
 fn load_font() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(p) = std::env::var_os("GILFREE_PLOT_FONT") {
+        if p == "none" {
+            return None;
+        }
         candidates.push(p.into());
     }
     for p in [
@@ -154,7 +157,7 @@ pub fn plot(path: &Path, groups: &[Group], title: &str) -> Result<(), Err> {
                 "plot: {} / {}: colours in order: {}",
                 g.suite,
                 g.workload,
-                names.join(", ")
+                names.join(" | ")
             );
         }
     }
@@ -177,10 +180,12 @@ where
         .map(|r| r.mops())
         .filter(|m| *m > 0.0)
         .fold((f64::MAX, f64::MIN), |(lo, hi), m| (lo.min(m), hi.max(m)));
+    // The y axis is log10(Mops/s) on a linear scale, labelled with the rates themselves
+    // (plotters' log scale labels only powers of ten here).
     let (lo, hi) = if lo <= hi {
-        (lo / 1.6, hi * 1.6)
+        (lo.log10() - 0.12, hi.log10() + 0.12)
     } else {
-        (0.1, 10.0)
+        (-1.0, 1.0)
     };
     let k = threads.len();
     let (chart_area, legend) = area.split_horizontally(PANEL_W - LEGEND_W);
@@ -192,7 +197,7 @@ where
             .x_label_area_size(36)
             .y_label_area_size(58);
     }
-    let mut chart = builder.build_cartesian_2d(-0.3f64..(k as f64 - 0.7), (lo..hi).log_scale())?;
+    let mut chart = builder.build_cartesian_2d(-0.3f64..(k as f64 - 0.7), lo..hi)?;
     if text {
         let fmt_x = |x: &f64| {
             let i = x.round();
@@ -202,12 +207,12 @@ where
                 String::new()
             }
         };
-        let fmt_y = |y: &f64| crate::report::fmt_num(*y);
+        let fmt_y = |y: &f64| crate::report::fmt_num(10f64.powf(*y));
         chart
             .configure_mesh()
             .x_labels(k.max(2) * 4 + 1)
             .x_label_formatter(&fmt_x)
-            .y_labels(8)
+            .y_labels(10)
             .y_label_formatter(&fmt_y)
             .disable_x_mesh()
             .light_line_style(WHITE)
@@ -228,7 +233,7 @@ where
                 g.records
                     .iter()
                     .find(|r| &r.contender == c && r.threads == *t)
-                    .map(|r| (xi as f64, r.mops().max(lo)))
+                    .map(|r| (xi as f64, r.mops().log10().max(lo)))
             })
             .collect();
         chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(width)))?;
