@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the concurrency stress tests and the re-entrancy/freeze/hand-over suites under
+# AddressSanitizer (needs a nightly toolchain: `rustc +nightly --version`). Not part of
+# .ci/run, which must pass on stable alone. Longer runs: GILFREE_STRESS_MS=30000.
+#
+# Leak detection is off: some tests build reference cycles on purpose (frozen cyclic trees),
+# and RSS-based tests (dict_memory) are skipped, since ASan's quarantine holds freed memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tests=()
+for f in tests/dict_stress.rs tests/dict_reentrancy.rs tests/dict_basic.rs tests/freeze_dict.rs \
+         tests/handover.rs tests/list_stress.rs tests/list_callbacks.rs tests/freeze_list.rs; do
+  [ -f "$f" ] && tests+=(--test "$(basename "$f" .rs)")
+done
+ASAN_OPTIONS=detect_leaks=0 RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target-asan \
+  GILFREE_STRESS_MS="${GILFREE_STRESS_MS:-3000}" \
+  cargo +nightly test --target "$(rustc +nightly -vV | sed -n 's/^host: //p')" "${tests[@]}"
