@@ -298,7 +298,7 @@ fn reference(v: &mut Vec<i8>, op: &Op) -> Out {
         Op::SortByKey { reverse, modulo } => {
             let key = |x: &i8| x % modulo;
             if *reverse {
-                v.sort_by(|a, b| key(b).cmp(&key(a)));
+                v.sort_by_key(|x| std::cmp::Reverse(key(x)));
             } else {
                 v.sort_by_key(key);
             }
@@ -375,7 +375,7 @@ fn apply<L: Sequence<i8> + Default>(l: &L, op: &Op) -> Out {
 /// error, with the list untouched, or the sorted list, stable, `reverse` keeping stability.
 fn sort_failing<L: Sequence<i8>>(
     l: &L,
-    v: &mut Vec<i8>,
+    v: &mut [i8],
     reverse: bool,
     fail_at: usize,
 ) -> Result<(), TestCaseError> {
@@ -389,14 +389,14 @@ fn sort_failing<L: Sequence<i8>>(
         }
     });
     match r {
-        Err(Error::Callback("lt raised")) => prop_assert_eq!(l.snapshot(), v.clone()),
+        Err(Error::Callback("lt raised")) => prop_assert_eq!(l.snapshot(), v.to_vec()),
         Ok(()) => {
             if reverse {
                 v.sort_by(|a, b| b.cmp(a));
             } else {
                 v.sort();
             }
-            prop_assert_eq!(l.snapshot(), v.clone());
+            prop_assert_eq!(l.snapshot(), v.to_vec());
         }
         Err(e) => prop_assert!(false, "unexpected {:?}", e),
     }
