@@ -69,7 +69,8 @@ USAGE: cargo run --release --example compare -- [FLAGS]
   --only LIST         only contenders whose name contains one of these (the limits always run)
   --csv FILE          write every measurement as CSV
   --json FILE         write every measurement, the machine and the settings as JSON
-  --plot FILE.png     write a chart of throughput vs threads (one panel per suite/workload)
+  --plot FILE.png     write a chart of throughput vs threads (one panel per suite/workload);
+                      with {suite} in FILE, one chart per suite (e.g. --plot 'out-{suite}.png')
   -h, --help          this text
 
 Progress goes to stderr, the tables to stdout.";
@@ -274,15 +275,32 @@ fn main() -> ExitCode {
         report::json(&groups, &machine, &settings),
     );
     if let Some(p) = &args.plot {
-        let title = format!(
-            "gilfree compare: {machine}; {} ms per point",
-            s.duration.as_millis()
-        );
-        match plot::plot(p, &groups, &title) {
-            Ok(()) => eprintln!("compare: wrote plot {}", p.display()),
-            Err(e) => {
-                eprintln!("compare: cannot plot {}: {e}", p.display());
-                ok = false;
+        // `{suite}` in the path: one chart per suite; otherwise one chart of everything.
+        let pattern = p.to_string_lossy().into_owned();
+        let charts: Vec<(PathBuf, Vec<&Group>)> = if pattern.contains("{suite}") {
+            SUITES
+                .iter()
+                .map(|suite| {
+                    let of: Vec<&Group> = groups.iter().filter(|g| g.suite == *suite).collect();
+                    (pattern.replace("{suite}", suite).into(), of)
+                })
+                .filter(|(_, of)| !of.is_empty())
+                .collect()
+        } else {
+            vec![(p.clone(), groups.iter().collect())]
+        };
+        for (path, of) in charts {
+            let title = format!(
+                "gilfree compare: {machine}; {} ms per point, best of {}",
+                s.duration.as_millis(),
+                s.repeat
+            );
+            match plot::plot(&path, &of, &title) {
+                Ok(()) => eprintln!("compare: wrote plot {}", path.display()),
+                Err(e) => {
+                    eprintln!("compare: cannot plot {}: {e}", path.display());
+                    ok = false;
+                }
             }
         }
     }

@@ -109,8 +109,9 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 type Err = Box<dyn std::error::Error>;
 
 /// Draws every group as a panel into `path` (PNG).
-pub fn plot(path: &Path, groups: &[Group], title: &str) -> Result<(), Err> {
-    let font = load_font();
+pub fn plot(path: &Path, groups: &[&Group], title: &str) -> Result<(), Err> {
+    static FONT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let font = FONT.get_or_init(load_font);
     match &font {
         Some(p) => eprintln!("plot: font {}", p.display()),
         None => eprintln!(
@@ -119,7 +120,11 @@ pub fn plot(path: &Path, groups: &[Group], title: &str) -> Result<(), Err> {
         ),
     }
     let text = font.is_some();
-    let groups: Vec<&Group> = groups.iter().filter(|g| !g.records.is_empty()).collect();
+    let groups: Vec<&Group> = groups
+        .iter()
+        .copied()
+        .filter(|g| !g.records.is_empty())
+        .collect();
     if groups.is_empty() {
         return Err("nothing to plot".into());
     }
