@@ -139,7 +139,7 @@ impl<T> Array<T> {
 ///
 /// Index reads, `len`, iteration and `index`/`count`/`contains` take no lock and write no
 /// shared cache line; writers serialize on the list's own lock. See the module docs of
-/// `list::gilfree` (in the source) for the protocol, and [`crate::list`]'s shared semantics.
+/// `list::gilfree` (in the source) for the protocol, and the semantics shared with [`LockedList`](crate::LockedList) on [`Sequence`](crate::Sequence).
 ///
 /// ```
 /// use gilfree::{GilFreeList, Slice};
@@ -364,7 +364,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     }
 
     /// Index of the first item in `start..stop` equal to `x`, lock-free, scanning like CPython
-    /// (see [`crate::list`]); `stop` is checked against the current length at every step.
+    /// (see [`Sequence`](crate::Sequence)); `stop` is checked against the current length at every step.
     fn find<M: EqModel<T>>(
         &self,
         m: &M,
@@ -612,7 +612,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
 
     /// Python's `remove(x)` under `m`: removes the first item equal to `x`;
     /// [`Error::ValueNotFound`] if none. Script `eq` runs with the lock released; see
-    /// [`crate::list`] for the validation and restart rules.
+    /// [`Sequence`](crate::Sequence) for the validation and restart rules.
     pub fn remove_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<(), Error<M::Error>> {
         let mut restarts = 0;
         let mut start = 0;

@@ -26,7 +26,7 @@
 //!
 //! Script `eq` never runs under the lock: scans clone the candidate, release the lock, call
 //! `eq`, and go on with the list as it is then; `remove` validates before it deletes (see
-//! [`crate::list`]).
+//! [`Sequence`](crate::Sequence)).
 
 use std::cell::UnsafeCell;
 use std::cmp::Ordering as CmpOrdering;
@@ -51,7 +51,7 @@ use crate::{Container, Error};
 /// A concurrent list with Python semantics guarded by one lock of its own.
 ///
 /// Every operation is atomic; [`with_lock`](Self::with_lock) runs compound updates as one
-/// critical section. See [`crate::list`] for the semantics both lists share.
+/// critical section. See [`Sequence`](crate::Sequence) for the semantics both lists share.
 ///
 /// ```
 /// use gilfree::LockedList;
@@ -263,7 +263,7 @@ impl<T: Clone> LockedList<T> {
     }
 
     /// Index of the first item in `start..stop` equal to `x`, scanning like CPython (see
-    /// [`crate::list`]): script `eq` runs on a clone with the lock released.
+    /// [`Sequence`](crate::Sequence)): script `eq` runs on a clone with the lock released.
     fn find<M: EqModel<T>>(
         &self,
         m: &M,
@@ -526,7 +526,7 @@ impl<T: Clone> LockedList<T> {
 
     /// Python's `remove(x)` under `m`: removes the first item equal to `x`;
     /// [`Error::ValueNotFound`] if none. Script `eq` runs with the lock released; see
-    /// [`crate::list`] for the validation and restart rules.
+    /// [`Sequence`](crate::Sequence) for the validation and restart rules.
     pub fn remove_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<(), Error<M::Error>> {
         let mut restarts = 0;
         let mut start = 0;

@@ -6,8 +6,8 @@ use crate::list::{PlainEq, Slice};
 use crate::model::{infallible, EqModel};
 use crate::{Error, GilFreeList, LockedList};
 
-/// The list operations common to [`LockedList`] and [`GilFreeList`] (Python list semantics;
-/// see [`crate::list`]).
+/// The list operations common to [`LockedList`] and [`GilFreeList`], with Python list
+/// semantics (below).
 ///
 /// Switching a VM from one variant to the other is a type change:
 ///
@@ -26,6 +26,50 @@ use crate::{Error, GilFreeList, LockedList};
 /// assert_eq!(run::<LockedList<i64>>(), vec![5, 3, 1, 10]);
 /// assert_eq!(run::<GilFreeList<i64>>(), run::<LockedList<i64>>());
 /// ```
+///
+/// # Semantics shared by both lists
+///
+/// - **Indices** are `isize`, negative ones count from the end (`get(-1)` is the last item);
+///   out of range is [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange), never a panic.
+///   `insert` clamps its index like Python.
+/// - **Slices** ([`Slice`]) follow CPython's `PySlice_AdjustIndices` exactly; assignment to
+///   a step-1 slice may change the length, assignment to an extended slice (any other step,
+///   `-1` included) must give exactly as many items
+///   ([`Error::SliceLength`](crate::Error::SliceLength)).
+/// - **Script `eq` never runs under a list's lock.** `index`/`count`/`contains` scan like
+///   CPython: one item at a time, each time against the *current* list (a callback that
+///   shrinks the list ends the scan early; one that grows it extends it). A candidate whose
+///   comparison may run script code is cloned, the lock released (or, for `GilFreeList`, the
+///   epoch unpinned, so a long callback never delays reclamation), `eq` called, and the scan
+///   resumes at the next index. `remove` additionally validates before acting: it deletes the
+///   matched item only if the list's version is unchanged since the item was read, or if the
+///   item at that index is still the same object (the model's `identical`, checked on the
+///   clone it holds, so no ABA); otherwise it rescans from the start, at most
+///   [`MAX_LOOKUP_RESTARTS`](crate::MAX_LOOKUP_RESTARTS) times, then fails with
+///   [`Error::MutatedDuringLookup`](crate::Error::MutatedDuringLookup).
+/// - **Sort** copies the items out (clones), computes keys and runs a stable merge sort
+///   outside the lock with the fallible key function and `<`, then installs the permutation
+///   only if the list's version did not move; otherwise it returns
+///   [`Error::ModifiedDuringSort`](crate::Error::ModifiedDuringSort) and leaves the list as
+///   the callbacks (or other threads) left it: valid elements, none lost or duplicated by the
+///   sort. A failing callback leaves the list untouched (its original order). The plain
+///   `sort()` for `T: Ord` runs no script code and sorts under the lock.
+/// - **Comparisons** (`eq_in`, `compare_in`, `PartialEq`, `PartialOrd`) compare atomic
+///   snapshots of both lists, lexicographically as CPython does (identity, then `==` to find
+///   the first difference, then the caller's ordering on that pair).
+/// - **Values leave the lock before they die**, since a destructor is script code: a
+///   `LockedList` moves removed values out and drops overwritten ones after the lock is
+///   released; a `GilFreeList` returns clones of removed values (a racing reader may still
+///   be looking at the stored one) and retires the stored box to the epoch collector, which
+///   drops it later on whichever thread collects, holding no list lock.
+/// - **Re-entrancy**: a closure that runs under a list's lock (`with_lock`,
+///   `LockedList::get_with`, a `LockedList` read guard) may read the same list (a
+///   `LockedList` then serves clones, never references into its storage); writing to it
+///   from inside fails with
+///   [`Error::Reentrant`](crate::Error::Reentrant) instead of deadlocking. `T`'s own `Clone`
+///   (a refcount increment for handles) may run under the lock and must not use the list.
+/// - **Freeze**: after `freeze()`, every mutator fails with
+///   [`Error::Frozen`](crate::Error::Frozen)`(List)`; reads keep working.
 pub trait Sequence<T> {
     /// Number of items.
     fn len(&self) -> usize;
