@@ -64,7 +64,10 @@ fn thread_counts() -> Vec<usize> {
     }
 }
 
-fn group(c: &mut Criterion, name: &str, cases: &[(&str, &(dyn Fn(usize, u64) + Sync))]) {
+/// A case's body: `body(thread, iters)`.
+type Body<'a> = &'a (dyn Fn(usize, u64) + Sync);
+
+fn group(c: &mut Criterion, name: &str, cases: &[(&str, Body<'_>)]) {
     let mut g = c.benchmark_group(name);
     g.warm_up_time(Duration::from_millis(300));
     g.measurement_time(Duration::from_secs(1));
