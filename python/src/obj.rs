@@ -1,0 +1,422 @@
+//! Python objects inside gilfree containers: the value type, the key model, deferred release,
+//! freezing, and the mapping of gilfree's errors to Python exceptions.
+//!
+//! ## Threads and the GIL
+//!
+//! gilfree spawns no threads: every callback (`hash`, `eq`, `Clone`) runs on the thread that
+//! called into the container, and every such thread is a Python thread that holds the GIL for
+//! the whole call (the binding never releases it). Python objects are therefore only touched
+//! with the GIL held.
+//!
+//! ## Release outside every lock
+//!
+//! Dropping the last reference to a Python object runs `__del__`, which is arbitrary script
+//! code: it may re-enter the container being modified, and while it runs bytecode the GIL may
+//! switch to another thread that then waits for a container lock this thread holds. So an
+//! [`Obj`] never releases its reference where gilfree drops it (a removed entry, a retired node
+//! freed by the epoch collector, possibly inside a container's critical section): its `Drop`
+//! only queues the reference on a thread-local list, and every binding method releases the
+//! queue when it returns ([`Settle`]), with no gilfree lock held. The only Python code that
+//! runs under a container lock is `eq` between exact `str`/`int` keys (`eq_is_pure`), which
+//! runs no bytecode.
+//!
+//! `GilFreeDict` and `GilFreeList` retire removed entries to an epoch collector, which frees
+//! them once no reader can still see them. After a write, the binding nudges the collector (a
+//! few pin/flush rounds, cheap when nothing is pending) so that, as in CPython, a removed
+//! value's `__del__` runs before the statement that removed it returns, unless another thread
+//! is inside a read at that moment.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::mem::ManuallyDrop;
+use std::sync::Mutex;
+
+use gilfree::{Container, EqModel, Error, Freeze, KeyModel, Shape};
+use pyo3::exceptions::{PyIndexError, PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyBytes, PyComplex, PyFloat, PyFrozenSet, PyInt, PyRange, PyString, PyTuple,
+};
+
+use crate::dict::DictPy;
+use crate::list::ListPy;
+
+pyo3::create_exception!(
+    gilfree,
+    FrozenError,
+    PyTypeError,
+    "A frozen gilfree Dict or List was modified."
+);
+
+/// A strong reference to a Python object, as stored in a gilfree container.
+///
+/// The reference remembers whether it points to one of this module's containers, so that
+/// freezing can reach the Rust container behind it without a type check.
+pub struct Obj(ManuallyDrop<Handle>);
+
+/// What an [`Obj`] holds.
+pub enum Handle {
+    /// Any Python object.
+    Any(Py<PyAny>),
+    /// A `gilfree.Dict` (or subclass).
+    Dict(Py<DictPy>),
+    /// A `gilfree.List` (or subclass).
+    List(Py<ListPy>),
+}
+
+impl Handle {
+    fn any(&self) -> &Py<PyAny> {
+        match self {
+            Handle::Any(p) => p,
+            Handle::Dict(p) => p.as_any(),
+            Handle::List(p) => p.as_any(),
+        }
+    }
+}
+
+impl Obj {
+    /// A new reference to `obj`.
+    pub fn new(obj: &Bound<'_, PyAny>) -> Obj {
+        let handle = if let Ok(d) = obj.cast::<DictPy>() {
+            Handle::Dict(d.clone().unbind())
+        } else if let Ok(l) = obj.cast::<ListPy>() {
+            Handle::List(l.clone().unbind())
+        } else {
+            Handle::Any(obj.clone().unbind())
+        };
+        Obj(ManuallyDrop::new(handle))
+    }
+
+    /// Takes ownership of `obj`.
+    pub fn from_owned(obj: Bound<'_, PyAny>) -> Obj {
+        Obj::new(&obj)
+    }
+
+    /// The object, bound to the GIL.
+    pub fn bind<'a, 'py>(&'a self, py: Python<'py>) -> &'a Bound<'py, PyAny> {
+        self.0.any().bind(py)
+    }
+
+    /// A new Python reference to the object (to return to Python).
+    pub fn to_py(&self, py: Python<'_>) -> Py<PyAny> {
+        self.0.any().clone_ref(py)
+    }
+
+    /// The address of the object (Python's `id`).
+    pub fn addr(&self) -> usize {
+        self.0.any().as_ptr() as usize
+    }
+}
+
+impl Clone for Obj {
+    fn clone(&self) -> Obj {
+        // An incref; the calling thread holds the GIL (see the module docs), so `attach` only
+        // checks a thread-local.
+        Python::attach(|py| {
+            Obj(ManuallyDrop::new(match &*self.0 {
+                Handle::Any(p) => Handle::Any(p.clone_ref(py)),
+                Handle::Dict(p) => Handle::Dict(p.clone_ref(py)),
+                Handle::List(p) => Handle::List(p.clone_ref(py)),
+            }))
+        })
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        // SAFETY: `self` is being dropped; the handle is taken once and never used again.
+        let handle = unsafe { ManuallyDrop::take(&mut self.0) };
+        defer_release(handle);
+    }
+}
+
+impl std::fmt::Debug for Obj {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<object at {:#x}>", self.addr())
+    }
+}
+
+std::thread_local! {
+    /// References dropped by gilfree on this thread, released at the next [`settle`].
+    static PENDING: RefCell<Vec<Handle>> = const { RefCell::new(Vec::new()) };
+    /// Whether this thread is inside [`settle`] (nested calls leave the work to the outer one,
+    /// so that releasing a deep tree is a loop, not a recursion).
+    static SETTLING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn defer_release(handle: Handle) {
+    let mut slot = Some(handle);
+    let _ = PENDING.try_with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            p.extend(slot.take());
+        }
+    });
+    // Thread-local storage already destroyed (thread exit): PyO3 queues the decref itself.
+    drop(slot);
+}
+
+/// Releases every reference queued on this thread. Call with the GIL held and no gilfree lock
+/// held; runs `__del__` methods.
+pub fn settle() {
+    if SETTLING.with(|s| s.replace(true)) {
+        return;
+    }
+    loop {
+        let batch = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        if batch.is_empty() {
+            break;
+        }
+        drop(batch);
+    }
+    SETTLING.with(|s| s.set(false));
+}
+
+/// Nudges the epoch collector so that entries retired by a write are freed (and queued for
+/// release) now rather than at some later operation.
+pub fn collect_retired() {
+    for _ in 0..3 {
+        crossbeam_epoch::pin().flush();
+    }
+}
+
+/// Declared first in every binding method: when the method returns (every gilfree call done,
+/// no gilfree lock held), releases what the call dropped.
+pub struct Settle {
+    wrote: bool,
+}
+
+impl Settle {
+    /// For a method that only reads.
+    pub fn read() -> Settle {
+        Settle { wrote: false }
+    }
+
+    /// For a method that may have removed or replaced entries.
+    pub fn write() -> Settle {
+        Settle { wrote: true }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if self.wrote {
+            collect_retired();
+        }
+        settle();
+    }
+}
+
+/// Releases queued references when a container object itself is deallocated (its entries are
+/// queued by gilfree's `Drop`, after the containing struct's own `drop`: hence a field).
+#[derive(Default)]
+pub struct SettleOnDrop;
+
+impl Drop for SettleOnDrop {
+    fn drop(&mut self) {
+        settle();
+    }
+}
+
+/// The object model: Python's `hash()`, `==` and `is`, on the calling thread's GIL.
+#[derive(Clone, Copy)]
+pub struct Model<'py>(pub Python<'py>);
+
+/// Exact `str` or exact `int`: comparing two of these runs no Python code.
+fn is_plain_key(o: &Bound<'_, PyAny>) -> bool {
+    o.is_exact_instance_of::<PyString>() || o.is_exact_instance_of::<PyInt>()
+}
+
+impl EqModel<Obj> for Model<'_> {
+    type Error = PyErr;
+
+    fn eq(&self, stored: &Obj, probe: &Obj) -> PyResult<bool> {
+        // CPython compares the stored item first: `stored == probe`, then its truth value.
+        stored.bind(self.0).eq(probe.bind(self.0))
+    }
+
+    fn identical(&self, stored: &Obj, probe: &Obj) -> bool {
+        stored.addr() == probe.addr()
+    }
+
+    fn eq_is_pure(&self, stored: &Obj, probe: &Obj) -> bool {
+        is_plain_key(stored.bind(self.0)) && is_plain_key(probe.bind(self.0))
+    }
+}
+
+impl KeyModel<Obj> for Model<'_> {
+    fn hash(&self, key: &Obj) -> PyResult<u64> {
+        key.bind(self.0).hash().map(|h| h as u64)
+    }
+}
+
+/// A gilfree error as the Python exception CPython raises in the same situation.
+pub fn to_py_err(e: Error<PyErr>) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Callback(e) => e,
+        Error::Frozen(_) => FrozenError::new_err(msg),
+        Error::IndexOutOfRange => PyIndexError::new_err(msg),
+        Error::Empty(Container::List) => PyIndexError::new_err(msg),
+        Error::Empty(_) => PyKeyError::new_err(msg),
+        Error::ModifiedDuringSort
+        | Error::ValueNotFound
+        | Error::SliceLength { .. }
+        | Error::ZeroStep => PyValueError::new_err(msg),
+        Error::Unfreezable { .. } => PyTypeError::new_err(msg),
+        // MutatedDuringLookup, ChangedSize, KeysChanged, Reentrant, NotOwner, StaleHandle,
+        // MutatedDuringFreeze, and anything added later.
+        _ => PyRuntimeError::new_err(msg),
+    }
+}
+
+/// A plain-key gilfree error (no callback) as a Python exception.
+pub fn plain_err(e: Error) -> PyErr {
+    to_py_err(e.widen())
+}
+
+/// `Result` adapters.
+pub trait IntoPy<T> {
+    /// Maps the gilfree error to a Python exception.
+    fn py(self) -> PyResult<T>;
+}
+
+impl<T> IntoPy<T> for Result<T, Error<PyErr>> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(to_py_err)
+    }
+}
+
+impl<T> IntoPy<T> for Result<T, Error> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(plain_err)
+    }
+}
+
+/// Type names of unfreezable values, leaked once per distinct type (`Shape::Unfreezable`
+/// wants a `&'static str`).
+fn type_name(name: String) -> &'static str {
+    static NAMES: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    names
+        .get_or_insert_with(HashMap::new)
+        .entry(name)
+        .or_insert_with_key(|n| Box::leak(n.clone().into_boxed_str()))
+}
+
+/// Immutable Python values: `None`, `bool`, `int`, `float`, `complex`, `str`, `bytes`, `range`,
+/// and tuples/frozensets of these.
+fn is_leaf(o: &Bound<'_, PyAny>, depth: usize) -> bool {
+    if o.is_none()
+        || o.is_exact_instance_of::<PyBool>()
+        || o.is_exact_instance_of::<PyInt>()
+        || o.is_exact_instance_of::<PyFloat>()
+        || o.is_exact_instance_of::<PyComplex>()
+        || o.is_exact_instance_of::<PyString>()
+        || o.is_exact_instance_of::<PyBytes>()
+        || o.is_exact_instance_of::<PyRange>()
+    {
+        return true;
+    }
+    if depth > 64 {
+        return false;
+    }
+    if let Ok(t) = o.cast_exact::<PyTuple>() {
+        return t.iter().all(|x| is_leaf(&x, depth + 1));
+    }
+    if let Ok(s) = o.cast_exact::<PyFrozenSet>() {
+        return s.iter().all(|x| is_leaf(&x, depth + 1));
+    }
+    false
+}
+
+impl Freeze for Obj {
+    fn shape(&self) -> Shape<'_, Obj> {
+        match &*self.0 {
+            Handle::Dict(d) => Shape::Container(d.get().freezable()),
+            Handle::List(l) => l.get().shape(),
+            Handle::Any(p) => Python::attach(|py| {
+                let o = p.bind(py);
+                if is_leaf(o, 0) {
+                    Shape::Leaf
+                } else {
+                    let name = o
+                        .get_type()
+                        .name()
+                        .map_or_else(|_| String::from("object"), |n| n.to_string());
+                    Shape::Unfreezable(type_name(name))
+                }
+            }),
+        }
+    }
+
+    fn repr(&self) -> String {
+        Python::attach(|py| {
+            self.bind(py)
+                .repr()
+                .map_or_else(|_| String::from("<unrepresentable key>"), |s| s.to_string())
+        })
+    }
+
+    fn shallow_copy(&self) -> Option<Obj> {
+        Python::attach(|py| match &*self.0 {
+            Handle::Dict(d) => d.get().shallow_copy(py).ok(),
+            Handle::List(l) => l.get().shallow_copy(py).ok(),
+            Handle::Any(_) => None,
+        })
+    }
+}
+
+/// `repr` of a container with CPython's guard against cycles (`{...}`, `[...]`).
+pub fn repr_guarded(
+    slf: &Bound<'_, PyAny>,
+    cycle: &str,
+    body: impl FnOnce() -> PyResult<String>,
+) -> PyResult<String> {
+    // SAFETY: called with the GIL held on a live object; every successful enter is paired
+    // with a leave below.
+    let entered = unsafe { pyo3::ffi::Py_ReprEnter(slf.as_ptr()) };
+    if entered < 0 {
+        return Err(PyErr::fetch(slf.py()));
+    }
+    if entered > 0 {
+        return Ok(cycle.to_string());
+    }
+    let r = body();
+    // SAFETY: paired with the successful enter above.
+    unsafe { pyo3::ffi::Py_ReprLeave(slf.as_ptr()) };
+    r
+}
+
+/// Python's `repr(o)` as a Rust string.
+pub fn repr_of(o: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(o.repr()?.to_str()?.to_owned())
+}
+
+/// A Python integer (anything with `__index__`) as an `isize`, clamped to the `isize` range
+/// (as CPython clamps slice bounds and `index()` bounds).
+pub fn clamp_index(o: &Bound<'_, PyAny>) -> PyResult<isize> {
+    let i = index_of(o)?;
+    match i.extract::<isize>() {
+        Ok(v) => Ok(v),
+        Err(_) => Ok(if i.lt(0)? { isize::MIN } else { isize::MAX }),
+    }
+}
+
+/// `operator.index(o)`.
+pub fn index_of<'py>(o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if o.is_instance_of::<PyInt>() {
+        return Ok(o.clone());
+    }
+    if o.get_type().hasattr("__index__")? {
+        return o.call_method0("__index__");
+    }
+    Err(PyTypeError::new_err(format!(
+        "'{}' object cannot be interpreted as an integer",
+        o.get_type().name()?
+    )))
+}
+
+/// Whether `o` is an integer-like object (has `__index__`).
+pub fn is_index(o: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(o.is_instance_of::<PyInt>() || o.get_type().hasattr("__index__")?)
+}
