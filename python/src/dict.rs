@@ -8,7 +8,8 @@ use gilfree::{Error, GilFreeDict, IterChecked, LockedDict};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
-use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::obj::{plain_err, repr_guarded, repr_of, IntoPy, Model, Obj, Settle, SettleOnDrop};
 
@@ -136,7 +137,11 @@ impl DictPy {
     /// `self.update(arg)`: another gilfree dict (iterated with CPython's mutation checks), a
     /// mapping (anything with `keys()`), or an iterable of pairs.
     fn update_from(&self, py: Python<'_>, arg: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Ok(other) = arg.cast::<DictPy>() {
+        let own_iter = match arg.cast::<DictPy>() {
+            Ok(other) => Some(other).filter(|_| iter_not_overridden(arg)),
+            Err(_) => None,
+        };
+        if let Some(other) = own_iter {
             let src = Arc::clone(&other.get().inner);
             on_dict!(&*src, s => {
                 for entry in s.iter_checked() {
@@ -198,6 +203,9 @@ impl DictPy {
         }
         if let Some(kw) = kwargs {
             for (k, v) in kw.iter() {
+                if !k.is_instance_of::<PyString>() {
+                    return Err(PyTypeError::new_err("keywords must be strings"));
+                }
                 self.insert(py, Obj::from_owned(k), Obj::from_owned(v))?;
             }
         }
@@ -238,6 +246,52 @@ impl DictPy {
             }
         }
         Ok(Some(true))
+    }
+}
+
+/// Whether `d` (a gilfree dict) iterates as gilfree dicts do: then `update`/`dict(d)` read its
+/// entries directly, as CPython does for dict subclasses that keep `dict.__iter__`.
+fn iter_not_overridden(d: &Bound<'_, PyAny>) -> bool {
+    let py = d.py();
+    match (
+        d.get_type().getattr("__iter__"),
+        py.get_type::<DictPy>().getattr("__iter__"),
+    ) {
+        (Ok(mine), Ok(base)) => mine.is(&base),
+        _ => false,
+    }
+}
+
+/// Visits every key and value (the garbage collector's `tp_traverse`). Takes no Python
+/// reference; a `LockedDict` locked by this thread (never the case while the GIL can run the
+/// collector) is skipped.
+fn traverse_dict(inner: &DictInner, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+    match inner {
+        DictInner::GilFree(d) => {
+            let pinned = d.pin();
+            for (k, v) in pinned.iter() {
+                visit.call(k.py_ref())?;
+                visit.call(v.py_ref())?;
+            }
+            Ok(())
+        }
+        DictInner::Locked(d) => {
+            if let Some(f) = d.frozen() {
+                for (k, v) in f.iter() {
+                    visit.call(k.py_ref())?;
+                    visit.call(v.py_ref())?;
+                }
+                return Ok(());
+            }
+            d.with_lock(|view| {
+                for (k, v) in view.iter() {
+                    visit.call(k.py_ref())?;
+                    visit.call(v.py_ref())?;
+                }
+                Ok(())
+            })
+            .unwrap_or(Ok(()))
+        }
     }
 }
 
@@ -576,6 +630,16 @@ impl DictPy {
     fn __hash__(py: Python<'_>) -> Py<PyAny> {
         py.None()
     }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        traverse_dict(&self.inner, &visit)
+    }
+
+    /// Breaks reference cycles (a frozen dict cannot be cleared: cycles through it stay).
+    fn __clear__(&self) {
+        let _s = Settle::write();
+        let _ = on_dict!(&*self.inner, d => d.clear());
+    }
 }
 
 /// `keys()`, `values()`, `items()`: live views of a dict.
@@ -643,6 +707,111 @@ impl DictViewPy {
         }
     }
 
+    /// Set comparisons of keys and items views (values views compare by identity), as
+    /// CPython's `dictview_richcompare`: sizes first, then containment of every element.
+    fn __richcmp__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let _s = Settle::read();
+        let py = slf.py();
+        let this = slf.get();
+        if this.kind == ViewKind::Values || !is_set_like(other)? {
+            return Ok(py.NotImplemented());
+        }
+        let (a, b) = (this.__len__(), other.len()?);
+        let me = slf.as_any();
+        let r = match op {
+            CompareOp::Eq => a == b && all_contained_in(me, other)?,
+            CompareOp::Ne => !(a == b && all_contained_in(me, other)?),
+            CompareOp::Lt => a < b && all_contained_in(me, other)?,
+            CompareOp::Le => a <= b && all_contained_in(me, other)?,
+            CompareOp::Gt => a > b && all_contained_in(other, me)?,
+            CompareOp::Ge => a >= b && all_contained_in(other, me)?,
+        };
+        Ok(r.into_pyobject(py)?.to_owned().into_any().unbind())
+    }
+
+    fn __and__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        set_op(slf, other, "__and__", false)
+    }
+
+    fn __rand__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        set_op(slf, other, "__and__", true)
+    }
+
+    fn __or__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        set_op(slf, other, "__or__", false)
+    }
+
+    fn __ror__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        set_op(slf, other, "__or__", true)
+    }
+
+    fn __xor__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        set_op(slf, other, "__xor__", false)
+    }
+
+    fn __rxor__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        set_op(slf, other, "__xor__", true)
+    }
+
+    fn __sub__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        set_op(slf, other, "__sub__", false)
+    }
+
+    fn __rsub__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        set_op(slf, other, "__sub__", true)
+    }
+
+    /// Whether the view and `other` have no element in common.
+    fn isdisjoint(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let _s = Settle::read();
+        for x in other.try_iter()? {
+            if slf.as_any().contains(x?)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A read-only proxy of the dict the view belongs to.
+    #[getter]
+    fn mapping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("types")?
+            .getattr("MappingProxyType")?
+            .call1((self.dict.bind(py),))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.dict)
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let _s = Settle::read();
         let name = match self.kind {
@@ -654,6 +823,52 @@ impl DictViewPy {
             "{name}({})",
             repr_of(self.materialize(py)?.as_any())?
         ))
+    }
+}
+
+/// A set, a frozenset, a keys/items view, or any `collections.abc.Set`.
+fn is_set_like(o: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if o.is_instance_of::<PySet>() || o.is_instance_of::<PyFrozenSet>() {
+        return Ok(true);
+    }
+    if let Ok(v) = o.cast::<DictViewPy>() {
+        return Ok(v.get().kind != ViewKind::Values);
+    }
+    let abc_set = o.py().import("collections.abc")?.getattr("Set")?;
+    o.is_instance(&abc_set)
+}
+
+/// Whether every element of `a` is in `b`.
+fn all_contained_in(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+    for x in a.try_iter()? {
+        if !b.contains(x?)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `view op other` (or `other op view`) as CPython computes it: on a `set` of the view.
+fn set_op<'py>(
+    slf: &Bound<'py, DictViewPy>,
+    other: &Bound<'py, PyAny>,
+    op: &str,
+    reflected: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let _s = Settle::read();
+    let py = slf.py();
+    if slf.get().kind == ViewKind::Values || other.try_iter().is_err() {
+        return Ok(py.NotImplemented().into_bound(py));
+    }
+    let mine = PySet::new(py, slf.get().materialize(py)?.iter())?;
+    let theirs = PySet::empty(py)?;
+    for x in other.try_iter()? {
+        theirs.add(x?)?;
+    }
+    if reflected {
+        theirs.call_method1(op, (mine,))
+    } else {
+        mine.call_method1(op, (theirs,))
     }
 }
 
@@ -684,7 +899,9 @@ struct IterState {
     it: CheckedIter,
     _dict: Arc<DictInner>,
     /// Keeps the Python object alive while the iteration runs, as CPython's iterators do.
-    _owner: Py<DictPy>,
+    owner: Py<DictPy>,
+    /// Entries yielded so far (a checked iteration yields them in order, without holes).
+    yielded: usize,
 }
 
 /// The iterator of a dict or of one of its views: CPython's `dictiterator` semantics
@@ -711,7 +928,8 @@ impl DictIterPy {
             state: Mutex::new(Some(IterState {
                 it,
                 _dict: arc,
-                _owner: dict.clone().unbind(),
+                owner: dict.clone().unbind(),
+                yielded: 0,
             })),
             kind,
         }
@@ -742,8 +960,9 @@ impl DictIterPy {
                     CheckedIter::Locked(it) => it.next(),
                 },
             };
-            if !matches!(step, Some(Ok(_))) {
-                finished = state.take();
+            match (&step, state.as_mut()) {
+                (Some(Ok(_)), Some(s)) => s.yielded += 1,
+                _ => finished = state.take(),
             }
             step
         };
@@ -759,5 +978,40 @@ impl DictIterPy {
                     .unbind(),
             })),
         }
+    }
+
+    /// Pickling, as CPython pickles a dict iterator: `iter(list_of_what_is_left)`.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyList>,))> {
+        let _s = Settle::read();
+        let left = PyList::empty(py);
+        if let Some(s) = self.lock().as_ref() {
+            for (k, v) in s.owner.get().snapshot().iter().skip(s.yielded) {
+                match self.kind {
+                    ViewKind::Keys => left.append(k.bind(py))?,
+                    ViewKind::Values => left.append(v.bind(py))?,
+                    ViewKind::Items => {
+                        left.append(PyTuple::new(py, [k.to_py(py), v.to_py(py)])?)?
+                    }
+                }
+            }
+        }
+        Ok((py.import("builtins")?.getattr("iter")?, (left,)))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(state) = self.state.try_lock() {
+            if let Some(s) = state.as_ref() {
+                visit.call(&s.owner)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let finished = self.lock().take();
+        drop(finished);
     }
 }

@@ -47,8 +47,15 @@ mod gilfree_module {
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
-        use pyo3::types::PyModuleMethods;
+        use pyo3::types::{PyAnyMethods, PyModuleMethods};
         m.add("MAX_LOOKUP_RESTARTS", gilfree::MAX_LOOKUP_RESTARTS)?;
+        // `isinstance(d, collections.abc.Mapping)` etc., as for dict and list (UserDict and
+        // friends compare with registered mappings).
+        let abc = m.py().import("collections.abc")?;
+        abc.getattr("MutableMapping")?
+            .call_method1("register", (m.getattr("Dict")?,))?;
+        abc.getattr("MutableSequence")?
+            .call_method1("register", (m.getattr("List")?,))?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use pyo3::exceptions::{PyIndexError, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyDict, PyList, PySlice, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::obj::{
     clamp_index, index_of, is_index, plain_err, repr_guarded, repr_of, to_py_err, IntoPy, Model,
@@ -542,6 +543,32 @@ impl ListPy {
     fn __hash__(py: Python<'_>) -> Py<PyAny> {
         py.None()
     }
+
+    /// Visits every item (the garbage collector's `tp_traverse`), taking no reference.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.inner {
+            ListInner::GilFree(l) => {
+                let pinned = l.pin();
+                for x in pinned.iter() {
+                    visit.call(x.py_ref())?;
+                }
+            }
+            ListInner::Locked(l) => {
+                if let Ok(guard) = l.read() {
+                    for x in guard.iter() {
+                        visit.call(x.py_ref())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Breaks reference cycles (a frozen list cannot be cleared: cycles through it stay).
+    fn __clear__(&self) {
+        let _s = Settle::write();
+        let _ = on_list!(&self.inner, l => l.clear());
+    }
 }
 
 /// A list iterator (forward or reversed) with CPython's semantics: it keeps an index and
@@ -595,5 +622,17 @@ impl ListIterPy {
             Some(l) if i >= 0 && (i as usize) < l.get().len() => i as usize + 1,
             _ => 0,
         }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(list) = self.list.try_lock() {
+            visit.call(list.as_ref())?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let finished = self.lock().take();
+        drop(finished);
     }
 }

@@ -21,10 +21,10 @@
 //! runs no bytecode.
 //!
 //! `GilFreeDict` and `GilFreeList` retire removed entries to an epoch collector, which frees
-//! them once no reader can still see them. After a write, the binding nudges the collector (a
-//! few pin/flush rounds, cheap when nothing is pending) so that, as in CPython, a removed
-//! value's `__del__` runs before the statement that removed it returns, unless another thread
-//! is inside a read at that moment.
+//! them once no reader can still see them. After a write, the binding calls
+//! `gilfree::collect_garbage` (a few rounds, cheap when nothing is pending) so that, as in
+//! CPython, a removed value's `__del__` runs before the statement that removed it returns,
+//! unless another thread is inside a read at that moment.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -106,6 +106,29 @@ impl Obj {
     pub fn addr(&self) -> usize {
         self.0.any().as_ptr() as usize
     }
+
+    /// The reference itself (for the garbage collector's `visit`).
+    pub fn py_ref(&self) -> &Py<PyAny> {
+        self.0.any()
+    }
+}
+
+/// Identity (Python's `is`), not Python equality: only so that `LockedDict`'s borrowed
+/// iteration inside `with_lock` (which asks for `K: Hash + Eq`) is available to the garbage
+/// collector's traversal. The binding never looks keys up with gilfree's plain-key methods,
+/// which would use this identity hash; every lookup goes through [`Model`].
+impl PartialEq for Obj {
+    fn eq(&self, other: &Obj) -> bool {
+        self.addr() == other.addr()
+    }
+}
+
+impl Eq for Obj {}
+
+impl std::hash::Hash for Obj {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addr().hash(state);
+    }
 }
 
 impl Clone for Obj {
@@ -174,8 +197,10 @@ pub fn settle() {
 /// Nudges the epoch collector so that entries retired by a write are freed (and queued for
 /// release) now rather than at some later operation.
 pub fn collect_retired() {
+    // An entry retired at epoch `e` is freed once the epoch reaches `e + 2`; each call
+    // advances it by at most one (unless another thread is inside a read).
     for _ in 0..3 {
-        crossbeam_epoch::pin().flush();
+        gilfree::collect_garbage();
     }
 }
 

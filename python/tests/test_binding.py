@@ -1,0 +1,295 @@
+"""The binding's own tests: what CPython's suites do not cover.
+
+Threads sharing one dict and list while Python-level __eq__/__hash__ run (and the GIL switches
+inside them), __del__ re-entering a dict, freezing, the mapping of gilfree's errors to Python
+exceptions, and failing callbacks (an exception, never a panic).
+"""
+
+import gc
+import pickle
+import sys
+import threading
+import unittest
+
+import gilfree
+
+DICTS = (gilfree.Dict, gilfree.LockedDict)
+LISTS = (gilfree.List, gilfree.LockedList)
+
+
+class Key:
+    """A key whose hash and == are Python code (they run bytecode, so the GIL may switch)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __hash__(self):
+        return hash(self.n % 7)  # many collisions: __eq__ runs on most lookups
+
+    def __eq__(self, other):
+        return isinstance(other, Key) and self.n == other.n
+
+    def __repr__(self):
+        return "Key(%d)" % self.n
+
+
+def run_threads(target, n=4, timeout=60):
+    errors = []
+
+    def wrapped(i):
+        try:
+            target(i)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+        if t.is_alive():
+            raise AssertionError("thread still running after %ss (deadlock?)" % timeout)
+    if errors:
+        raise errors[0]
+
+
+class ThreadTest(unittest.TestCase):
+    def setUp(self):
+        self.interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch the GIL as often as possible
+
+    def tearDown(self):
+        sys.setswitchinterval(self.interval)
+
+    def test_shared_dict_with_python_keys(self):
+        for cls in DICTS:
+            d = cls()
+            per_thread = 300
+
+            def work(t):
+                for i in range(per_thread):
+                    k = Key(t * per_thread + i)
+                    d[k] = i
+                    self.assertEqual(d[k], i)
+                    self.assertIn(k, d)
+                    if i % 3 == 0:
+                        del d[k]
+                    d.setdefault(Key(-1), "shared")
+
+            run_threads(work)
+            expected = {Key(t * per_thread + i) for t in range(4) for i in range(per_thread) if i % 3}
+            self.assertEqual(set(d.keys()), expected | {Key(-1)})
+            self.assertEqual(len(d), len(expected) + 1)
+
+    def test_shared_list(self):
+        for cls in LISTS:
+            lst = cls()
+
+            def work(t):
+                for i in range(500):
+                    lst.append((t, i))
+                    if i % 5 == 0:
+                        lst.index((t, i))
+                        self.assertGreater(lst.count((t, i)), 0)
+
+            run_threads(work)
+            self.assertEqual(len(lst), 2000)
+            for t in range(4):  # each thread's appends are in order
+                mine = [i for (u, i) in lst if u == t]
+                self.assertEqual(mine, list(range(500)))
+
+    def test_del_reenters_dict_from_threads(self):
+        for cls in DICTS:
+            d = cls()
+
+            class Reenter:
+                def __del__(self):
+                    d[("del", id(self))] = 1  # a write to the same dict, from a destructor
+
+            def work(t):
+                for i in range(200):
+                    d[(t, i % 10)] = Reenter()  # replaces (and releases) the previous one
+
+            run_threads(work)
+            gc.collect()
+            self.assertGreaterEqual(len(d), 40)
+
+
+class ReentrancyTest(unittest.TestCase):
+    def test_del_during_resize(self):
+        # Replacing values whose __del__ writes to the same dict, while inserts grow the table.
+        for cls in DICTS:
+            d = cls()
+
+            class Grow:
+                def __del__(self):
+                    for i in range(20):
+                        d[("grown", id(self), i)] = i
+
+            for i in range(200):
+                d[i % 7] = Grow()
+                d[("x", i)] = i
+            d.clear()  # the released values' __del__ run after the clear and refill it
+            self.assertEqual(len(d), len(list(d)))
+            self.assertTrue(all(k[0] == "grown" for k in d))
+
+    def test_eq_that_keeps_mutating_gives_runtime_error(self):
+        for cls in DICTS:
+            d = cls()
+
+            class Evil:
+                def __hash__(self):
+                    return 1
+
+                def __eq__(self, other):
+                    d[stored] = "reassigned"  # the entry under the lookup changes every time
+                    return False
+
+            stored = Evil()
+            d[stored] = "value"
+            with self.assertRaisesRegex(RuntimeError, "dict mutated during lookup"):
+                d[Evil()]
+            self.assertEqual(d[stored], "reassigned")  # identity shortcut: no __eq__
+            self.assertEqual(len(d), 1)
+
+    def test_sort_comparator_mutating(self):
+        for cls in LISTS:
+            lst = cls([3, 1, 2])
+
+            def key(x):
+                lst.append(0)
+                return x
+
+            with self.assertRaisesRegex(ValueError, "list modified during sort"):
+                lst.sort(key=key)
+
+    def test_failing_callbacks(self):
+        class Boom(Exception):
+            pass
+
+        class BadHash:
+            def __hash__(self):
+                raise Boom
+
+        class BadEq:
+            def __hash__(self):
+                return 0
+
+            def __eq__(self, other):
+                raise Boom
+
+        for cls in DICTS:
+            d = cls()
+            self.assertRaises(Boom, d.__setitem__, BadHash(), 1)
+            d[BadEq()] = 1
+            self.assertRaises(Boom, d.__getitem__, BadEq())
+            self.assertRaises(Boom, d.__contains__, BadEq())
+            self.assertEqual(len(d), 1)
+        for cls in LISTS:
+            lst = cls([BadEq(), 2])
+            self.assertRaises(Boom, lst.remove, 1)
+            self.assertRaises(TypeError, lst.sort)  # '<' not supported: the list is unchanged
+            self.assertEqual(len(lst), 2)
+
+            def bad_key(x):
+                raise Boom
+
+            before = list(lst)
+            self.assertRaises(Boom, lst.sort, key=bad_key)
+            self.assertEqual([id(x) for x in lst], [id(x) for x in before])
+
+
+class FreezeTest(unittest.TestCase):
+    def test_freeze_tree(self):
+        for cls in DICTS:
+            inner = cls(a=1, b=(1, "x", None))
+            root = cls(config=inner, name="n")
+            gilfree.freeze(root)
+            self.assertTrue(root.frozen)
+            self.assertTrue(inner.frozen)
+            self.assertEqual(root["config"]["a"], 1)
+            with self.assertRaisesRegex(gilfree.FrozenError, "cannot modify frozen dict"):
+                inner["c"] = 3
+            self.assertRaises(TypeError, root.pop, "name")  # FrozenError is a TypeError
+            thawed = root.copy()
+            thawed["new"] = 1
+            self.assertFalse(thawed.frozen)
+
+    def test_all_or_nothing(self):
+        d = gilfree.Dict(ok=gilfree.Dict(x=1), bad=gilfree.Dict(f=open))
+        with self.assertRaisesRegex(TypeError, r"root\['bad'\]\['f'\]"):
+            gilfree.freeze(d)
+        self.assertFalse(d.frozen)
+        self.assertFalse(d["ok"].frozen)
+
+    def test_frozen_copy(self):
+        d = gilfree.LockedDict(a=gilfree.Dict(b=2))
+        c = gilfree.frozen_copy(d)
+        self.assertTrue(c.frozen and c["a"].frozen)
+        self.assertFalse(d.frozen or d["a"].frozen)
+        self.assertEqual(c, d)
+        self.assertIsNot(c["a"], d["a"])
+
+    def test_cycle(self):
+        d = gilfree.Dict()
+        d["self"] = d
+        gilfree.freeze(d)
+        self.assertIs(d["self"], d)
+        self.assertTrue(d.frozen)
+
+    def test_frozen_reads_from_threads(self):
+        cfg = gilfree.Dict((i, str(i)) for i in range(100))
+        gilfree.freeze(cfg)
+
+        def read(t):
+            for _ in range(50):
+                for i in range(100):
+                    assert cfg[i] == str(i)
+
+        run_threads(read)
+
+
+class ErrorMappingTest(unittest.TestCase):
+    def test_errors(self):
+        for cls in DICTS:
+            d = cls()
+            with self.assertRaises(KeyError) as c:
+                d[(1,)]
+            self.assertEqual(c.exception.args, ((1,),))
+            self.assertRaisesRegex(KeyError, "dictionary is empty", d.popitem)
+            d[1] = 1
+            with self.assertRaisesRegex(RuntimeError, "changed size during iteration"):
+                for k in d:
+                    d[k + 1] = 1
+        for cls in LISTS:
+            lst = cls()
+            self.assertRaisesRegex(IndexError, "pop from empty list", lst.pop)
+            self.assertRaisesRegex(IndexError, "list index out of range", lst.__getitem__, 0)
+            self.assertRaisesRegex(ValueError, "not in list", lst.remove, 1)
+            self.assertRaisesRegex(ValueError, "1 is not in list", lst.index, 1)
+            self.assertRaisesRegex(ValueError, "slice step cannot be zero", lst.__getitem__, slice(0, 1, 0))
+            lst.extend([1, 2, 3])
+            self.assertRaisesRegex(ValueError, "extended slice of size 2", lst.__setitem__, slice(0, 3, 2), [1])
+            self.assertRaises(TypeError, lst.__getitem__, "a")
+            lst.freeze()
+            self.assertRaisesRegex(gilfree.FrozenError, "cannot modify frozen list", lst.append, 4)
+            self.assertEqual(lst[-1], 3)
+
+    def test_version_and_variant(self):
+        d = gilfree.Dict()
+        v = d.version
+        d["x"] = 1
+        self.assertNotEqual(d.version, v)
+        self.assertEqual(d.variant, "gilfree")
+        self.assertEqual(gilfree.LockedList().variant, "locked")
+
+    def test_pickle(self):
+        for cls in DICTS:
+            d = cls({"a": [1, 2], 3: "b"})
+            e = pickle.loads(pickle.dumps(d))
+            self.assertEqual(d, e)
+            self.assertIs(type(e), cls)
+
+
+if __name__ == "__main__":
+    unittest.main()
