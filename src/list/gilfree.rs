@@ -283,6 +283,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
             list: self,
             lock: Some(lock),
             guard,
+            dead_one: ptr::null_mut(),
             dead: Vec::new(),
             old: Vec::new(),
             doomed: Vec::new(),
@@ -782,6 +783,10 @@ struct Writer<'g, T: Send + Sync + 'static> {
     lock: Option<MutexGuard<'g, ()>>,
     guard: &'g Guard,
     /// Items unlinked by this section.
+    /// The first item unlinked by this section (most sections unlink at most one: no
+    /// allocation for them), or null.
+    dead_one: *mut Item<T>,
+    /// The others, when there are several (then `dead_one` is null).
     dead: Vec<*mut Item<T>>,
     /// Arrays replaced by this section (their items live on in the newer array).
     old: Vec<*mut Array<T>>,
@@ -822,6 +827,19 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
             Err(Error::Frozen(Container::List))
         } else {
             Ok(())
+        }
+    }
+
+    /// Records an unlinked item, to be retired when the section ends.
+    fn bury(&mut self, p: *mut Item<T>) {
+        if self.dead_one.is_null() && self.dead.is_empty() {
+            self.dead_one = p;
+        } else {
+            if !self.dead_one.is_null() {
+                self.dead
+                    .push(mem::replace(&mut self.dead_one, ptr::null_mut()));
+            }
+            self.dead.push(p);
         }
     }
 
@@ -888,7 +906,9 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
         let m = items.len();
         let new_len = len - del + m;
         let load = |i: usize| array.slots[i].load(Ordering::Relaxed);
-        self.dead.extend((start..end).map(load));
+        for i in start..end {
+            self.bury(load(i));
+        }
         if new_len > cap || should_shrink(new_len, cap) {
             let new_cap = if new_len > cap {
                 grown_cap(cap, new_len)
@@ -952,7 +972,7 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     /// Stores `p` (a fresh box) at `i < len`; the old item is retired later.
     fn set(&mut self, i: usize, p: *mut Item<T>) {
         let old = self.array().slots[i].swap(p, Ordering::AcqRel);
-        self.dead.push(old);
+        self.bury(old);
         self.bump();
     }
 
@@ -981,7 +1001,7 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
                 }
                 w += 1;
             } else {
-                self.dead.push(p);
+                self.bury(p);
             }
         }
         array.len.store(w, Ordering::Release);
@@ -1016,12 +1036,12 @@ impl<T: Send + Sync + 'static> Drop for Writer<'_, T> {
             // items `0..len` are in no other live array and retired by no one else.
             unsafe { reclaim::retire(self.guard, Box::into_raw(Box::new(Doomed(a)))) };
         }
+        if !self.dead_one.is_null() {
+            // SAFETY: unlinked from the current array (I3) and retired once, here.
+            unsafe { reclaim::retire(self.guard, self.dead_one) };
+        }
         match self.dead.len() {
             0 => {}
-            1 => {
-                // SAFETY: unlinked from the current array (I3) and retired once, here.
-                unsafe { reclaim::retire(self.guard, self.dead[0]) };
-            }
             n => {
                 flush |= n > 64;
                 let batch = Box::into_raw(Box::new(Batch(mem::take(&mut self.dead))));
