@@ -184,6 +184,14 @@ pub fn settle() {
     if SETTLING.with(|s| s.replace(true)) {
         return;
     }
+    /// Clears the flag however the loop ends.
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            SETTLING.with(|s| s.set(false));
+        }
+    }
+    let _done = Done;
     loop {
         let batch = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
         if batch.is_empty() {
@@ -191,7 +199,6 @@ pub fn settle() {
         }
         drop(batch);
     }
-    SETTLING.with(|s| s.set(false));
 }
 
 /// Nudges the epoch collector so that entries retired by a write are freed (and queued for
