@@ -91,3 +91,13 @@ pub use list::{
 };
 pub use lookup::MAX_LOOKUP_RESTARTS;
 pub use model::{DefaultHashBuilder, EqModel, KeyModel, Plain};
+
+/// Frees, on the calling thread, the removed entries and replaced tables/arrays that no reader
+/// can see any more (their destructors run here).
+///
+/// The GIL-free containers reclaim memory by themselves (after writes, outside their locks);
+/// an interpreter may also call this at a safe point, for example before measuring memory or
+/// when a thread goes idle. Call it with no container lock held: destructors are script code.
+pub fn collect_garbage() {
+    reclaim::collect_now();
+}

@@ -1,14 +1,24 @@
 //! Loom models of the GilFreeDict protocol: lock-free read vs write vs resize vs reclaim.
 //!
-//! Run with: `RUSTFLAGS="--cfg gilfree_loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target-loom cargo test --release --test loom_dict`
-//! (`LOOM_MAX_PREEMPTIONS` bounds the search; .ci/run uses 3, which catches a Relaxed slot publication in `Table::push`). The atomics of the table core,
-//! the writer mutex and crossbeam-epoch's reclamation all run on loom's model, so a reader
+//! Run with: `RUSTFLAGS="--cfg gilfree_loom" CARGO_TARGET_DIR=target-loom cargo test --release --test loom_dict`
+//! (`LOOM_MAX_PREEMPTIONS` bounds the search; .ci/run uses 3, which catches a Relaxed slot
+//! publication in `Table::push`). The atomics of the table core, the writer mutex and the
+//! epoch reclamation (`src/reclaim.rs`, with `SeqCst` fences for its asymmetric barrier) all
+//! run on loom's model, so a reader
 //! that could see an uninitialised node, a freed node or table, or a torn entry fails here.
 #![cfg(gilfree_loom)]
 
 use gilfree::GilFreeDict;
 use loom::sync::Arc;
 use loom::thread;
+
+/// Frees the main model thread's garbage before the model ends: loom tears down its statics
+/// before the main thread's thread-locals, so garbage left there could not be handed over.
+fn quiesce() {
+    for _ in 0..3 {
+        gilfree::collect_garbage();
+    }
+}
 
 /// A fixed-seed hasher: loom replays executions, so probe paths must be deterministic.
 type Dict = GilFreeDict<u64, u64, foldhash::fast::FixedState>;
@@ -40,6 +50,7 @@ fn read_vs_overwrite() {
         assert!(seen == Some(10) || seen == Some(11), "{seen:?}");
         w.join().unwrap();
         assert_eq!(d.get(&1), Some(11));
+        quiesce();
     });
 }
 
@@ -65,6 +76,7 @@ fn read_vs_insert_and_remove() {
         }
         w.join().unwrap();
         assert_eq!(d.snapshot(), vec![(2, 20)]);
+        quiesce();
     });
 }
 
@@ -88,6 +100,7 @@ fn read_vs_resize_and_reclaim() {
         assert!(zero == Some(0) || zero == Some(1));
         w.join().unwrap();
         assert_eq!(d.len(), 5);
+        quiesce();
     });
 }
 
@@ -108,6 +121,7 @@ fn iterate_vs_clear() {
         assert!(seen.iter().all(|&(k, v)| v == k * 10));
         w.join().unwrap();
         assert!(d.is_empty());
+        quiesce();
     });
 }
 
@@ -129,6 +143,7 @@ fn two_writers_resize() {
         assert_eq!(d.len(), 5);
         assert_eq!(d.get(&10), Some(10));
         assert_eq!(d.get(&11), Some(11));
+        quiesce();
     });
 }
 
@@ -169,6 +184,7 @@ fn script_eq_lookup_vs_overwrite_and_remove() {
         assert!(one.is_none() || one == Some(10));
         w.join().unwrap();
         assert_eq!(d.snapshot(), vec![(3, 31)]);
+        quiesce();
     });
 }
 
@@ -185,5 +201,6 @@ fn script_eq_writers_race() {
         d.insert_in(&ScriptEq, 3, 30).unwrap();
         assert_eq!(w.join().unwrap(), Some(10));
         assert_eq!(d.snapshot(), vec![(3, 30)]);
+        quiesce();
     });
 }

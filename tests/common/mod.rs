@@ -847,7 +847,7 @@ pub fn settle(done: impl Fn() -> bool, max: Duration) -> bool {
             return false;
         }
         for _ in 0..64 {
-            crossbeam_epoch::pin().flush();
+            gilfree::collect_garbage();
         }
         std::thread::yield_now();
     }
