@@ -92,7 +92,7 @@ fn from_wire(w: Wire) -> Value {
 const READ_KEYS: u64 = 1 << 16;
 
 /// A borrowed read of one key, the same call shape for every contender.
-type Read = dyn Fn(u64) -> Option<u64> + Sync;
+type Read<'a> = dyn Fn(u64) -> Option<u64> + Sync + 'a;
 
 /// Runs `op(thread, i)` `iters` times on each of `threads` threads; returns the wall time.
 fn parallel(threads: usize, iters: u64, op: &(dyn Fn(usize, u64) + Sync)) -> Duration {
@@ -129,7 +129,7 @@ fn frozen_read(c: &mut Criterion) {
     let frozen: GilFreeDict<u64, u64, S> = (0..READ_KEYS).map(|k| (k, k)).collect();
     frozen.freeze().unwrap();
     let view = frozen.frozen().unwrap();
-    let contenders: [(&str, &Read); 4] = [
+    let contenders: [(&str, &Read<'_>); 4] = [
         ("Arc_HashMap", &|k| std_map.get(&k).copied()),
         ("FrozenDict", &|k| view.get(&k).copied()),
         ("GilFreeDict_get_with", &|k| gilfree.get_with(&k, |v| *v)),
