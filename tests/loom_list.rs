@@ -1,8 +1,8 @@
 //! Loom models of the GilFreeList protocol: lock-free index reads and iteration vs in-place
 //! shifts (insert/pop at the front), growth and shrink (a new array published), `set`, and
-//! `clear`, with reclamation by crossbeam-epoch on loom's atomics.
+//! `clear`, with the crate's epoch reclamation on loom's atomics.
 //!
-//! Run with: `RUSTFLAGS="--cfg gilfree_loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target-loom
+//! Run with: `RUSTFLAGS="--cfg gilfree_loom" CARGO_TARGET_DIR=target-loom
 //! cargo test --release --test loom_list` (`LOOM_MAX_PREEMPTIONS` bounds the search; `.ci/run`
 //! uses 3). Items are boxed in the crate's `Published` cell, so a reader that could see an
 //! item before its initialisation happens-before the read (a too weak slot or array
@@ -19,8 +19,8 @@ fn list(items: &[u64], capacity: usize) -> GilFreeList<u64> {
     l
 }
 
-/// Under loom, crossbeam-epoch runs a `SeqCst` fence in every pin (its stand-in for
-/// `compiler_fence`), and a fence after an item's initialisation would hand that item to every
+/// Under loom, pinning runs a `SeqCst` fence (the reclamation's stand-in for its asymmetric
+/// barrier), and a fence after an item's initialisation would hand that item to every
 /// reader and hide a too weak slot publication. So writers create their items *after* pinning:
 /// inside `with_lock`, whose view boxes the item under the lock, and after a first pin (whose
 /// collection fences too).

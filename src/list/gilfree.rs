@@ -56,7 +56,7 @@
 //!
 //! ## Reclamation
 //!
-//! Replaced arrays and removed items are retired (crossbeam-epoch, see `crate::reclaim`) after
+//! Replaced arrays and removed items are retired (epoch reclamation, see `crate::reclaim`) after
 //! the lock is released, and freed only when every reader pinned before the retirement has
 //! unpinned. A reader loads an item pointer either from the current array, where I3 means the
 //! pointer was not yet retired when the reader pinned (or the reader would see the overwrite),
