@@ -10,15 +10,19 @@
 //!    its path (`root["config"][3]["handler"]`); nothing has changed yet.
 //! 2. **Commit**: take every container's lock in address order (with a timeout, so a writer
 //!    that holds one container's lock while waiting for another cannot deadlock with the
-//!    freezer: on timeout everything is released and the freeze retried), check that no
-//!    version moved since the walk (else release and retry: the walk may be stale), set every
-//!    frozen flag, release. The freeze is linearizable with each container's writes: a writer
-//!    lands before the commit (and was walked) or finds the flag and fails with `Frozen`.
+//!    freezer: on timeout everything is released and the freeze retried). If no version moved
+//!    since the walk, set every frozen flag. Otherwise walk again *under* the locks (reads of a
+//!    locked container are served without locking it again): no locked container can change
+//!    now, so that walk is authoritative — it fails with the path of an unfreezable value that
+//!    a writer slipped in, retries if it reaches a container added meanwhile (not locked), and
+//!    otherwise freezes exactly what it reached. Release. The freeze is linearizable with each
+//!    container's writes: a writer lands before the commit (and was walked) or finds the flag
+//!    and fails with `Frozen`; writers that keep mutating cannot starve it.
 //!
 //! A frozen container is `Send + Sync` and read through its `frozen()` view with no lock, no
 //! atomic read-modify-write and no refcount traffic.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -72,8 +76,12 @@ impl fmt::Display for Step {
     }
 }
 
-/// A held container lock during the commit phase (opaque).
-pub struct FreezeLock<'a>(#[allow(dead_code)] pub(crate) Held<'a>);
+/// A held container lock during the commit phase (opaque). While it lives, the current thread
+/// is registered as holding the container, so reads of it are served without locking again.
+pub struct FreezeLock<'a>(
+    #[allow(dead_code)] pub(crate) Held<'a>,
+    #[allow(dead_code)] pub(crate) crate::reentry::Holding,
+);
 
 #[allow(dead_code)]
 pub(crate) enum Held<'a> {
@@ -123,8 +131,8 @@ const MAX_FREEZE_ATTEMPTS: usize = 64;
 /// tree through every retry.
 pub fn freeze<V: Freeze>(root: &V) -> Result<(), Error> {
     for attempt in 0..MAX_FREEZE_ATTEMPTS {
-        let walk = walk(root)?;
-        let Some(found) = walk
+        let first = walk(root)?;
+        let Some(found) = first
             .containers
             .iter()
             .map(|(holder, version)| container_of(holder).map(|c| (c, *version)))
@@ -146,13 +154,35 @@ pub fn freeze<V: Freeze>(root: &V) -> Result<(), Error> {
         if locks.len() < found.len() {
             continue;
         }
-        if locks
+        let stale = locks
             .iter()
-            .any(|(i, _)| found[*i].0.version_tag() != found[*i].1)
-        {
-            continue;
+            .any(|(i, _)| found[*i].0.version_tag() != found[*i].1);
+        if !stale {
+            for (i, lock) in &locks {
+                found[*i].0.mark_frozen(lock);
+            }
+            return Ok(());
         }
-        for (i, lock) in &locks {
+        // Writers changed the tree between the walk and the locks. Walk again under the locks
+        // (reads of a locked container are served without locking it again): no locked
+        // container can change now, so this walk is authoritative — unless it reaches a
+        // container that was added meanwhile and is not locked, in which case we retry.
+        let again = walk(root)?;
+        let locked: HashMap<usize, usize> = locks
+            .iter()
+            .enumerate()
+            .map(|(at, (i, _))| (identity(found[*i].0), at))
+            .collect();
+        let targets: Option<Vec<usize>> = again
+            .containers
+            .iter()
+            .map(|(holder, _)| container_of(holder).and_then(|c| locked.get(&identity(c)).copied()))
+            .collect();
+        let Some(targets) = targets else {
+            continue;
+        };
+        for at in targets {
+            let (i, lock) = &locks[at];
             found[*i].0.mark_frozen(lock);
         }
         return Ok(());

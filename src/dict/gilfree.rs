@@ -18,7 +18,7 @@ use std::ptr;
 use crate::dict::iter::{CheckedSource, Iter, IterChecked};
 use crate::dict::FrozenDict;
 use crate::lookup::{quick_compare, restart, Quick};
-use crate::model::{DefaultHashBuilder, KeyModel, Plain};
+use crate::model::{DefaultHashBuilder, KeyModel};
 use crate::reclaim::{self, Guard};
 use crate::reentry::{self, Holding};
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
@@ -63,35 +63,9 @@ struct WriteSession<'g, K, V> {
     table: &'g Table<K, V>,
 }
 
-impl<K, V> GilFreeDict<K, V, DefaultHashBuilder> {
-    /// An empty dict with the default hasher.
-    pub fn new() -> Self {
-        Self::with_hasher(DefaultHashBuilder::default())
-    }
-
-    /// An empty dict with room for `capacity` entries before it grows.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self::with_capacity_and_hasher(capacity, DefaultHashBuilder::default())
-    }
-}
-
-impl<K, V, S: Default> Default for GilFreeDict<K, V, S> {
-    fn default() -> Self {
-        Self::with_hasher(S::default())
-    }
-}
+common_dict_api!(GilFreeDict);
 
 impl<K, V, S> GilFreeDict<K, V, S> {
-    /// An empty dict that hashes plain keys with `hasher`.
-    pub fn with_hasher(hasher: S) -> Self {
-        Self::with_capacity_and_hasher(0, hasher)
-    }
-
-    /// An empty dict with room for `capacity` entries, hashing plain keys with `hasher`.
-    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
-        Self::from_table(Table::with_capacity(capacity), hasher)
-    }
-
     fn from_table(table: Table<K, V>, hasher: S) -> Self {
         GilFreeDict {
             len: AtomicUsize::new(table.len()),
@@ -103,40 +77,6 @@ impl<K, V, S> GilFreeDict<K, V, S> {
             hasher,
             _owns: PhantomData,
         }
-    }
-
-    /// The hasher used for plain keys.
-    pub fn hasher(&self) -> &S {
-        &self.hasher
-    }
-
-    /// The plain-key model of this dict (its `BuildHasher` and `Eq`).
-    pub fn plain(&self) -> Plain<'_, S> {
-        Plain(&self.hasher)
-    }
-
-    /// Number of entries. Lock-free; exact when no writer is running.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
-    }
-
-    /// Whether the dict is empty.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// A tag that changes on every mutation (for inline caches of global lookups, like
-    /// CPython's dict versions). One relaxed-cost load, no lock.
-    #[inline]
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    /// Whether the dict is frozen (every mutator then fails with [`Error::Frozen`]).
-    pub fn is_frozen(&self) -> bool {
-        self.frozen.load(Ordering::Acquire)
     }
 
     /// Makes this dict immutable (one-way). Linearizable with writers: a concurrent write
@@ -721,7 +661,9 @@ where
             .writer
             .try_lock()
             .or_else(|| self.writer.try_lock_for(timeout))
-            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::Mutex(g))))
+            .map(|g| {
+                crate::freeze::FreezeLock(crate::freeze::Held::Mutex(g), Holding::new(self.addr()))
+            }))
     }
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {

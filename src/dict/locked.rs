@@ -20,7 +20,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::dict::iter::{CheckedSource, IterChecked};
 use crate::dict::FrozenDict;
 use crate::lookup::{quick_compare, restart, Quick};
-use crate::model::{infallible, DefaultHashBuilder, KeyModel, Plain};
+use crate::model::{infallible, DefaultHashBuilder, KeyModel};
 use crate::reentry::{self, Holding};
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::table::{Node, Probe, Table};
@@ -76,35 +76,9 @@ impl<K, V> Drop for Graveyard<K, V> {
     }
 }
 
-impl<K, V> LockedDict<K, V, DefaultHashBuilder> {
-    /// An empty dict with the default hasher.
-    pub fn new() -> Self {
-        Self::with_hasher(DefaultHashBuilder::default())
-    }
-
-    /// An empty dict with room for `capacity` entries before it grows.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self::with_capacity_and_hasher(capacity, DefaultHashBuilder::default())
-    }
-}
-
-impl<K, V, S: Default> Default for LockedDict<K, V, S> {
-    fn default() -> Self {
-        Self::with_hasher(S::default())
-    }
-}
+common_dict_api!(LockedDict);
 
 impl<K, V, S> LockedDict<K, V, S> {
-    /// An empty dict that hashes plain keys with `hasher`.
-    pub fn with_hasher(hasher: S) -> Self {
-        Self::with_capacity_and_hasher(0, hasher)
-    }
-
-    /// An empty dict with room for `capacity` entries, hashing plain keys with `hasher`.
-    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
-        Self::from_table(Table::with_capacity(capacity), hasher)
-    }
-
     fn from_table(table: Table<K, V>, hasher: S) -> Self {
         LockedDict {
             len: AtomicUsize::new(table.len()),
@@ -116,39 +90,6 @@ impl<K, V, S> LockedDict<K, V, S> {
             hasher,
             _owns: PhantomData,
         }
-    }
-
-    /// The hasher used for plain keys.
-    pub fn hasher(&self) -> &S {
-        &self.hasher
-    }
-
-    /// The plain-key model of this dict (its `BuildHasher` and `Eq`).
-    pub fn plain(&self) -> Plain<'_, S> {
-        Plain(&self.hasher)
-    }
-
-    /// Number of entries (one atomic load, no lock).
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
-    }
-
-    /// Whether the dict is empty.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// A tag that changes on every mutation; read without the lock.
-    #[inline]
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    /// Whether the dict is frozen.
-    pub fn is_frozen(&self) -> bool {
-        self.frozen.load(Ordering::Acquire)
     }
 
     /// Makes this dict immutable (one-way), linearizably with respect to its writers.
@@ -735,7 +676,9 @@ where
             .lock
             .try_write()
             .or_else(|| self.lock.try_write_for(timeout))
-            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g))))
+            .map(|g| {
+                crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g), Holding::new(self.addr()))
+            }))
     }
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {

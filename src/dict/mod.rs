@@ -9,6 +9,78 @@
 //!
 //! The [`Mapping`] trait lets a VM be generic over the variant.
 
+/// Constructors and lock-free accessors, identical for both dicts (each has `len`, `version`,
+/// `frozen` and `hasher` fields and a private `from_table`). Defined before the modules that
+/// invoke it, so it is in their textual scope.
+macro_rules! common_dict_api {
+    ($Dict:ident) => {
+        impl<K, V> $Dict<K, V, crate::DefaultHashBuilder> {
+            /// An empty dict with the default hasher.
+            pub fn new() -> Self {
+                Self::with_hasher(crate::DefaultHashBuilder::default())
+            }
+
+            /// An empty dict with room for `capacity` entries before it grows.
+            pub fn with_capacity(capacity: usize) -> Self {
+                Self::with_capacity_and_hasher(capacity, crate::DefaultHashBuilder::default())
+            }
+        }
+
+        impl<K, V, S: Default> Default for $Dict<K, V, S> {
+            fn default() -> Self {
+                Self::with_hasher(S::default())
+            }
+        }
+
+        impl<K, V, S> $Dict<K, V, S> {
+            /// An empty dict that hashes plain keys with `hasher`.
+            pub fn with_hasher(hasher: S) -> Self {
+                Self::with_capacity_and_hasher(0, hasher)
+            }
+
+            /// An empty dict with room for `capacity` entries, hashing plain keys with `hasher`.
+            pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+                Self::from_table(crate::table::Table::with_capacity(capacity), hasher)
+            }
+
+            /// The hasher used for plain keys.
+            pub fn hasher(&self) -> &S {
+                &self.hasher
+            }
+
+            /// The plain-key model of this dict (its `BuildHasher` and `Eq`).
+            pub fn plain(&self) -> crate::Plain<'_, S> {
+                crate::Plain(&self.hasher)
+            }
+
+            /// Number of entries: one atomic load, no lock (exact when no writer is running).
+            #[inline]
+            pub fn len(&self) -> usize {
+                self.len.load(crate::sync::Ordering::Acquire)
+            }
+
+            /// Whether the dict is empty.
+            #[inline]
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// A tag that changes on every mutation (for inline caches of global lookups, like
+            /// CPython's dict versions): one atomic load, no lock.
+            #[inline]
+            pub fn version(&self) -> u64 {
+                self.version.load(crate::sync::Ordering::Acquire)
+            }
+
+            /// Whether the dict is frozen (every mutator then fails with
+            /// [`Error::Frozen`](crate::Error::Frozen)).
+            pub fn is_frozen(&self) -> bool {
+                self.frozen.load(crate::sync::Ordering::Acquire)
+            }
+        }
+    };
+}
+
 mod frozen;
 mod gilfree;
 mod iter;
