@@ -31,7 +31,7 @@ impl Freeze for Value {
         match self {
             Value::Int(_) | Value::Str(_) => Shape::Leaf,
             Value::Dict(d) => Shape::Container(&**d),
-            Value::List(_) => Shape::Unfreezable("list"),
+            Value::List(l) => Shape::Container(&**l),
         }
     }
 }

@@ -6,10 +6,9 @@
 //!   rhai `Dynamic`. Keys hash and compare through [`RhaiKeys`], a `KeyModel<Val>` over rhai's
 //!   values (ints, strings, chars, bools, floats, `()`); other keys are "unhashable" errors
 //!   that scripts can catch.
-//! - `d.freeze()` deep-freezes the tree under `d` with `gilfree::freeze` (all or nothing). A
-//!   frozen dict is read without locks by every thread; writing to it is a script error
-//!   ("cannot modify frozen dict"). gilfree's lists do not take part in tree-freeze yet, so a
-//!   tree holding a `List` cannot be frozen (`List.freeze()` freezes one list).
+//! - `d.freeze()` / `l.freeze()` deep-freeze the tree under `d` / `l` with `gilfree::freeze`
+//!   (all or nothing, lists included). A frozen container is read without locks by every
+//!   thread; writing to it is a script error ("cannot modify frozen dict").
 //! - `d.incr(key, n)` is an atomic read-modify-write (`update_in`): no lost updates between
 //!   threads.
 //!
@@ -84,7 +83,7 @@ impl Freeze for Val {
     fn shape(&self) -> Shape<'_, Val> {
         match self {
             Val::Dict(d) => Shape::Container(&*d.0),
-            Val::List(_) => Shape::Unfreezable("List"),
+            Val::List(l) => Shape::Container(&*l.0),
             Val::Other(d) if is_leaf(d) => Shape::Leaf,
             Val::Other(d) => Shape::Unfreezable(d.type_name()),
         }
@@ -362,7 +361,9 @@ pub fn register(engine: &mut Engine) {
         .register_fn("sort", List::sort)
         .register_fn("len", |l: &mut List| l.0.len() as INT)
         .register_get("len", |l: &mut List| l.0.len() as INT)
-        .register_fn("freeze", |l: &mut List| l.0.freeze())
+        .register_fn("freeze", |l: &mut List| {
+            rt(gilfree::freeze(&Val::List(l.clone())))
+        })
         .register_get("is_frozen", |l: &mut List| l.0.is_frozen())
         .register_fn("to_string", List::describe)
         .register_fn("to_debug", List::describe)

@@ -86,8 +86,8 @@ pub use error::{Container, Error, Result};
 pub use freeze::{freeze, frozen_copy, Freeze, Shape};
 pub use interp::{Interpreter, InterpreterId, Owned, Shared};
 pub use list::{
-    GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList, LockedListView,
-    Sequence, Slice, SliceIndices,
+    FrozenList, GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList,
+    LockedListView, Sequence, Slice, SliceIndices,
 };
 pub use lookup::MAX_LOOKUP_RESTARTS;
 pub use model::{DefaultHashBuilder, EqModel, KeyModel, Plain};

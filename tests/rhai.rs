@@ -89,21 +89,29 @@ fn freeze_is_deep_and_all_or_nothing() {
         error_of(r#"let d = dict(); d["x"] = 1; d.freeze(); d["x"] = 2"#)
             .contains("cannot modify frozen dict")
     );
-    // A List in the tree: nothing is frozen.
+    // A rhai array (not a gilfree container) in the tree: nothing is frozen, lists included.
     let r: String = eval(
         r#"
         let inner = dict();
-        let d = dict(); d["inner"] = inner; d["xs"] = list();
+        let xs = list();
+        let d = dict(); d["inner"] = inner; d["xs"] = xs; d["arr"] = [1, 2];
         let msg = "";
         try { d.freeze(); } catch (e) { msg = `${e}`; }
-        `${d.is_frozen}|${inner.is_frozen}|${msg}`
+        `${d.is_frozen}|${inner.is_frozen}|${xs.is_frozen}|${msg}`
     "#,
     );
-    assert!(r.starts_with("false|false|"), "{r}");
-    assert!(
-        r.contains("cannot freeze root[\"xs\"]: List cannot be frozen"),
-        "{r}"
+    assert!(r.starts_with("false|false|false|"), "{r}");
+    assert!(r.contains("cannot freeze root[\"arr\"]"), "{r}");
+    // Without it, the whole tree freezes, the list too.
+    let r: String = eval(
+        r#"
+        let xs = list(); xs.push(1);
+        let d = dict(); d["xs"] = xs;
+        d.freeze();
+        `${d.is_frozen}|${xs.is_frozen}`
+    "#,
     );
+    assert_eq!(r, "true|true");
 }
 
 #[test]

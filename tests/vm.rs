@@ -151,13 +151,22 @@ fn constants_are_frozen() {
         run(&vm, r#"(put! (get C "a") "c" 3)"#),
         "error: cannot modify frozen dict"
     );
-    // All or nothing: a list inside makes the freeze fail and nothing is frozen.
+    // Lists inside a constant are frozen too.
+    vm.run(r#"(const L (dict "xs" (list 1 2)))"#).unwrap();
+    assert_eq!(run(&vm, r#"(frozen? (get L "xs"))"#), "true");
+    // All or nothing: an instance inside makes the freeze fail and nothing is frozen.
+    vm.run(POINT).unwrap();
     vm.run(r#"(define inner (dict "x" 1))"#).unwrap();
+    vm.run(r#"(define xs (list 1))"#).unwrap();
     assert_eq!(
-        run(&vm, r#"(const D (dict "ok" inner "xs" (list 1)))"#),
-        "error: cannot freeze root[\"xs\"]: list cannot be frozen"
+        run(
+            &vm,
+            r#"(const D (dict "ok" inner "xs" xs "p" (make Point 1 2)))"#
+        ),
+        "error: cannot freeze root[\"p\"]: instance cannot be frozen"
     );
     assert_eq!(run(&vm, "(frozen? inner)"), "false");
+    assert_eq!(run(&vm, "(frozen? xs)"), "false");
 }
 
 #[test]

@@ -270,13 +270,13 @@ pub fn run(s: &Settings, workloads: &[Workload]) -> Vec<Group> {
             if s.wants("GilFreeList") {
                 let l = GilFreeList::from_vec((0..n).collect());
                 read_only(s, &mut g, "GilFreeList", true, &l);
-                l.freeze();
+                l.freeze().unwrap();
                 read_only(s, &mut g, "GilFreeList frozen", true, &l);
             }
             if s.wants("LockedList") {
                 let l = LockedList::from_vec((0..n).collect());
                 read_only(s, &mut g, "LockedList", true, &l);
-                l.freeze();
+                l.freeze().unwrap();
                 read_only(s, &mut g, "LockedList frozen", true, &l);
             }
             if s.wants("RwLock<Vec>") {

@@ -12,8 +12,8 @@
 //!   atomic read-modify-write (`update_in`).
 //! - **Constants** (`(const NAME expr)`) are deep-frozen with `gilfree::freeze` before they are
 //!   bound: every thread reads them without locks, and any write fails with "cannot modify
-//!   frozen dict". Lists are kept out of constants: gilfree's lists do not take part in
-//!   tree-freeze yet, so a list inside a constant is reported as unfreezable.
+//!   frozen dict" (or list). An instance inside a constant makes the freeze fail, and nothing
+//!   is frozen.
 //!
 //! Special forms: `quote` (`'x`), `if`, `define`, `set!`, `let`, `lambda`, `begin`, `while`,
 //! `and`, `or`, `try`, `const`, `defclass`. Builtins: see [`Vm::builtin`].
@@ -216,13 +216,13 @@ impl fmt::Debug for Value {
     }
 }
 
-/// Tree-freeze: leaves are immutable values; dicts are containers; lists and instances
-/// cannot be frozen (gilfree's lists are not `Freezable` yet).
+/// Tree-freeze: leaves are immutable values; dicts and lists are containers; instances
+/// cannot be frozen.
 impl Freeze for Value {
     fn shape(&self) -> Shape<'_, Value> {
         match self {
             Value::Dict(d) => Shape::Container(&**d),
-            Value::List(_) => Shape::Unfreezable("list"),
+            Value::List(l) => Shape::Container(&**l),
             Value::Obj(_) => Shape::Unfreezable("instance"),
             _ => Shape::Leaf,
         }

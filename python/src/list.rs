@@ -116,10 +116,9 @@ impl ListPy {
         ListPy::wrap(py, self.inner.like(items))
     }
 
-    /// The list as a freeze walk sees it. gilfree's lists do not take part in tree-freeze
-    /// yet (`Freezable` is implemented for the dicts only), so a list is unfreezable.
+    /// The list as a freeze walk sees it: a container whose items are walked.
     pub(crate) fn shape(&self) -> Shape<'_, Obj> {
-        Shape::Unfreezable("gilfree.List (lists cannot be frozen by this gilfree version)")
+        on_list!(&self.inner, l => Shape::Container(l))
     }
 
     /// For `frozen_copy`: a new mutable list with the same items.
@@ -514,8 +513,8 @@ impl ListPy {
     }
 
     /// Freezes this list only (its items stay as they are).
-    fn freeze(&self) {
-        on_list!(&self.inner, l => l.freeze())
+    fn freeze(&self) -> PyResult<()> {
+        on_list!(&self.inner, l => l.freeze()).py()
     }
 
     /// Whether the list is frozen.

@@ -80,6 +80,7 @@ use std::ptr;
 use crate::list::iter::ListIter;
 use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
+use crate::list::FrozenList;
 use crate::list::{
     grown_cap, insert_index, item_index, repeated, scan_bound, seq_compare, seq_eq, should_shrink,
     shrunk_cap, Removal, MIN_CAP,
@@ -226,16 +227,34 @@ impl<T> GilFreeList<T> {
         self.frozen.load(Ordering::Acquire)
     }
 
-    /// Makes the list immutable (one-way), linearizably with its writers. Called from inside
-    /// [`with_lock`](Self::with_lock), it takes effect at once (the view's later writes fail).
-    pub fn freeze(&self) {
+    /// Makes the list immutable (one-way), linearizably with its writers: a concurrent write
+    /// either lands before the freeze or fails with [`Error::Frozen`].
+    ///
+    /// This list only: items that are containers stay as they are; to freeze a whole object
+    /// tree, use [`freeze`](crate::freeze()). Fails with [`Error::Reentrant`] from inside a
+    /// closure that runs under this list's lock (the enclosing write would land after it).
+    pub fn freeze(&self) -> Result<(), Error> {
         if reentry::held_by_me(self.addr()) {
-            // This thread's outer frame holds the lock already.
-            self.frozen.store(true, Ordering::Release);
-        } else {
-            let _lock = self.writer.lock();
-            self.frozen.store(true, Ordering::Release);
+            return Err(Error::Reentrant(Container::List));
         }
+        let _lock = self.writer.lock();
+        self.frozen.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The read-only view of this list if it is frozen: borrowed reads with no lock, no epoch
+    /// pin and no refcount traffic, valid for as long as the list.
+    pub fn frozen(&self) -> Option<FrozenList<'_, T>> {
+        if !self.frozen.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: frozen (Acquire pairs with the Release in `freeze`, made under the writer
+        // lock after every earlier write): the current array is never replaced again and its
+        // items `0..len` are never overwritten or retired while `&self` lives.
+        let array = unsafe { &*self.array.load(Ordering::Acquire) };
+        let len = array.len.load(Ordering::Acquire);
+        // SAFETY: as above; slots `0..len` hold published items (I2).
+        Some(unsafe { FrozenList::boxed(&array.slots[..len]) })
     }
 
     fn addr(&self) -> usize {
@@ -1224,5 +1243,64 @@ impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
         self.w.check_frozen()?;
         self.w.clear();
         Ok(())
+    }
+}
+
+impl<T> crate::freeze::Sealed for GilFreeList<T> {}
+
+impl<T> crate::freeze::Freezable<T> for GilFreeList<T>
+where
+    T: crate::Freeze + Send + Sync + 'static,
+{
+    fn is_frozen(&self) -> bool {
+        GilFreeList::is_frozen(self)
+    }
+
+    fn visit_children(&self, f: &mut dyn FnMut(&T) -> bool) {
+        let pinned = self.pin();
+        for item in pinned.iter() {
+            if !f(item) {
+                return;
+            }
+        }
+    }
+
+    fn child_step(&self, index: usize) -> Option<crate::freeze::Step> {
+        Some(crate::freeze::Step::Index(index))
+    }
+
+    fn version_tag(&self) -> u64 {
+        self.version()
+    }
+
+    fn lock_for_freeze(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::List));
+        }
+        Ok(self
+            .writer
+            .try_lock()
+            .or_else(|| self.writer.try_lock_for(timeout))
+            .map(|g| {
+                crate::freeze::FreezeLock(crate::freeze::Held::Mutex(g), Holding::new(self.addr()))
+            }))
+    }
+
+    fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
+        self.frozen.store(true, Ordering::Release);
+    }
+
+    fn map_children(&self, f: &mut dyn FnMut(&T) -> Option<T>) -> Result<(), Error> {
+        self.with_lock(|view| {
+            for i in 0..view.len() as isize {
+                if let Some(new) = f(view.get(i)?) {
+                    view.set(i, new)?;
+                }
+            }
+            Ok(())
+        })?
     }
 }

@@ -39,6 +39,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::list::iter::ListIter;
 use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
+use crate::list::FrozenList;
 use crate::list::{
     insert_index, item_index, model_eq, permute, repeated, scan_bound, seq_compare, seq_eq, Removal,
 };
@@ -133,15 +134,31 @@ impl<T> LockedList<T> {
         self.frozen.load(Ordering::Acquire)
     }
 
-    /// Makes the list immutable (one-way), linearizably with its writers. Called from inside
-    /// [`with_lock`](Self::with_lock), it takes effect at once (the view's later writes fail).
-    pub fn freeze(&self) {
+    /// Makes the list immutable (one-way), linearizably with its writers: a concurrent write
+    /// either lands before the freeze or fails with [`Error::Frozen`].
+    ///
+    /// This list only: items that are containers stay as they are; to freeze a whole object
+    /// tree, use [`freeze`](crate::freeze()). Fails with [`Error::Reentrant`] from inside a
+    /// closure that runs under this list's lock (the enclosing write would land after it).
+    pub fn freeze(&self) -> Result<(), Error> {
         if reentry::held_by_me(self.addr()) {
-            self.frozen.store(true, Ordering::Release);
-        } else {
-            let _lock = self.lock.write();
-            self.frozen.store(true, Ordering::Release);
+            return Err(Error::Reentrant(Container::List));
         }
+        let _lock = self.lock.write();
+        self.frozen.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The read-only view of this list if it is frozen: borrowed reads with no lock and no
+    /// refcount traffic, valid for as long as the list.
+    pub fn frozen(&self) -> Option<FrozenList<'_, T>> {
+        if !self.frozen.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: frozen (Acquire pairs with the Release in `freeze`, made under the exclusive
+        // lock): every later `write()` fails before creating a `&mut` to the items (L1), so a
+        // shared borrow is valid for as long as `&self`.
+        Some(unsafe { FrozenList::inline(&*self.items.get()) })
     }
 
     fn addr(&self) -> usize {
@@ -868,5 +885,75 @@ impl<T: Clone> LockedListView<'_, T> {
         self.w.check_frozen()?;
         self.w.clear();
         Ok(())
+    }
+}
+
+impl<T> crate::freeze::Sealed for LockedList<T> {}
+
+impl<T> crate::freeze::Freezable<T> for LockedList<T>
+where
+    T: crate::Freeze + Send + Sync,
+{
+    fn is_frozen(&self) -> bool {
+        LockedList::is_frozen(self)
+    }
+
+    fn visit_children(&self, f: &mut dyn FnMut(&T) -> bool) {
+        match self.read() {
+            Ok(items) => {
+                for item in items.iter() {
+                    if !f(item) {
+                        return;
+                    }
+                }
+            }
+            // This thread holds the lock already (freeze's walk under its own locks): clones.
+            Err(_) => {
+                for item in self.snapshot() {
+                    if !f(&item) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn child_step(&self, index: usize) -> Option<crate::freeze::Step> {
+        Some(crate::freeze::Step::Index(index))
+    }
+
+    fn version_tag(&self) -> u64 {
+        self.version()
+    }
+
+    fn lock_for_freeze(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::List));
+        }
+        Ok(self
+            .lock
+            .try_write()
+            .or_else(|| self.lock.try_write_for(timeout))
+            .map(|g| {
+                crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g), Holding::new(self.addr()))
+            }))
+    }
+
+    fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
+        self.frozen.store(true, Ordering::Release);
+    }
+
+    fn map_children(&self, f: &mut dyn FnMut(&T) -> Option<T>) -> Result<(), Error> {
+        self.with_lock(|view| {
+            for i in 0..view.len() as isize {
+                if let Some(new) = f(view.get(i)?) {
+                    view.set(i, new)?;
+                }
+            }
+            Ok(())
+        })?
     }
 }

@@ -14,6 +14,7 @@
 //! The semantics both lists share (indices, slices, script `eq`, sort, comparisons,
 //! re-entrancy, freeze) are documented on [`Sequence`].
 
+mod frozen;
 mod gilfree;
 mod iter;
 mod locked;
@@ -21,6 +22,7 @@ mod sequence;
 mod slice;
 mod sort;
 
+pub use frozen::FrozenList;
 pub use gilfree::{GilFreeList, GilFreeListView, ListPin};
 pub use iter::ListIter;
 pub use locked::{ListReadGuard, LockedList, LockedListView};

@@ -82,7 +82,7 @@ pub trait Sequence<T> {
     /// Whether the list is frozen.
     fn is_frozen(&self) -> bool;
     /// Makes the list immutable (one-way).
-    fn freeze(&self);
+    fn freeze(&self) -> Result<(), Error>;
 
     /// A clone of the item at `i` (negative counts from the end).
     fn get(&self, i: isize) -> Result<T, Error>;
@@ -213,7 +213,7 @@ macro_rules! forward_sequence {
             fn is_frozen(&self) -> bool {
                 $List::is_frozen(self)
             }
-            fn freeze(&self) {
+            fn freeze(&self) -> Result<(), Error> {
                 $List::freeze(self)
             }
             fn get(&self, i: isize) -> Result<T, Error> {

@@ -1,0 +1,98 @@
+//! `FrozenList`: the read-only view of a frozen list.
+//!
+//! Once a list is frozen no writer can change it again (every mutator fails with
+//! `Error::Frozen`, `with_lock` included), so its storage stays put until the list is dropped.
+//! The view reads with plain Acquire loads — no lock, no epoch pin, no atomic
+//! read-modify-write — and lends `&T` for the list's whole lifetime.
+
+use crate::list::item_index;
+use crate::sync::{AtomicPtr, Ordering, Published};
+use crate::Error;
+
+/// Where a frozen list's items are.
+enum Source<'l, T> {
+    /// A `GilFreeList`'s slots (`0..len`, each a published, boxed item).
+    Boxed(&'l [AtomicPtr<Published<T>>]),
+    /// A `LockedList`'s vector.
+    Inline(&'l [T]),
+}
+
+/// A read-only view of a frozen [`GilFreeList`](crate::GilFreeList) or
+/// [`LockedList`](crate::LockedList): lock-free, pin-free borrowed reads. Obtained from the
+/// list's `frozen()`, which returns `None` while the list is mutable.
+pub struct FrozenList<'l, T> {
+    source: Source<'l, T>,
+}
+
+impl<T> Clone for FrozenList<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for FrozenList<'_, T> {}
+
+impl<T> Clone for Source<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Source<'_, T> {}
+
+impl<'l, T> FrozenList<'l, T> {
+    /// # Safety
+    /// The list owning `slots` is frozen (observed with Acquire), `'l` borrows it, and
+    /// `slots` are exactly its live items (all non-null, published).
+    pub(crate) unsafe fn boxed(slots: &'l [AtomicPtr<Published<T>>]) -> Self {
+        FrozenList {
+            source: Source::Boxed(slots),
+        }
+    }
+
+    /// # Safety
+    /// The list owning `items` is frozen (observed with Acquire) and `'l` borrows it: no
+    /// `&mut` to the items will ever be created again.
+    pub(crate) unsafe fn inline(items: &'l [T]) -> Self {
+        FrozenList {
+            source: Source::Inline(items),
+        }
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        match self.source {
+            Source::Boxed(s) => s.len(),
+            Source::Inline(s) => s.len(),
+        }
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The item at `i` (negative counts from the end).
+    pub fn get(&self, i: isize) -> Result<&'l T, Error> {
+        let at = item_index(i, self.len()).ok_or(Error::IndexOutOfRange)?;
+        Ok(self.at(at))
+    }
+
+    #[inline]
+    fn at(&self, at: usize) -> &'l T {
+        match self.source {
+            Source::Boxed(s) => {
+                // SAFETY: a frozen list's slots `0..len` hold published items that are never
+                // replaced or retired while the list lives (`boxed`'s contract).
+                unsafe { (*s[at].load(Ordering::Acquire)).get() }
+            }
+            Source::Inline(s) => &s[at],
+        }
+    }
+
+    /// The items, in order (double-ended).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &'l T> + 'l {
+        let this = *self;
+        (0..this.len()).map(move |at| this.at(at))
+    }
+}
