@@ -12,9 +12,9 @@ use plotters::style::FontStyle;
 
 use crate::report::Group;
 
-const PANEL_W: u32 = 940;
+const PANEL_W: u32 = 990;
 const PANEL_H: u32 = 440;
-const LEGEND_W: u32 = 380;
+const LEGEND_W: u32 = 430;
 
 /// Distinct colours; the limit (first contender of most groups) is black.
 const PALETTE: [RGBColor; 14] = [
