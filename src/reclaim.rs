@@ -31,8 +31,10 @@ use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Retired objects per bag; a full bag is sealed.
 const BAG: usize = 64;
-/// Sealed objects a thread accumulates before its next outermost unpin collects.
-const COLLECT_AT: usize = 2 * BAG;
+/// New sealed objects a thread accumulates before its next outermost unpin collects (each
+/// collection costs a `membarrier`, a few microseconds, so it is amortized over this many
+/// retirements; what a collection cannot free yet waits for the next one).
+const COLLECT_EVERY: usize = 16 * BAG;
 
 /// One object waiting to be freed.
 struct Retired {
@@ -64,6 +66,8 @@ struct Participant {
     depth: AtomicUsize,
     /// Sealed objects of the owner waiting to be freed (owner thread only).
     pending: AtomicUsize,
+    /// `pending` at which the owner's next outermost unpin collects (owner thread only).
+    collect_at: AtomicUsize,
     /// Whether a live thread owns this record.
     owned: AtomicBool,
 }
@@ -161,6 +165,7 @@ impl Drop for Local {
         }
         let p = self.participant;
         p.pending.store(0, Ordering::Relaxed);
+        p.collect_at.store(COLLECT_EVERY, Ordering::Relaxed);
         // A guard still alive (in another thread-local's destructor) keeps the record.
         if p.depth.load(Ordering::Relaxed) == 0 {
             p.owned.store(false, Ordering::Release);
@@ -182,6 +187,7 @@ fn acquire_participant() -> &'static Participant {
         active: AtomicU64::new(0),
         depth: AtomicUsize::new(0),
         pending: AtomicUsize::new(0),
+        collect_at: AtomicUsize::new(COLLECT_EVERY),
         owned: AtomicBool::new(true),
     }));
     all.push(p);
@@ -259,7 +265,7 @@ impl Drop for Guard {
             p.active.store(0, Ordering::Release);
             if self.temporary {
                 p.owned.store(false, Ordering::Release);
-            } else if p.pending.load(Ordering::Relaxed) >= COLLECT_AT {
+            } else if p.pending.load(Ordering::Relaxed) >= p.collect_at.load(Ordering::Relaxed) {
                 collect();
             }
         }
@@ -326,10 +332,11 @@ fn collect() {
             let ready = ripe(&mut l.sealed.borrow_mut());
             let freed: usize = ready.iter().map(|b| b.items.len()).sum();
             let p = l.participant;
-            p.pending.store(
-                p.pending.load(Ordering::Relaxed).saturating_sub(freed),
-                Ordering::Relaxed,
-            );
+            let pending = p.pending.load(Ordering::Relaxed).saturating_sub(freed);
+            p.pending.store(pending, Ordering::Relaxed);
+            // Back off: the next automatic collection waits for COLLECT_EVERY new objects.
+            p.collect_at
+                .store(pending + COLLECT_EVERY, Ordering::Relaxed);
             ready
         })
         .unwrap_or_default();

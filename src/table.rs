@@ -248,10 +248,19 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// The last live entry in order (for `popitem`; writers only).
+    /// The last live entry in order (for `popitem`; writers only). Moves the tail hint down
+    /// over the removed positions it passes, so a run of them is walked once.
     pub(crate) fn last(&self) -> Option<&Node<K, V>> {
-        let tail = self.tail.load(Ordering::Relaxed);
-        (0..tail).rev().find_map(|pos| self.entry(pos))
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        while tail > 0 {
+            if let Some(node) = self.entry(tail - 1) {
+                self.tail.store(tail, Ordering::Relaxed);
+                return Some(node);
+            }
+            tail -= 1;
+        }
+        self.tail.store(0, Ordering::Relaxed);
+        None
     }
 
     /// Whether one more entry fits without a rebuild.
@@ -310,14 +319,14 @@ impl<K, V> Table<K, V> {
         let pos = self.positions[slot].load(Ordering::Relaxed) as usize;
         s.node.store(tombstone(), Ordering::Release);
         self.order[pos].store(ptr::null_mut(), Ordering::Release);
-        // Move the writers' tail hint back over trailing removed positions, so `popitem` stays
-        // O(1) amortized. Positions themselves are never reused within a table: an iterator
-        // that already passed one must not meet a new entry there.
-        let mut tail = self.tail.load(Ordering::Relaxed);
-        while tail > 0 && self.order[tail - 1].load(Ordering::Relaxed).is_null() {
-            tail -= 1;
+        // Removing the last live entry moves the writers' tail hint down by one; `last` walks it
+        // further down over removed positions when `popitem` needs it. (Walking here would
+        // rescan the same run of removed positions on every insert-then-remove at the end.)
+        // Positions themselves are never reused within a table: an iterator that already
+        // passed one must not meet a new entry there.
+        if self.tail.load(Ordering::Relaxed) == pos + 1 {
+            self.tail.store(pos, Ordering::Relaxed);
         }
-        self.tail.store(tail, Ordering::Relaxed);
         self.len
             .store(self.len.load(Ordering::Relaxed) - 1, Ordering::Release);
         old
