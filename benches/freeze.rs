@@ -1,7 +1,8 @@
 //! Frozen reads, freeze cost and hand-over cost.
 //!
-//! - `frozen_read`: dict reads through `FrozenDict` (no pin, no lock, no refcount) at 1 and 2
-//!   threads against `Arc<HashMap>` (the limit) and the unfrozen dicts' borrowed reads.
+//! - `frozen_read`: dict reads through `FrozenDict` and list index reads through `FrozenList`
+//!   (no pin, no lock, no refcount) at 1 and 2 threads against `Arc<HashMap>`/`Arc<Vec>` (the
+//!   limits) and the unfrozen containers' borrowed reads.
 //! - `freeze`: freezing a tree of 10^3..10^6 nodes, against one plain traversal of the same
 //!   tree (reading every value through borrowed reads).
 //! - `handover`: `Owned::hand_over` against serialize + deserialize of the same tree with
@@ -13,7 +14,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use gilfree::{freeze, Freeze, GilFreeDict, Interpreter, LockedDict, Owned, Shape};
+use gilfree::{
+    freeze, Freeze, GilFreeDict, GilFreeList, Interpreter, LockedDict, LockedList, Owned, Shape,
+};
 use serde::{Deserialize, Serialize};
 
 type S = foldhash::fast::FixedState;
@@ -135,9 +138,26 @@ fn frozen_read(c: &mut Criterion) {
         ("GilFreeDict_get_with", &|k| gilfree.get_with(&k, |v| *v)),
         ("LockedDict_get_with", &|k| locked.get_with(&k, |v| *v)),
     ];
+    // Lists: index reads against `Arc<Vec>` (the limit) and the unfrozen lists.
+    let std_vec: Arc<Vec<u64>> = Arc::new((0..READ_KEYS).collect());
+    let glist: GilFreeList<u64> = (0..READ_KEYS).collect();
+    let llist: LockedList<u64> = (0..READ_KEYS).collect();
+    let flist: GilFreeList<u64> = (0..READ_KEYS).collect();
+    flist.freeze().unwrap();
+    let lview = flist.frozen().unwrap();
+    let list_contenders: [(&str, &Read<'_>); 4] = [
+        ("Arc_Vec", &|i| std_vec.get(i as usize).copied()),
+        ("FrozenList", &|i| lview.get(i as isize).ok().copied()),
+        ("GilFreeList_get_with", &|i| {
+            glist.get_with(i as isize, |v| *v).ok()
+        }),
+        ("LockedList_get_with", &|i| {
+            llist.get_with(i as isize, |v| *v).ok()
+        }),
+    ];
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(threads as u64));
-        for (name, read) in contenders {
+        for (name, read) in contenders.into_iter().chain(list_contenders) {
             group.bench_function(BenchmarkId::new(name, threads), |b| {
                 b.iter_custom(|n| {
                     parallel(threads, n, &|t, i| {
