@@ -76,12 +76,8 @@ impl fmt::Display for Step {
     }
 }
 
-/// A held container lock during the commit phase (opaque). While it lives, the current thread
-/// is registered as holding the container, so reads of it are served without locking again.
-pub struct FreezeLock<'a>(
-    #[allow(dead_code)] pub(crate) Held<'a>,
-    #[allow(dead_code)] pub(crate) crate::reentry::Holding,
-);
+/// A held container lock during the commit phase (opaque).
+pub struct FreezeLock<'a>(#[allow(dead_code)] pub(crate) Held<'a>);
 
 #[allow(dead_code)]
 pub(crate) enum Held<'a> {
@@ -164,10 +160,15 @@ pub fn freeze<V: Freeze>(root: &V) -> Result<(), Error> {
             return Ok(());
         }
         // Writers changed the tree between the walk and the locks. Walk again under the locks
-        // (reads of a locked container are served without locking it again): no locked
-        // container can change now, so this walk is authoritative — unless it reaches a
-        // container that was added meanwhile and is not locked, in which case we retry.
-        let again = walk(root)?;
+        // (registered as held by this thread, so reads of a locked container are served
+        // without locking it again): no locked container can change now, so this walk is
+        // authoritative — unless it reaches a container that was added meanwhile and is not
+        // locked, in which case we retry.
+        let held =
+            crate::reentry::HoldingMany::new(locks.iter().map(|(i, _)| identity(found[*i].0)));
+        let again = walk(root);
+        drop(held);
+        let again = again?;
         let locked: HashMap<usize, usize> = locks
             .iter()
             .enumerate()

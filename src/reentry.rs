@@ -5,11 +5,28 @@
 //! such a closure to the same container would wait on a lock its own thread holds; it fails with
 //! `Error::Reentrant` instead. Reads from inside are served without taking the lock again (the
 //! thread's own lock already excludes every other writer).
+//!
+//! Nesting is shallow, so the registrations are a small vector; `freeze`, which holds the locks
+//! of a whole tree at once, registers them as one set ([`HoldingMany`]).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
+
+#[derive(Default)]
+struct Held {
+    /// Containers held by closures, innermost last.
+    each: Vec<usize>,
+    /// Containers held together by a freeze.
+    many: Option<HashSet<usize>>,
+}
 
 std::thread_local! {
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    static HELD: RefCell<Held> = const {
+        RefCell::new(Held {
+            each: Vec::new(),
+            many: None,
+        })
+    };
 }
 
 /// Whether the current thread runs a closure under the lock of the container at `addr`.
@@ -17,7 +34,8 @@ std::thread_local! {
 pub(crate) fn held_by_me(addr: usize) -> bool {
     HELD.with(|h| {
         let h = h.borrow();
-        !h.is_empty() && h.contains(&addr)
+        (!h.each.is_empty() && h.each.contains(&addr))
+            || h.many.as_ref().is_some_and(|m| m.contains(&addr))
     })
 }
 
@@ -26,7 +44,7 @@ pub(crate) struct Holding(usize);
 
 impl Holding {
     pub(crate) fn new(addr: usize) -> Holding {
-        HELD.with(|h| h.borrow_mut().push(addr));
+        HELD.with(|h| h.borrow_mut().each.push(addr));
         Holding(addr)
     }
 }
@@ -35,9 +53,25 @@ impl Drop for Holding {
     fn drop(&mut self) {
         HELD.with(|h| {
             let mut h = h.borrow_mut();
-            if let Some(i) = h.iter().rposition(|&a| a == self.0) {
-                h.remove(i);
+            if let Some(i) = h.each.iter().rposition(|&a| a == self.0) {
+                h.each.remove(i);
             }
         });
+    }
+}
+
+/// Marks a set of containers as locked by this thread until dropped (one per thread at a time).
+pub(crate) struct HoldingMany(());
+
+impl HoldingMany {
+    pub(crate) fn new(addrs: impl IntoIterator<Item = usize>) -> HoldingMany {
+        HELD.with(|h| h.borrow_mut().many = Some(addrs.into_iter().collect()));
+        HoldingMany(())
+    }
+}
+
+impl Drop for HoldingMany {
+    fn drop(&mut self) {
+        HELD.with(|h| h.borrow_mut().many = None);
     }
 }

@@ -64,6 +64,13 @@ impl<T> Published<T> {
         &self.0
     }
 
+    /// Mutable access for an owner that has excluded every reader (`LockedDict` under its
+    /// exclusive lock).
+    #[inline]
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+
     #[inline]
     pub(crate) fn into_inner(self) -> T {
         self.0
@@ -83,8 +90,14 @@ impl<T> Published<T> {
     }
 
     pub(crate) fn get(&self) -> &T {
-        // SAFETY: written only by `new`; loom checks that this read happens-after it.
+        // SAFETY: written only by `new` (or through `get_mut` with every reader excluded);
+        // loom checks that this read happens-after the write.
         self.0.with(|p| unsafe { &*p })
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        // SAFETY: `&mut self` excludes every other access.
+        self.0.with_mut(|p| unsafe { &mut *p })
     }
 
     pub(crate) fn into_inner(self) -> T {

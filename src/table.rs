@@ -67,6 +67,12 @@ impl<K, V> Node<K, V> {
         self.value.get()
     }
 
+    /// Replaces the value in place. Only `LockedDict` does this, under its exclusive lock,
+    /// where no reference into the node can be alive (its re-entrant readers get clones).
+    pub(crate) fn replace_value(&mut self, value: V) -> V {
+        std::mem::replace(self.value.get_mut(), value)
+    }
+
     /// Moves the entry out of a node its caller owns.
     pub(crate) fn into_entry(self) -> (K, V) {
         (self.key.into_inner(), self.value.into_inner())
@@ -212,6 +218,12 @@ impl<K, V> Table<K, V> {
             // Load ≤ 1/2 guarantees an empty slot, so this loop ends.
             i = self.next(i);
         }
+    }
+
+    /// The node pointer in a live `slot` (for a writer that mutates it in place).
+    #[inline]
+    pub(crate) fn node_ptr(&self, slot: usize) -> *mut Node<K, V> {
+        untagged(self.slots[slot].node.load(Ordering::Acquire))
     }
 
     /// The node currently in `slot`, if it is still exactly `node` (pointer identity).

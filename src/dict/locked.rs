@@ -263,14 +263,21 @@ where
     ) -> Result<Option<R>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
         let (access, spot) = self.search::<_, false>(m, hash, key)?;
-        let out = match spot {
-            Spot::Found { node, .. } => {
-                let _held = Holding::new(self.addr());
-                Some(f(node.value()))
+        let out = match (spot, access) {
+            (Spot::Found { node, .. }, Access::Reentrant) => {
+                // An outer frame of this thread holds the lock and may be a `with_lock` whose
+                // view overwrites values in place: lend a clone, never the stored value.
+                let value = node.value().clone();
+                Some(f(&value))
             }
-            Spot::Vacant { .. } => None,
+            (Spot::Found { node, .. }, access) => {
+                let _held = Holding::new(self.addr());
+                let out = f(node.value());
+                drop(access);
+                Some(out)
+            }
+            (Spot::Vacant { .. }, _) => None,
         };
-        drop(access);
         Ok(out)
     }
 
@@ -314,7 +321,6 @@ where
         user_code: bool,
     ) -> Result<Option<V>, Error<M::Error>> {
         let hash = m.hash(&key).map_err(Error::Callback)?;
-        let mut grave = Graveyard(Vec::new());
         let (access, spot) = self.search::<_, true>(m, hash, &key)?;
         let table = self.table_ref();
         let compute = |old: Option<&V>| {
@@ -323,13 +329,13 @@ where
         };
         let old = match spot {
             Spot::Found { slot, node } => {
-                let fresh = Node::alloc(hash, node.key().clone(), compute(Some(node.value())));
-                // SAFETY: exclusive lock; `slot` holds `node`, whose key `fresh` carries.
-                let old = unsafe { table.replace(slot, fresh) };
-                grave.0.push(old);
-                self.bump(false);
-                // SAFETY: `old` is buried, not freed, until after the lock is released.
-                Some(unsafe { (*old).value().clone() })
+                let value = compute(Some(node.value()));
+                let ptr = table.node_ptr(slot);
+                // SAFETY: exclusive lock held, so no other thread holds a reference into the
+                // node; this thread's re-entrant readers only ever got clones (`get_with_in`),
+                // and `node` is not used after this point. Overwriting in place keeps the
+                // position and the original key, and the old value leaves the lock with us.
+                Some(unsafe { (*ptr).replace_value(value) })
             }
             Spot::Vacant { slot } => {
                 let node = Node::alloc(hash, key, compute(None));
@@ -338,8 +344,10 @@ where
                 None
             }
         };
+        if old.is_some() {
+            self.bump(false);
+        }
         drop(access);
-        drop(grave);
         Ok(old)
     }
 
@@ -521,14 +529,18 @@ where
         let mut view = DictView {
             dict: self,
             grave: Graveyard(Vec::new()),
+            replaced: Vec::new(),
         };
         let out = {
             let _held = Holding::new(self.addr());
             f(&mut view)
         };
-        let DictView { grave, .. } = view;
+        let DictView {
+            grave, replaced, ..
+        } = view;
         drop(access);
         drop(grave);
+        drop(replaced);
         Ok(out)
     }
 }
@@ -536,7 +548,10 @@ where
 /// Plain-key access to a [`LockedDict`] inside [`LockedDict::with_lock`].
 pub struct DictView<'d, K, V, S> {
     dict: &'d LockedDict<K, V, S>,
+    /// Nodes removed inside the closure, freed after the lock is released.
     grave: Graveyard<K, V>,
+    /// Values overwritten inside the closure, dropped after the lock is released.
+    replaced: Vec<V>,
 }
 
 impl<K, V, S> DictView<'_, K, V, S>
@@ -590,14 +605,15 @@ where
         }
         let (hash, spot) = self.find(&key);
         match spot {
-            Spot::Found { slot, node } => {
-                let fresh = Node::alloc(hash, node.key().clone(), value);
-                // SAFETY: the exclusive lock is held by `with_lock`; `slot` holds `node`.
-                let old = unsafe { self.dict.table_ref().replace(slot, fresh) };
-                self.grave.0.push(old);
+            Spot::Found { slot, .. } => {
+                let ptr = self.dict.table_ref().node_ptr(slot);
+                // SAFETY: the exclusive lock is held by `with_lock`; `&mut self` rules out a
+                // reference lent by this view, and re-entrant reads of the dict got clones.
+                let old = unsafe { (*ptr).replace_value(value) };
                 self.dict.bump(false);
-                // SAFETY: `old` is buried until the lock is released.
-                Ok(Some(unsafe { (*old).value().clone() }))
+                let clone = old.clone();
+                self.replaced.push(old);
+                Ok(Some(clone))
             }
             Spot::Vacant { slot } => {
                 // SAFETY: exclusive lock held; `slot` ends the key's probe chain.
@@ -676,9 +692,7 @@ where
             .lock
             .try_write()
             .or_else(|| self.lock.try_write_for(timeout))
-            .map(|g| {
-                crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g), Holding::new(self.addr()))
-            }))
+            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g))))
     }
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {

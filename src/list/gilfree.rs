@@ -1284,9 +1284,7 @@ where
             .writer
             .try_lock()
             .or_else(|| self.writer.try_lock_for(timeout))
-            .map(|g| {
-                crate::freeze::FreezeLock(crate::freeze::Held::Mutex(g), Holding::new(self.addr()))
-            }))
+            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::Mutex(g))))
     }
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {

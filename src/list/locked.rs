@@ -937,9 +937,7 @@ where
             .lock
             .try_write()
             .or_else(|| self.lock.try_write_for(timeout))
-            .map(|g| {
-                crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g), Holding::new(self.addr()))
-            }))
+            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g))))
     }
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
