@@ -77,6 +77,9 @@ pub enum Error<E = Infallible> {
     },
     /// Writers kept changing the tree while `freeze` tried to commit; nothing was frozen.
     MutatedDuringFreeze,
+    /// A repetition whose length does not fit in memory's address space (Python's
+    /// `MemoryError` for `list * n`).
+    TooLarge,
 }
 
 impl<E> Error<E> {
@@ -99,6 +102,7 @@ impl<E> Error<E> {
             Error::StaleHandle => Error::StaleHandle,
             Error::Unfreezable { path, what } => Error::Unfreezable { path, what },
             Error::MutatedDuringFreeze => Error::MutatedDuringFreeze,
+            Error::TooLarge => Error::TooLarge,
         }
     }
 }
@@ -139,6 +143,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 write!(f, "cannot freeze {path}: {what} cannot be frozen")
             }
             Error::MutatedDuringFreeze => f.write_str("object tree mutated during freeze"),
+            Error::TooLarge => f.write_str("repeated list is too long"),
         }
     }
 }

@@ -90,9 +90,12 @@ fn python_semantics<L: Sequence<i64> + Default>() {
     assert_eq!(l.snapshot(), vec![3, 2, 1, 1]);
     l.reverse().unwrap();
     assert_eq!(l.snapshot(), vec![1, 1, 2, 3]);
-    let twice = l.repeat(2);
+    let twice = l.repeat(2).unwrap();
     assert_eq!(twice.snapshot(), vec![1, 1, 2, 3, 1, 1, 2, 3]);
-    assert!(l.repeat(0).is_empty());
+    assert!(l.repeat(0).unwrap().is_empty());
+    // Python's MemoryError, as a value.
+    assert_eq!(l.repeat(usize::MAX).err(), Some(Error::TooLarge));
+    assert_eq!(l.repeat_in_place(usize::MAX), Err(Error::TooLarge));
     let both = l.concat(&twice);
     assert_eq!(both.len(), 12);
     l.repeat_in_place(2).unwrap();

@@ -352,7 +352,11 @@ fn apply<L: Sequence<i8> + Default>(l: &L, op: &Op) -> Out {
         Op::Reverse => unit(l.reverse()),
         Op::Clear => unit(l.clear()),
         Op::RepeatInPlace(n) => unit(l.repeat_in_place(*n)),
-        Op::Repeat(n) => Out::Items(Ok(l.repeat(*n).snapshot())),
+        Op::Repeat(n) => Out::Items(
+            l.repeat(*n)
+                .map(|r| r.snapshot())
+                .map_err(|e| e.to_string()),
+        ),
         Op::Concat(xs) => {
             let other = L::default();
             other.extend(xs.iter().copied()).unwrap();

@@ -399,8 +399,8 @@ impl ListPy {
         let _s = Settle::read();
         let n = repeat_count(self.len(), n)?;
         let inner = match &self.inner {
-            ListInner::GilFree(l) => ListInner::GilFree(l.repeat(n)),
-            ListInner::Locked(l) => ListInner::Locked(l.repeat(n)),
+            ListInner::GilFree(l) => ListInner::GilFree(l.repeat(n).py()?),
+            ListInner::Locked(l) => ListInner::Locked(l.repeat(n).py()?),
         };
         ListPy::wrap(py, inner)
     }

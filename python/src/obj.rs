@@ -295,6 +295,7 @@ pub fn to_py_err(e: Error<PyErr>) -> PyErr {
         | Error::SliceLength { .. }
         | Error::ZeroStep => PyValueError::new_err(msg),
         Error::Unfreezable { .. } => PyTypeError::new_err(msg),
+        Error::TooLarge => pyo3::exceptions::PyMemoryError::new_err(msg),
         // MutatedDuringLookup, ChangedSize, KeysChanged, Reentrant, NotOwner, StaleHandle,
         // MutatedDuringFreeze, and anything added later.
         _ => PyRuntimeError::new_err(msg),

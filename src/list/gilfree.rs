@@ -82,8 +82,8 @@ use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
 use crate::list::FrozenList;
 use crate::list::{
-    grown_cap, insert_index, item_index, repeated, scan_bound, seq_compare, seq_eq, should_shrink,
-    shrunk_cap, Removal, MIN_CAP,
+    grown_cap, insert_index, item_index, repeat_len, repeated, scan_bound, seq_compare, seq_eq,
+    should_shrink, shrunk_cap, Removal, MIN_CAP,
 };
 use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::EqModel;
@@ -478,13 +478,11 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         Self::from_vec(items)
     }
 
-    /// Python's `self * n`: a new list holding the items `n` times.
-    ///
-    /// # Panics
-    /// If the resulting length overflows `usize` (Python's `MemoryError`).
-    pub fn repeat(&self, n: usize) -> Self {
+    /// Python's `self * n`: a new list holding the items `n` times; [`Error::TooLarge`] if
+    /// the length cannot be addressed (Python's `MemoryError`).
+    pub fn repeat(&self, n: usize) -> Result<Self, Error> {
         let items = self.snapshot();
-        Self::from_vec(repeated(&items, n))
+        Ok(Self::from_vec(repeated(&items, n)?))
     }
 
     /// Python's `append(x)`.
@@ -753,10 +751,8 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         Ok(())
     }
 
-    /// Python's `self *= n`, atomically (the clones are made under the lock).
-    ///
-    /// # Panics
-    /// If the resulting length overflows `usize` (Python's `MemoryError`).
+    /// Python's `self *= n`, atomically (the clones are made under the lock);
+    /// [`Error::TooLarge`] if the length cannot be addressed (Python's `MemoryError`).
     pub fn repeat_in_place(&self, n: usize) -> Result<(), Error> {
         let guard = reclaim::pin();
         let mut w = self.write(&guard)?;
@@ -765,9 +761,8 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
             return Ok(());
         }
         let len = w.len();
-        let extra = len
-            .checked_mul(n - 1)
-            .expect("list repetition overflows usize");
+        repeat_len(len, n)?;
+        let extra = len * (n - 1);
         let ptrs: Vec<*mut Item<T>> = (0..extra)
             .map(|k| Box::into_raw(boxed(w.elem(k % len).clone())))
             .collect();

@@ -41,7 +41,8 @@ use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
 use crate::list::FrozenList;
 use crate::list::{
-    insert_index, item_index, model_eq, permute, repeated, scan_bound, seq_compare, seq_eq, Removal,
+    insert_index, item_index, model_eq, permute, repeat_len, repeated, scan_bound, seq_compare,
+    seq_eq, Removal,
 };
 use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::EqModel;
@@ -385,12 +386,10 @@ impl<T: Clone> LockedList<T> {
         Self::from_vec(items)
     }
 
-    /// Python's `self * n`: a new list holding the items `n` times.
-    ///
-    /// # Panics
-    /// If the resulting length overflows `usize` (Python's `MemoryError`).
-    pub fn repeat(&self, n: usize) -> Self {
-        Self::from_vec(repeated(&self.snapshot(), n))
+    /// Python's `self * n`: a new list holding the items `n` times; [`Error::TooLarge`] if
+    /// the length cannot be addressed (Python's `MemoryError`).
+    pub fn repeat(&self, n: usize) -> Result<Self, Error> {
+        Ok(Self::from_vec(repeated(&self.snapshot(), n)?))
     }
 
     /// Python's `append(x)`.
@@ -650,17 +649,16 @@ impl<T: Clone> LockedList<T> {
         Ok(())
     }
 
-    /// Python's `self *= n`, atomically (the clones are made under the lock).
-    ///
-    /// # Panics
-    /// If the resulting length overflows `usize` (Python's `MemoryError`).
+    /// Python's `self *= n`, atomically (the clones are made under the lock);
+    /// [`Error::TooLarge`] if the length cannot be addressed (Python's `MemoryError`).
     pub fn repeat_in_place(&self, n: usize) -> Result<(), Error> {
         let mut w = self.write()?;
         if n == 0 {
             w.clear();
             return Ok(());
         }
-        let mut extra = repeated(w.items(), n - 1);
+        repeat_len(w.items().len(), n)?;
+        let mut extra = repeated(w.items(), n - 1)?;
         w.vec().append(&mut extra);
         w.bump();
         Ok(())

@@ -171,17 +171,25 @@ pub(crate) fn permute<T>(v: &mut [T], order: &[usize]) {
     }
 }
 
-/// The item `items` repeated `n` times.
-pub(crate) fn repeated<T: Clone>(items: &[T], n: usize) -> Vec<T> {
-    let total = items
-        .len()
-        .checked_mul(n)
-        .expect("list repetition overflows usize");
+/// The items `items` repeated `n` times; `TooLarge` if the length overflows (or exceeds what
+/// a `Vec` of `T` can address).
+pub(crate) fn repeated<T: Clone>(items: &[T], n: usize) -> Result<Vec<T>, Error> {
+    let total = repeat_len(items.len(), n)?;
     let mut out = Vec::with_capacity(total);
     for _ in 0..n {
         out.extend_from_slice(items);
     }
-    out
+    Ok(out)
+}
+
+/// The length of `len` items repeated `n` times, if a `Vec` of `T` can hold it.
+pub(crate) fn repeat_len(len: usize, n: usize) -> Result<usize, Error> {
+    let total = len.checked_mul(n).ok_or(Error::TooLarge)?;
+    let bytes = total.checked_mul(std::mem::size_of::<usize>().max(1));
+    match bytes {
+        Some(b) if b <= isize::MAX as usize => Ok(total),
+        _ => Err(Error::TooLarge),
+    }
 }
 
 /// Outcome of one `remove` step.

@@ -121,8 +121,8 @@ pub trait Sequence<T> {
     fn concat(&self, other: &Self) -> Self
     where
         Self: Sized;
-    /// Python's `self * n`.
-    fn repeat(&self, n: usize) -> Self
+    /// Python's `self * n` ([`Error::TooLarge`] where Python raises `MemoryError`).
+    fn repeat(&self, n: usize) -> Result<Self, Error>
     where
         Self: Sized;
 
@@ -260,7 +260,7 @@ macro_rules! forward_sequence {
             fn concat(&self, other: &Self) -> Self {
                 $List::concat(self, other)
             }
-            fn repeat(&self, n: usize) -> Self {
+            fn repeat(&self, n: usize) -> Result<Self, Error> {
                 $List::repeat(self, n)
             }
             fn append(&self, x: T) -> Result<(), Error> {
