@@ -19,10 +19,14 @@
 //! | [`EqModel`], [`KeyModel`] | how an interpreter compares (and hashes) keys and values: fallible, context-passing, identity first, "pure" fast path |
 //! | [`Plain`] | the key model of ordinary `Hash + Eq` keys, used by the plain methods (`get`, `insert`, ...) |
 //! | [`Error`] | every failure as a value, with CPython's messages |
+//! | [`freeze()`], [`frozen_copy`], [`Freeze`], [`Shape`] | tree-freeze: make every container reachable from a root immutable, all or nothing |
+//! | [`FrozenDict`], [`FrozenList`] | read-only views of frozen containers: no lock, no pin, no refcount traffic |
+//! | [`Interpreter`], [`Owned`], [`Shared`] | interpreter identities (with their own GIL), O(1) hand-over of a tree, frozen trees shared by all |
+//! | [`collect_garbage`] | frees retired entries at an interpreter's safe point |
 //!
-//! Internals: `table` is the insertion-ordered table core both dicts share;
-//! `reclaim` wraps the epoch collector; `reentry` detects a thread re-entering a container
-//! whose lock it holds.
+//! Internals: `table` is the insertion-ordered table core both dicts share; `reclaim` is the
+//! epoch reclamation (asymmetric fences: readers store to their own cache line, writers issue
+//! `membarrier`); `reentry` detects a thread re-entering a container whose lock it holds.
 //!
 //! ## Example
 //!
