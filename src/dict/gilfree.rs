@@ -654,14 +654,7 @@ where
         &self,
         timeout: std::time::Duration,
     ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error> {
-        if reentry::held_by_me(self.addr()) {
-            return Err(Error::Reentrant(Container::Dict));
-        }
-        Ok(self
-            .writer
-            .try_lock()
-            .or_else(|| self.writer.try_lock_for(timeout))
-            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::Mutex(g))))
+        crate::freeze::FreezeLock::mutex(self.addr(), Container::Dict, &self.writer, timeout)
     }
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {

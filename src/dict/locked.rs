@@ -685,14 +685,7 @@ where
         &self,
         timeout: std::time::Duration,
     ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error> {
-        if reentry::held_by_me(self.addr()) {
-            return Err(Error::Reentrant(Container::Dict));
-        }
-        Ok(self
-            .lock
-            .try_write()
-            .or_else(|| self.lock.try_write_for(timeout))
-            .map(|g| crate::freeze::FreezeLock(crate::freeze::Held::RwLock(g))))
+        crate::freeze::FreezeLock::rwlock(self.addr(), Container::Dict, &self.lock, timeout)
     }
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
