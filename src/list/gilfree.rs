@@ -72,7 +72,6 @@
 //! Items are never dropped under the lock (a destructor is script code): they are dropped by
 //! the collector, and removing methods return clones.
 
-use std::cmp::Ordering as CmpOrdering;
 use std::marker::PhantomData;
 use std::mem;
 use std::ptr;
@@ -82,8 +81,7 @@ use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
 use crate::list::FrozenList;
 use crate::list::{
-    grown_cap, insert_index, item_index, repeat_len, repeated, scan_bound, seq_compare, seq_eq,
-    should_shrink, shrunk_cap, Removal, MIN_CAP,
+    grown_cap, insert_index, item_index, repeat_len, should_shrink, shrunk_cap, Removal, MIN_CAP,
 };
 use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::EqModel;
@@ -288,6 +286,8 @@ impl<T> GilFreeList<T> {
     }
 }
 
+derived_list_api!(GilFreeList, + Send + Sync + 'static);
+
 impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Takes the writer lock for a mutation: refuses re-entry and frozen targets.
     fn write<'g, E>(&'g self, guard: &'g Guard) -> Result<Writer<'g, T>, Error<E>> {
@@ -415,74 +415,6 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
             i += 1;
         }
         Ok(None)
-    }
-
-    /// Whether some item equals `x` under `m` (Python's `x in list`).
-    pub fn contains_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<bool, Error<M::Error>> {
-        Ok(self.find(m, x, 0, usize::MAX)?.is_some())
-    }
-
-    /// Python's `index(x, start, stop)` under `m`; [`Error::ValueNotFound`] if absent.
-    /// Use `0, isize::MAX` for the whole list.
-    pub fn index_in<M: EqModel<T>>(
-        &self,
-        m: &M,
-        x: &T,
-        start: isize,
-        stop: isize,
-    ) -> Result<usize, Error<M::Error>> {
-        let len = self.len();
-        self.find(m, x, scan_bound(start, len), scan_bound(stop, len))?
-            .ok_or(Error::ValueNotFound)
-    }
-
-    /// Number of items equal to `x` under `m`.
-    pub fn count_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<usize, Error<M::Error>> {
-        let mut n = 0;
-        let mut i = 0;
-        while let Some(j) = self.find(m, x, i, usize::MAX)? {
-            n += 1;
-            i = j + 1;
-        }
-        Ok(n)
-    }
-
-    /// Python's `list == other` under `m`, over atomic snapshots of both lists.
-    pub fn eq_in<M: EqModel<T>>(&self, m: &M, other: &Self) -> Result<bool, Error<M::Error>> {
-        let (a, b) = (self.snapshot(), other.snapshot());
-        seq_eq(m, &a, &b)
-    }
-
-    /// Python's lexicographic comparison under `m`, over atomic snapshots: the first pair
-    /// that is not equal (identity, then `eq`) is ordered by `cmp`; otherwise the lengths.
-    /// `None` means unordered (as `partial_cmp`).
-    pub fn compare_in<M: EqModel<T>>(
-        &self,
-        m: &M,
-        other: &Self,
-        cmp: impl FnMut(&T, &T) -> Result<Option<CmpOrdering>, M::Error>,
-    ) -> Result<Option<CmpOrdering>, Error<M::Error>> {
-        let (a, b) = (self.snapshot(), other.snapshot());
-        seq_compare(m, &a, &b, cmp)
-    }
-
-    /// Python's `list.copy()`: a new, mutable list with the same items (atomic snapshot).
-    pub fn copy(&self) -> Self {
-        Self::from_vec(self.snapshot())
-    }
-
-    /// Python's `self + other`: a new list.
-    pub fn concat(&self, other: &Self) -> Self {
-        let mut items = self.snapshot();
-        items.extend(other.snapshot());
-        Self::from_vec(items)
-    }
-
-    /// Python's `self * n`: a new list holding the items `n` times; [`Error::TooLarge`] if
-    /// the length cannot be addressed (Python's `MemoryError`).
-    pub fn repeat(&self, n: usize) -> Result<Self, Error> {
-        let items = self.snapshot();
-        Ok(Self::from_vec(repeated(&items, n)?))
     }
 
     /// Python's `append(x)`.

@@ -29,7 +29,6 @@
 //! [`Sequence`](crate::Sequence)).
 
 use std::cell::UnsafeCell;
-use std::cmp::Ordering as CmpOrdering;
 use std::marker::PhantomData;
 use std::mem;
 use std::ops::Deref;
@@ -40,10 +39,7 @@ use crate::list::iter::ListIter;
 use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
 use crate::list::FrozenList;
-use crate::list::{
-    insert_index, item_index, model_eq, permute, repeat_len, repeated, scan_bound, seq_compare,
-    seq_eq, Removal,
-};
+use crate::list::{insert_index, item_index, model_eq, permute, repeat_len, repeated, Removal};
 use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::EqModel;
 use crate::reentry::{self, Holding};
@@ -210,6 +206,8 @@ impl<T> LockedList<T> {
     }
 }
 
+derived_list_api!(LockedList,);
+
 impl<T: Clone> LockedList<T> {
     /// A clone of the item at `i` (negative counts from the end).
     pub fn get(&self, i: isize) -> Result<T, Error> {
@@ -324,72 +322,6 @@ impl<T: Clone> LockedList<T> {
             i += 1;
         }
         Ok(None)
-    }
-
-    /// Whether some item equals `x` under `m` (Python's `x in list`).
-    pub fn contains_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<bool, Error<M::Error>> {
-        Ok(self.find(m, x, 0, usize::MAX)?.is_some())
-    }
-
-    /// Python's `index(x, start, stop)` under `m`; [`Error::ValueNotFound`] if absent.
-    /// Use `0, isize::MAX` for the whole list.
-    pub fn index_in<M: EqModel<T>>(
-        &self,
-        m: &M,
-        x: &T,
-        start: isize,
-        stop: isize,
-    ) -> Result<usize, Error<M::Error>> {
-        let len = self.len();
-        self.find(m, x, scan_bound(start, len), scan_bound(stop, len))?
-            .ok_or(Error::ValueNotFound)
-    }
-
-    /// Number of items equal to `x` under `m`.
-    pub fn count_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<usize, Error<M::Error>> {
-        let mut n = 0;
-        let mut i = 0;
-        while let Some(j) = self.find(m, x, i, usize::MAX)? {
-            n += 1;
-            i = j + 1;
-        }
-        Ok(n)
-    }
-
-    /// Python's `list == other` under `m`, over atomic snapshots of both lists.
-    pub fn eq_in<M: EqModel<T>>(&self, m: &M, other: &Self) -> Result<bool, Error<M::Error>> {
-        let (a, b) = (self.snapshot(), other.snapshot());
-        seq_eq(m, &a, &b)
-    }
-
-    /// Python's lexicographic comparison under `m`, over atomic snapshots: the first pair
-    /// that is not equal (identity, then `eq`) is ordered by `cmp`; otherwise the lengths.
-    pub fn compare_in<M: EqModel<T>>(
-        &self,
-        m: &M,
-        other: &Self,
-        cmp: impl FnMut(&T, &T) -> Result<Option<CmpOrdering>, M::Error>,
-    ) -> Result<Option<CmpOrdering>, Error<M::Error>> {
-        let (a, b) = (self.snapshot(), other.snapshot());
-        seq_compare(m, &a, &b, cmp)
-    }
-
-    /// Python's `list.copy()`: a new, mutable list with the same items (atomic snapshot).
-    pub fn copy(&self) -> Self {
-        Self::from_vec(self.snapshot())
-    }
-
-    /// Python's `self + other`: a new list.
-    pub fn concat(&self, other: &Self) -> Self {
-        let mut items = self.snapshot();
-        items.extend(other.snapshot());
-        Self::from_vec(items)
-    }
-
-    /// Python's `self * n`: a new list holding the items `n` times; [`Error::TooLarge`] if
-    /// the length cannot be addressed (Python's `MemoryError`).
-    pub fn repeat(&self, n: usize) -> Result<Self, Error> {
-        Ok(Self::from_vec(repeated(&self.snapshot(), n)?))
     }
 
     /// Python's `append(x)`.

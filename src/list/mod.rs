@@ -14,6 +14,82 @@
 //! The semantics both lists share (indices, slices, script `eq`, sort, comparisons,
 //! re-entrancy, freeze) are documented on [`Sequence`].
 
+/// The list operations written once over each list's private `find`, `snapshot`, `len` and
+/// `from_vec` (scans under the object model, comparisons, copies). Defined before the modules
+/// that invoke it, so it is in their textual scope.
+macro_rules! derived_list_api {
+    ($List:ident, $($bound:tt)*) => {
+        impl<T: Clone $($bound)*> $List<T> {
+            /// Whether some item equals `x` under `m` (Python's `x in list`).
+            pub fn contains_in<M: crate::EqModel<T>>(&self, m: &M, x: &T) -> Result<bool, crate::Error<M::Error>> {
+                Ok(self.find(m, x, 0, usize::MAX)?.is_some())
+            }
+
+            /// Python's `index(x, start, stop)` under `m`; [`Error::ValueNotFound`](crate::Error::ValueNotFound) if absent.
+            /// Use `0, isize::MAX` for the whole list.
+            pub fn index_in<M: crate::EqModel<T>>(
+                &self,
+                m: &M,
+                x: &T,
+                start: isize,
+                stop: isize,
+            ) -> Result<usize, crate::Error<M::Error>> {
+                let len = self.len();
+                self.find(m, x, crate::list::scan_bound(start, len), crate::list::scan_bound(stop, len))?
+                    .ok_or(crate::Error::ValueNotFound)
+            }
+
+            /// Number of items equal to `x` under `m`.
+            pub fn count_in<M: crate::EqModel<T>>(&self, m: &M, x: &T) -> Result<usize, crate::Error<M::Error>> {
+                let mut n = 0;
+                let mut i = 0;
+                while let Some(j) = self.find(m, x, i, usize::MAX)? {
+                    n += 1;
+                    i = j + 1;
+                }
+                Ok(n)
+            }
+
+            /// Python's `list == other` under `m`, over atomic snapshots of both lists.
+            pub fn eq_in<M: crate::EqModel<T>>(&self, m: &M, other: &Self) -> Result<bool, crate::Error<M::Error>> {
+                let (a, b) = (self.snapshot(), other.snapshot());
+                crate::list::seq_eq(m, &a, &b)
+            }
+
+            /// Python's lexicographic comparison under `m`, over atomic snapshots: the first pair
+            /// that is not equal (identity, then `eq`) is ordered by `cmp`; otherwise the lengths.
+            /// `None` means unordered (as `partial_cmp`).
+            pub fn compare_in<M: crate::EqModel<T>>(
+                &self,
+                m: &M,
+                other: &Self,
+                cmp: impl FnMut(&T, &T) -> Result<Option<std::cmp::Ordering>, M::Error>,
+            ) -> Result<Option<std::cmp::Ordering>, crate::Error<M::Error>> {
+                let (a, b) = (self.snapshot(), other.snapshot());
+                crate::list::seq_compare(m, &a, &b, cmp)
+            }
+
+            /// Python's `list.copy()`: a new, mutable list with the same items (atomic snapshot).
+            pub fn copy(&self) -> Self {
+                Self::from_vec(self.snapshot())
+            }
+
+            /// Python's `self + other`: a new list.
+            pub fn concat(&self, other: &Self) -> Self {
+                let mut items = self.snapshot();
+                items.extend(other.snapshot());
+                Self::from_vec(items)
+            }
+
+            /// Python's `self * n`: a new list holding the items `n` times; [`Error::TooLarge`](crate::Error::TooLarge) if
+            /// the length cannot be addressed (Python's `MemoryError`).
+            pub fn repeat(&self, n: usize) -> Result<Self, crate::Error> {
+                Ok(Self::from_vec(crate::list::repeated(&self.snapshot(), n)?))
+            }
+        }
+    };
+}
+
 mod frozen;
 mod gilfree;
 mod iter;
