@@ -32,6 +32,10 @@ enum Value {
     Dict(Arc<GilFreeDict<i64, Value, S>>),
 }
 
+impl gilfree::Storable for Value {
+    type Storage = gilfree::storage::Boxed;
+}
+
 impl Freeze for Value {
     fn shape(&self) -> Shape<'_, Value> {
         match self {
@@ -60,7 +64,7 @@ fn traverse(v: &Value) -> i64 {
         Value::Int(i) => *i,
         Value::Dict(d) => {
             let pinned = d.pin();
-            pinned.iter().map(|(_, v)| traverse(v)).sum()
+            pinned.iter().map(|(_, v)| traverse(&v)).sum()
         }
     }
 }
@@ -75,7 +79,7 @@ enum Wire {
 fn to_wire(v: &Value) -> Wire {
     match v {
         Value::Int(i) => Wire::Int(*i),
-        Value::Dict(d) => Wire::Dict(d.pin().iter().map(|(k, v)| (*k, to_wire(v))).collect()),
+        Value::Dict(d) => Wire::Dict(d.pin().iter().map(|(k, v)| (*k, to_wire(&v))).collect()),
     }
 }
 

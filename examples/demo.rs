@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gilfree::{EqModel, Error, GilFreeDict, KeyModel, LockedDict, Mapping};
+use gilfree::{
+    DefaultHashBuilder, Dict, DictStore, EqModel, Error, GilFreeDict, KeyModel, LockedDict,
+};
 
 /// An interpreter value: a refcounted handle.
 #[derive(Clone, Debug)]
@@ -20,6 +22,10 @@ enum Value {
     Str(Arc<str>),
     /// An instance of a user class with a script-level `__eq__`.
     Obj(Arc<Obj>),
+}
+
+impl gilfree::Storable for Value {
+    type Storage = gilfree::storage::Boxed;
 }
 
 #[derive(Debug)]
@@ -197,7 +203,12 @@ fn main() {
 }
 
 /// Aggregate millions of borrowed global reads per second over `threads` threads.
-fn reads<D: Mapping<Value, Value> + Sync>(d: &D, vm: &Vm, names: &[Value], threads: usize) -> f64 {
+fn reads<St: DictStore<Value, Value> + Sync>(
+    d: &Dict<Value, Value, DefaultHashBuilder, St>,
+    vm: &Vm,
+    names: &[Value],
+    threads: usize,
+) -> f64 {
     let run = Duration::from_millis(300);
     let total = AtomicUsize::new(0);
     let start = Instant::now();

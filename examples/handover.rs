@@ -26,6 +26,10 @@ enum Value {
     Dict(Arc<GilFreeDict<Arc<str>, Value>>),
 }
 
+impl gilfree::Storable for Value {
+    type Storage = gilfree::storage::Boxed;
+}
+
 impl Freeze for Value {
     fn shape(&self) -> Shape<'_, Value> {
         match self {

@@ -36,6 +36,10 @@ pub enum Val {
     Other(Dynamic),
 }
 
+impl gilfree::Storable for Val {
+    type Storage = gilfree::storage::Boxed;
+}
+
 impl From<Dynamic> for Val {
     fn from(d: Dynamic) -> Val {
         if d.is::<Dict>() {

@@ -73,7 +73,8 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-mod dict;
+mod cleanup;
+pub mod dict;
 mod error;
 pub mod freeze;
 mod interp;
@@ -82,10 +83,14 @@ mod lookup;
 mod model;
 mod reclaim;
 mod reentry;
+pub mod storage;
 mod sync;
-pub(crate) mod table;
 
-pub use dict::{DictView, FrozenDict, GilFreeDict, Iter, IterChecked, LockedDict, Mapping, Pinned};
+pub use cleanup::{set_drop_panic_hook, DropPanic, DropPanicHook};
+pub use dict::{
+    Dict, DictStore, DictView, FrozenDict, GilFreeDict, GilFreeStore, IterChecked, LockedDict,
+    LockedStore, Pinned,
+};
 pub use error::{Container, Error, Result};
 pub use freeze::{freeze, frozen_copy, Freeze, Shape};
 pub use interp::{Interpreter, InterpreterId, Owned, Shared};
@@ -95,6 +100,7 @@ pub use list::{
 };
 pub use lookup::MAX_LOOKUP_RESTARTS;
 pub use model::{DefaultHashBuilder, EqModel, KeyModel, Plain};
+pub use storage::{BoxedValue, InlineWord, Ref, Storable};
 
 /// Frees, on the calling thread, the removed entries and replaced tables/arrays that no reader
 /// can see any more (their destructors run here).
@@ -104,4 +110,23 @@ pub use model::{DefaultHashBuilder, EqModel, KeyModel, Plain};
 /// when a thread goes idle. Call it with no container lock held: destructors are script code.
 pub fn collect_garbage() {
     reclaim::collect_now();
+}
+
+/// Frees at once, without waiting for other threads, everything this thread (and exited
+/// threads) retired: the destructors of removed values run here. Returns without doing anything
+/// if the calling thread is itself inside a read session (a `pin()`, a `get_with` callback).
+///
+/// This is for an embedding where one lock already serializes every access to the GIL-free
+/// containers — the CPython GIL, when every container access happens with it held and no read
+/// session spans a release of it. There, no other thread can be reading, so removed values can
+/// be dropped promptly (a `__del__` runs before the next statement), with no heavy fence.
+///
+/// # Safety
+/// No other thread is inside a read session of any GIL-free container of this process, none
+/// enters one until this returns, and every read session another thread ran before
+/// happens-before this call (it ended before that thread released the shared lock that the
+/// caller now holds).
+pub unsafe fn collect_garbage_exclusive() {
+    // SAFETY: forwarded.
+    unsafe { reclaim::collect_exclusive() }
 }

@@ -22,10 +22,10 @@ pub(crate) enum Quick {
 
 /// Identity first, then a pure `eq`; anything else is left to the caller.
 #[inline]
-pub(crate) fn quick_compare<K, M: EqModel<K>>(
+pub(crate) fn quick_compare<K: ?Sized, Q: ?Sized, M: EqModel<K, Q>>(
     m: &M,
     stored: &K,
-    probe: &K,
+    probe: &Q,
 ) -> Result<Quick, Error<M::Error>> {
     if m.identical(stored, probe) {
         Ok(Quick::Equal)

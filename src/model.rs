@@ -14,29 +14,31 @@
 //! - `eq` runs under the container's lock only when `eq_is_pure` says it runs no script code;
 //!   otherwise the lock is released around it and the lookup is validated afterwards.
 
+use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::hash::{BuildHasher, Hash};
 
 /// The default hasher builder: foldhash's fast, randomly seeded hasher.
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
 
-/// How a container compares values of type `K` (list `remove`/`index`/`count`, dict keys),
-/// on behalf of an interpreter.
+/// How a container compares values of type `K` (list `remove`/`index`/`count`, dict keys)
+/// with a probe of type `Q` (by default `K` itself), on behalf of an interpreter.
 ///
-/// Implement it on your interpreter's context (for example `impl EqModel<Value> for Vm`).
+/// Implement it on your interpreter's context (for example `impl EqModel<Value> for Vm`, and
+/// `impl EqModel<Value, str> for Vm` to look keys up by a `&str` without building a `Value`).
 /// The containers guarantee that a failing or panicking callback leaves them consistent and
 /// usable, and that re-entrant calls from `eq` into the same container never deadlock.
-pub trait EqModel<K: ?Sized> {
+pub trait EqModel<K: ?Sized, Q: ?Sized = K> {
     /// The interpreter's error type (a script exception).
     type Error;
 
     /// Compares a key stored in the container with the key being looked up
     /// (Python's `stored == probe`). May run script code unless [`eq_is_pure`](Self::eq_is_pure).
-    fn eq(&self, stored: &K, probe: &K) -> Result<bool, Self::Error>;
+    fn eq(&self, stored: &K, probe: &Q) -> Result<bool, Self::Error>;
 
     /// Identity shortcut (Python's `is`): `true` means "the same object", hence equal, and
     /// `eq` is not called. The default never claims identity.
-    fn identical(&self, stored: &K, probe: &K) -> bool {
+    fn identical(&self, stored: &K, probe: &Q) -> bool {
         let _ = (stored, probe);
         false
     }
@@ -44,41 +46,53 @@ pub trait EqModel<K: ?Sized> {
     /// `true` when comparing these two keys runs no script code: no re-entry into any
     /// container, no unbounded work (str, int keys). The container may then call `eq` while
     /// holding its lock, which keeps the fast path fast. The default is `false` (safe).
-    fn eq_is_pure(&self, stored: &K, probe: &K) -> bool {
+    fn eq_is_pure(&self, stored: &K, probe: &Q) -> bool {
         let _ = (stored, probe);
         false
     }
 }
 
-/// How a container hashes and compares keys of type `K`: [`EqModel`] plus a fallible hash.
-pub trait KeyModel<K: ?Sized>: EqModel<K> {
+/// How a container hashes and compares keys of type `K`, probed with a `Q` (by default `K`):
+/// [`EqModel`] plus a fallible hash. A model that takes other probe types must hash a probe
+/// exactly as it hashes the stored key it equals.
+pub trait KeyModel<K: ?Sized, Q: ?Sized = K>: EqModel<K, Q> {
     /// Hashes `key` (Python's `hash(key)`). Equal keys must hash equally.
-    fn hash(&self, key: &K) -> Result<u64, Self::Error>;
+    fn hash(&self, key: &Q) -> Result<u64, Self::Error>;
 }
 
-/// The model of plain Rust values: `BuildHasher` + `Eq`, infallible and pure.
+/// The model of plain Rust values: `BuildHasher` + `Eq`, infallible and pure. Like std's
+/// `HashMap`, it looks a `K` up by any `Q` the key borrows as (`String` keys by `&str`).
 ///
 /// For lists, which only compare, any `S` works (`Plain(&())`).
 #[derive(Debug, Clone, Copy)]
 pub struct Plain<'s, S>(pub &'s S);
 
-impl<K: Hash + Eq + ?Sized, S: BuildHasher> KeyModel<K> for Plain<'_, S> {
+impl<K, Q, S> KeyModel<K, Q> for Plain<'_, S>
+where
+    K: Borrow<Q> + ?Sized,
+    Q: Hash + Eq + ?Sized,
+    S: BuildHasher,
+{
     #[inline]
-    fn hash(&self, key: &K) -> Result<u64, Infallible> {
+    fn hash(&self, key: &Q) -> Result<u64, Infallible> {
         Ok(self.0.hash_one(key))
     }
 }
 
-impl<K: Eq + ?Sized, S> EqModel<K> for Plain<'_, S> {
+impl<K, Q, S> EqModel<K, Q> for Plain<'_, S>
+where
+    K: Borrow<Q> + ?Sized,
+    Q: Eq + ?Sized,
+{
     type Error = Infallible;
 
     #[inline]
-    fn eq(&self, stored: &K, probe: &K) -> Result<bool, Infallible> {
-        Ok(stored == probe)
+    fn eq(&self, stored: &K, probe: &Q) -> Result<bool, Infallible> {
+        Ok(stored.borrow() == probe)
     }
 
     #[inline]
-    fn eq_is_pure(&self, _: &K, _: &K) -> bool {
+    fn eq_is_pure(&self, _: &K, _: &Q) -> bool {
         true
     }
 }

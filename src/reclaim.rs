@@ -1,50 +1,57 @@
-//! Safe memory reclamation for lock-free readers: epochs with asymmetric fences.
+//! Epoch-based memory reclamation for the GIL-free containers, with asymmetric fences.
 //!
-//! Readers (`pin`) announce the global epoch in their *own* participant record (one cache line
-//! per thread) and go; unpinning stores 0 there. No read-modify-write, no shared cache line
-//! written, and no hardware fence: the store-load ordering a reader would otherwise need is
-//! supplied by the *writer* side, which calls `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`
-//! before it inspects the announcements (a full barrier on every CPU running this process), as
-//! liburcu and folly's hazard pointers do. Where that syscall is unavailable (non-Linux, old
-//! kernels, loom), both sides use `SeqCst` fences instead.
+//! A reader *pins* (announces the global epoch in its own cache-line-sized record) for the
+//! length of one operation; what it loads from a container stays allocated until it unpins.
+//! The pin is two thread-local accesses, one load of the global epoch and one store to the
+//! thread's own record — no shared cache line is written. The store-load ordering that a
+//! classic epoch scheme buys with a full fence on every pin is bought on the *reclaiming* side
+//! instead, with `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (an IPI that serializes every
+//! CPU running this process), as liburcu and folly do. Where that syscall is unavailable
+//! (non-Linux, old kernels, seccomp filters, loom), both sides use `SeqCst` fences.
 //!
 //! Protocol:
-//! - A writer unlinks an object, then [`retire`]s it into a thread-local bag. A full bag is
-//!   sealed with the global epoch read after a `SeqCst` fence (so the stamp is no older than
-//!   the epoch of any reader that could still see the object).
+//! - A writer unlinks an object (a value word, a table, an array), then [`retire`]s it into a
+//!   thread-local bag. A full bag is sealed with the global epoch read after a `SeqCst` fence,
+//!   so the stamp is no older than the epoch of any reader that could still see the object.
 //! - The global epoch moves from `e` to `e + 1` only when every pinned participant has
 //!   announced `e` (checked after the heavy barrier). A reader pinned at `e` therefore keeps
 //!   the epoch at most `e + 1`, and a bag stamped `s` is freed once the epoch reaches `s + 2`.
 //! - Freeing runs destructors (script code), so it never happens inside a container's lock:
-//!   only in [`flush`] (called by containers after unlocking) and when a thread drops its
-//!   outermost guard with enough garbage pending (guards are taken before locks and dropped
-//!   after them). Garbage of exited threads moves to a global list that any collection frees.
+//!   only in [`collect_now`] and [`after_write`] (called by containers after unlocking) and when
+//!   a thread drops its outermost guard with enough garbage pending. Destructors run under the
+//!   [`crate::cleanup`] policy: a panic is reported, never propagated, and the rest of the batch
+//!   is still freed. Garbage of exited threads moves to a global list that any collection frees.
+//! - Writers that hold a container's lock do not pin: nothing reachable from the container can
+//!   be retired by anyone else while they hold it. User code (script `eq`, closures, loop
+//!   bodies) never runs pinned, except inside an explicit `pin()` session or a `get_with`
+//!   callback, which the containers document as short.
 //!
-//! Memory stays bounded as long as no reader stays pinned indefinitely (containers pin per
-//! operation; iterators for their lifetime).
+//! Memory stays bounded as long as no thread stays pinned indefinitely. A leaked guard
+//! (`mem::forget` of a pin session) stops reclamation for the whole process.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::mem;
 
-use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::cleanup;
+use crate::sync::{fence, AtomicBool, AtomicU64, Mutex, Ordering};
 
 /// Retired objects per bag; a full bag is sealed.
 const BAG: usize = 64;
-/// New sealed objects a thread accumulates before its next outermost unpin collects (each
-/// collection costs a `membarrier`, a few microseconds, so it is amortized over this many
-/// retirements; what a collection cannot free yet waits for the next one).
+/// New sealed objects a thread accumulates before its next collection (each costs a
+/// `membarrier`, a few microseconds, so it is amortized over this many retirements; what a
+/// collection cannot free yet waits for the next one).
 const COLLECT_EVERY: usize = 16 * BAG;
 
-/// One object waiting to be freed.
+/// One object waiting to be freed: a word (an address or an inline value) and its destructor.
 struct Retired {
-    ptr: *mut (),
-    drop: unsafe fn(*mut ()),
+    word: u64,
+    drop: unsafe fn(u64),
 }
 
-unsafe fn drop_box<T>(ptr: *mut ()) {
-    // SAFETY: `ptr` came from `Box::<T>::into_raw` (see `retire`) and is dropped once.
-    drop(unsafe { Box::from_raw(ptr.cast::<T>()) });
+unsafe fn drop_box<T>(word: u64) {
+    // SAFETY: `word` is the exposed address of a `Box<T>` (see `retire_box`), dropped once.
+    drop(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<T>(word as usize)) });
 }
 
 /// A bag stamped with the epoch it was sealed in.
@@ -57,17 +64,30 @@ struct Sealed {
 // sealed bag is only ever freed once.
 unsafe impl Send for Sealed {}
 
-/// A thread's announcement record; one cache line each (no false sharing between readers).
+impl Sealed {
+    /// Runs every destructor, each once, under the cleanup policy.
+    fn free(self) {
+        cleanup::drop_all(self.items.into_iter().map(Freeing));
+    }
+}
+
+/// A retired object whose destructor runs when this is dropped.
+struct Freeing(Retired);
+
+impl Drop for Freeing {
+    fn drop(&mut self) {
+        // SAFETY: retired once (contract of `retire`), and freed only after two epochs have
+        // passed since it was unlinked (or under `collect_exclusive`'s contract), so no
+        // pinned thread can still hold it.
+        unsafe { (self.0.drop)(self.0.word) };
+    }
+}
+
+/// A thread's announcement record; one cache line pair each (no false sharing).
 #[repr(align(128))]
 struct Participant {
     /// 0 when not pinned; otherwise the epoch announced at the outermost pin.
     active: AtomicU64,
-    /// Pin nesting depth (owner thread only).
-    depth: AtomicUsize,
-    /// Sealed objects of the owner waiting to be freed (owner thread only).
-    pending: AtomicUsize,
-    /// `pending` at which the owner's next outermost unpin collects (owner thread only).
-    collect_at: AtomicUsize,
     /// Whether a live thread owns this record.
     owned: AtomicBool,
 }
@@ -103,7 +123,35 @@ loom::lazy_static! {
     };
 }
 
-/// A thread's reclamation state.
+/// The per-thread state a pin touches. It has no destructor, so accessing it is a plain
+/// thread-local address computation (no registration check).
+struct PinState {
+    /// This thread's record, or null before the first pin (and after the thread's garbage
+    /// state is destroyed).
+    participant: Cell<*const Participant>,
+    /// Pin nesting depth.
+    depth: Cell<u32>,
+    /// The record was borrowed for this pin only (thread-exit path).
+    temporary: Cell<bool>,
+    /// Sealed objects of this thread waiting to be freed.
+    pending: Cell<usize>,
+    /// `pending` at which this thread's next outermost unpin (or write) collects.
+    collect_at: Cell<usize>,
+}
+
+impl PinState {
+    const fn new() -> PinState {
+        PinState {
+            participant: Cell::new(std::ptr::null()),
+            depth: Cell::new(0),
+            temporary: Cell::new(false),
+            pending: Cell::new(0),
+            collect_at: Cell::new(COLLECT_EVERY),
+        }
+    }
+}
+
+/// A thread's garbage (has a destructor that hands leftovers to the global list).
 struct Local {
     participant: &'static Participant,
     bag: RefCell<Vec<Retired>>,
@@ -112,18 +160,25 @@ struct Local {
 
 #[cfg(not(gilfree_loom))]
 std::thread_local! {
+    static PIN: PinState = const { PinState::new() };
     static LOCAL: Local = Local::new();
 }
 
 #[cfg(gilfree_loom)]
 loom::thread_local! {
+    static PIN: PinState = PinState::new();
     static LOCAL: Local = Local::new();
 }
 
 impl Local {
     fn new() -> Local {
+        let participant = acquire_participant();
+        let _ = PIN.try_with(|s| {
+            s.participant.set(participant);
+            s.temporary.set(false);
+        });
         Local {
-            participant: acquire_participant(),
+            participant,
             bag: RefCell::new(Vec::new()),
             sealed: RefCell::new(Vec::new()),
         }
@@ -135,14 +190,11 @@ impl Local {
             return;
         }
         let n = items.len();
-        let sealed = Sealed {
+        self.sealed.borrow_mut().push(Sealed {
             epoch: stamp(),
             items,
-        };
-        self.sealed.borrow_mut().push(sealed);
-        let p = self.participant;
-        p.pending
-            .store(p.pending.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        });
+        let _ = PIN.try_with(|s| s.pending.set(s.pending.get() + n));
     }
 }
 
@@ -164,10 +216,22 @@ impl Drop for Local {
             mem::forget(mem::take(&mut *self.sealed.borrow_mut()));
         }
         let p = self.participant;
-        p.pending.store(0, Ordering::Relaxed);
-        p.collect_at.store(COLLECT_EVERY, Ordering::Relaxed);
-        // A guard still alive (in another thread-local's destructor) keeps the record.
-        if p.depth.load(Ordering::Relaxed) == 0 {
+        let still_pinned = PIN
+            .try_with(|s| {
+                s.pending.set(0);
+                s.collect_at.set(COLLECT_EVERY);
+                if s.depth.get() > 0 {
+                    // A guard alive in another thread-local's destructor keeps the record
+                    // until its outermost unpin releases it.
+                    s.temporary.set(true);
+                    true
+                } else {
+                    s.participant.set(std::ptr::null());
+                    false
+                }
+            })
+            .unwrap_or(false);
+        if !still_pinned {
             p.owned.store(false, Ordering::Release);
         }
     }
@@ -185,9 +249,6 @@ fn acquire_participant() -> &'static Participant {
     }
     let p: &'static Participant = Box::leak(Box::new(Participant {
         active: AtomicU64::new(0),
-        depth: AtomicUsize::new(0),
-        pending: AtomicUsize::new(0),
-        collect_at: AtomicUsize::new(COLLECT_EVERY),
         owned: AtomicBool::new(true),
     }));
     all.push(p);
@@ -200,35 +261,48 @@ fn stamp() -> u64 {
     GLOBAL.epoch.load(Ordering::Relaxed)
 }
 
-/// A pinned section: pointers loaded from a container stay valid until the guard drops.
-/// Not `Send`: it stands for the current thread's announcement.
+/// A pinned section: what is loaded from a GIL-free container stays allocated until the guard
+/// drops. Not `Send`: it stands for the current thread's announcement.
 pub(crate) struct Guard {
-    participant: &'static Participant,
-    /// A record borrowed because the thread's own state was already destroyed.
-    temporary: bool,
     _not_send: PhantomData<*mut ()>,
 }
 
 /// Pins the current thread.
 #[inline]
 pub(crate) fn pin() -> Guard {
-    match LOCAL.try_with(|l| l.participant) {
-        Ok(p) => enter(p, false),
-        Err(_) => enter(acquire_participant(), true),
+    PIN.with(|s| {
+        let depth = s.depth.get();
+        if depth == 0 {
+            let mut p = s.participant.get();
+            if p.is_null() {
+                p = register(s);
+            }
+            // SAFETY: a non-null record pointer is a leaked `&'static Participant`.
+            announce(unsafe { &*p });
+        }
+        s.depth.set(depth + 1);
+    });
+    Guard {
+        _not_send: PhantomData,
     }
 }
 
-#[inline]
-fn enter(p: &'static Participant, temporary: bool) -> Guard {
-    let depth = p.depth.load(Ordering::Relaxed);
-    if depth == 0 {
-        announce(p);
-    }
-    p.depth.store(depth + 1, Ordering::Relaxed);
-    Guard {
-        participant: p,
-        temporary,
-        _not_send: PhantomData,
+/// First pin of a thread (or a pin during thread exit): finds this thread's record.
+#[cold]
+fn register(s: &PinState) -> *const Participant {
+    match LOCAL.try_with(|l| l.participant) {
+        Ok(p) => {
+            s.participant.set(p);
+            s.temporary.set(false);
+            p
+        }
+        Err(_) => {
+            // This thread's garbage state is already destroyed: borrow a record for this pin.
+            let p = acquire_participant();
+            s.participant.set(p);
+            s.temporary.set(true);
+            p
+        }
     }
 }
 
@@ -245,51 +319,65 @@ impl Guard {
     /// Unpins and pins again (lets the epoch advance during a long pinned session). Any
     /// reference obtained under the guard must not be used afterwards.
     pub(crate) fn repin(&mut self) {
-        let p = self.participant;
-        if p.depth.load(Ordering::Relaxed) == 1 {
-            p.active.store(0, Ordering::Release);
-            announce(p);
-        }
+        PIN.with(|s| {
+            if s.depth.get() == 1 {
+                // SAFETY: pinned, so the record pointer is set.
+                let p = unsafe { &*s.participant.get() };
+                p.active.store(0, Ordering::Release);
+                announce(p);
+            }
+        });
     }
 }
 
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        let p = self.participant;
-        let depth = p.depth.load(Ordering::Relaxed) - 1;
-        p.depth.store(depth, Ordering::Relaxed);
-        if depth == 0 {
+        let collect_now = PIN.with(|s| {
+            let depth = s.depth.get() - 1;
+            s.depth.set(depth);
+            if depth != 0 {
+                return false;
+            }
+            // SAFETY: pinned, so the record pointer is set.
+            let p = unsafe { &*s.participant.get() };
             // Release: every read made under the guard happens-before a reclaimer that sees
             // this thread unpinned.
             p.active.store(0, Ordering::Release);
-            if self.temporary {
+            if s.temporary.get() {
+                s.participant.set(std::ptr::null());
+                s.temporary.set(false);
                 p.owned.store(false, Ordering::Release);
-            } else if p.pending.load(Ordering::Relaxed) >= p.collect_at.load(Ordering::Relaxed) {
-                collect();
+                false
+            } else {
+                s.pending.get() >= s.collect_at.get()
             }
+        });
+        if collect_now {
+            collect();
         }
     }
 }
 
-/// Frees `ptr` (a `Box::into_raw` pointer) once no thread pinned now can still see it.
-///
-/// Never frees anything itself, so it may be called while holding a container's lock.
+/// Whether the current thread is pinned (it is inside a read session).
+pub(crate) fn is_pinned() -> bool {
+    PIN.try_with(|s| s.depth.get() > 0).unwrap_or(false)
+}
+
+/// Frees the object that `word` and `drop` describe once no thread pinned now can still see
+/// it. Never frees anything itself, so it may be called while holding a container's lock.
 ///
 /// # Safety
-/// `ptr` came from `Box::into_raw`, is no longer reachable from any container (so no thread
-/// pinning after this call can load it), and is retired exactly once. `T` must be safe to drop
-/// on another thread, and must not borrow anything (it may outlive its container).
-pub(crate) unsafe fn retire<T>(_guard: &Guard, ptr: *mut T) {
-    let mut item = Some(Retired {
-        ptr: ptr.cast(),
-        drop: drop_box::<T>,
-    });
+/// The object is no longer reachable from any container (so no thread pinning after this
+/// call can load it) and is retired exactly once; `drop(word)` frees it, on any thread, and it
+/// borrows nothing (it may outlive its container).
+pub(crate) unsafe fn retire(word: u64, drop: unsafe fn(u64)) {
+    let mut item = Some(Retired { word, drop });
     let _ = LOCAL.try_with(|l| {
         let mut bag = l.bag.borrow_mut();
         bag.push(item.take().expect("retired once"));
         let full = bag.len() >= BAG;
-        drop(bag);
+        std::mem::drop(bag);
         if full {
             l.seal();
         }
@@ -304,9 +392,31 @@ pub(crate) unsafe fn retire<T>(_guard: &Guard, ptr: *mut T) {
     }
 }
 
-/// Seals this thread's garbage and frees whatever is old enough. Runs destructors: call it
-/// only with no container lock held.
-pub(crate) fn flush(_guard: &Guard) {
+/// [`retire`] for a `Box::into_raw` pointer.
+///
+/// # Safety
+/// As [`retire`]; `ptr` came from `Box::into_raw` and `T` is safe to drop on another thread.
+pub(crate) unsafe fn retire_box<T>(ptr: *mut T) {
+    // SAFETY: forwarded; `drop_box::<T>` rebuilds the box from the exposed address.
+    unsafe { retire(ptr.expose_provenance() as u64, drop_box::<T>) }
+}
+
+/// Called by a writer after it released its container's lock: collects if this thread has
+/// accumulated enough garbage (and is not inside a read session that could be holding it).
+#[inline]
+pub(crate) fn after_write() {
+    let due = PIN
+        .try_with(|s| s.depth.get() == 0 && s.pending.get() >= s.collect_at.get())
+        .unwrap_or(false);
+    if due {
+        collect();
+    }
+}
+
+/// Seals this thread's garbage and frees whatever is old enough (a writer that retired a large
+/// table calls this after unlocking, so that memory stays bounded under resize churn). Runs
+/// destructors: call it only with no container lock held.
+pub(crate) fn flush() {
     collect_now();
 }
 
@@ -314,6 +424,34 @@ pub(crate) fn flush(_guard: &Guard) {
 pub(crate) fn collect_now() {
     let _ = LOCAL.try_with(Local::seal);
     collect();
+}
+
+/// Frees, without waiting for epochs, everything this thread and exited threads retired.
+///
+/// # Safety
+/// No thread other than the caller is pinned, none can pin until this returns, and every pin
+/// another thread made before happens-before this call (an external lock that every reader
+/// holds while it reads, such as the CPython GIL when the containers are only reached with it
+/// held and no read session spans a release of it). The caller itself must not be pinned
+/// (checked: the call then does nothing).
+pub(crate) unsafe fn collect_exclusive() {
+    if is_pinned() {
+        return;
+    }
+    let mine = LOCAL
+        .try_with(|l| {
+            l.seal();
+            let _ = PIN.try_with(|s| {
+                s.pending.set(0);
+                s.collect_at.set(COLLECT_EVERY);
+            });
+            mem::take(&mut *l.sealed.borrow_mut())
+        })
+        .unwrap_or_default();
+    let orphans = mem::take(&mut *GLOBAL.orphans.lock());
+    for bag in mine.into_iter().chain(orphans) {
+        bag.free();
+    }
 }
 
 /// Tries to advance the epoch, then frees every bag (this thread's and orphans) two epochs old.
@@ -331,12 +469,12 @@ fn collect() {
         .try_with(|l| {
             let ready = ripe(&mut l.sealed.borrow_mut());
             let freed: usize = ready.iter().map(|b| b.items.len()).sum();
-            let p = l.participant;
-            let pending = p.pending.load(Ordering::Relaxed).saturating_sub(freed);
-            p.pending.store(pending, Ordering::Relaxed);
-            // Back off: the next automatic collection waits for COLLECT_EVERY new objects.
-            p.collect_at
-                .store(pending + COLLECT_EVERY, Ordering::Relaxed);
+            let _ = PIN.try_with(|s| {
+                let pending = s.pending.get().saturating_sub(freed);
+                s.pending.set(pending);
+                // Back off: the next automatic collection waits for COLLECT_EVERY new objects.
+                s.collect_at.set(pending + COLLECT_EVERY);
+            });
             ready
         })
         .unwrap_or_default();
@@ -348,11 +486,7 @@ fn collect() {
     }
     // No borrow or lock is held here: destructors may use containers (and retire).
     for bag in ready {
-        for item in bag.items {
-            // SAFETY: retired once (contract of `retire`); two epochs have passed since it was
-            // unlinked, so no pinned thread can still hold it (module docs).
-            unsafe { (item.drop)(item.ptr) };
-        }
+        bag.free();
     }
 }
 

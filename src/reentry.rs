@@ -9,7 +9,7 @@
 //! Nesting is shallow, so the registrations are a small vector; `freeze`, which holds the locks
 //! of a whole tree at once, registers them as one set ([`HoldingMany`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 
 #[derive(Default)]
@@ -27,15 +27,21 @@ std::thread_local! {
             many: None,
         })
     };
+    /// Registrations alive on this thread (a fast "none" check for every container call).
+    static ANY: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Whether the current thread runs a closure under the lock of the container at `addr`.
 #[inline]
 pub(crate) fn held_by_me(addr: usize) -> bool {
+    ANY.with(Cell::get) != 0 && held_slow(addr)
+}
+
+#[cold]
+fn held_slow(addr: usize) -> bool {
     HELD.with(|h| {
         let h = h.borrow();
-        (!h.each.is_empty() && h.each.contains(&addr))
-            || h.many.as_ref().is_some_and(|m| m.contains(&addr))
+        h.each.contains(&addr) || h.many.as_ref().is_some_and(|m| m.contains(&addr))
     })
 }
 
@@ -45,6 +51,7 @@ pub(crate) struct Holding(usize);
 impl Holding {
     pub(crate) fn new(addr: usize) -> Holding {
         HELD.with(|h| h.borrow_mut().each.push(addr));
+        ANY.with(|n| n.set(n.get() + 1));
         Holding(addr)
     }
 }
@@ -57,6 +64,7 @@ impl Drop for Holding {
                 h.each.remove(i);
             }
         });
+        ANY.with(|n| n.set(n.get() - 1));
     }
 }
 
@@ -66,6 +74,7 @@ pub(crate) struct HoldingMany(());
 impl HoldingMany {
     pub(crate) fn new(addrs: impl IntoIterator<Item = usize>) -> HoldingMany {
         HELD.with(|h| h.borrow_mut().many = Some(addrs.into_iter().collect()));
+        ANY.with(|n| n.set(n.get() + 1));
         HoldingMany(())
     }
 }
@@ -73,5 +82,6 @@ impl HoldingMany {
 impl Drop for HoldingMany {
     fn drop(&mut self) {
         HELD.with(|h| h.borrow_mut().many = None);
+        ANY.with(|n| n.set(n.get() - 1));
     }
 }

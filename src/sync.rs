@@ -63,18 +63,6 @@ impl<T> Published<T> {
     pub(crate) fn get(&self) -> &T {
         &self.0
     }
-
-    /// Mutable access for an owner that has excluded every reader (`LockedDict` under its
-    /// exclusive lock).
-    #[inline]
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        &mut self.0
-    }
-
-    #[inline]
-    pub(crate) fn into_inner(self) -> T {
-        self.0
-    }
 }
 
 #[cfg(gilfree_loom)]
@@ -94,13 +82,109 @@ impl<T> Published<T> {
         // loom checks that this read happens-after the write.
         self.0.with(|p| unsafe { &*p })
     }
+}
 
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        // SAFETY: `&mut self` excludes every other access.
-        self.0.with_mut(|p| unsafe { &mut *p })
+/// A cell written once by a writer before the cell is published to readers, then only read
+/// until its owner takes the value back out or drops it (a dict entry's key).
+///
+/// Under loom every access is checked against the write, as with [`Published`].
+pub(crate) struct WriteOnce<T>(
+    #[cfg(not(gilfree_loom))] std::cell::UnsafeCell<std::mem::MaybeUninit<T>>,
+    #[cfg(gilfree_loom)] loom::cell::UnsafeCell<std::mem::MaybeUninit<T>>,
+);
+
+impl<T> WriteOnce<T> {
+    /// An empty cell (tables allocate theirs zeroed; loom builds them one by one).
+    #[cfg(gilfree_loom)]
+    pub(crate) fn empty() -> Self {
+        WriteOnce(loom::cell::UnsafeCell::new(std::mem::MaybeUninit::uninit()))
     }
 
-    pub(crate) fn into_inner(self) -> T {
-        self.0.into_inner()
+    /// Writes the value.
+    ///
+    /// # Safety
+    /// The cell is empty and not yet visible to any other thread.
+    #[inline]
+    pub(crate) unsafe fn write(&self, value: T) {
+        #[cfg(not(gilfree_loom))]
+        // SAFETY: no other access exists (caller).
+        unsafe {
+            (*self.0.get()).write(value);
+        }
+        #[cfg(gilfree_loom)]
+        self.0.with_mut(|p| {
+            // SAFETY: as above.
+            unsafe { (*p).write(value) };
+        });
+    }
+
+    /// The value.
+    ///
+    /// # Safety
+    /// The cell was written, the write happens-before this read, and the value is neither
+    /// taken nor dropped while the reference lives.
+    #[inline]
+    pub(crate) unsafe fn get(&self) -> &T {
+        #[cfg(not(gilfree_loom))]
+        // SAFETY: initialized and alive (caller).
+        unsafe {
+            (*self.0.get()).assume_init_ref()
+        }
+        #[cfg(gilfree_loom)]
+        // SAFETY: as above; loom checks the ordering.
+        self.0.with(|p| unsafe { (*p).assume_init_ref() })
+    }
+
+    /// Moves the value out (bitwise); the cell is empty afterwards as far as the owner is
+    /// concerned (readers that still hold `&T` keep reading the old bytes, which stay put).
+    ///
+    /// # Safety
+    /// Initialized; taken or dropped once.
+    #[inline]
+    pub(crate) unsafe fn take(&self) -> T {
+        // SAFETY: initialized (caller); a bitwise read leaves the bytes in place.
+        unsafe { std::ptr::read(self.get()) }
+    }
+}
+
+/// A boxed slice of `n` values that are valid when all their bytes are zero (atomics, empty
+/// cells), allocated zeroed: a large table's pages are then mapped lazily, not written.
+///
+/// # Safety
+/// An all-zero bit pattern is a valid `T`.
+#[cfg(not(gilfree_loom))]
+pub(crate) unsafe fn zeroed_slice<T>(n: usize) -> Box<[T]> {
+    use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
+    if n == 0 || std::mem::size_of::<T>() == 0 {
+        // SAFETY: zero-sized or empty: any zeroed value works and nothing is allocated.
+        return (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+    }
+    let layout = Layout::array::<T>(n).expect("table too large");
+    // SAFETY: a non-zero-sized layout.
+    let p = unsafe { alloc_zeroed(layout) }.cast::<T>();
+    if p.is_null() {
+        handle_alloc_error(layout);
+    }
+    // SAFETY: `n` zeroed `T`s (valid, caller), allocated with the global allocator and the
+    // layout of `[T; n]`, as `Box<[T]>` frees them.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) }
+}
+
+/// Loom's atomics are not zeroable memory: build them one by one.
+#[cfg(gilfree_loom)]
+pub(crate) unsafe fn zeroed_slice<T: Zeroed>(n: usize) -> Box<[T]> {
+    (0..n).map(|_| T::zeroed()).collect()
+}
+
+/// Under loom, types that [`zeroed_slice`] builds say how to make their zero value.
+#[cfg(gilfree_loom)]
+pub(crate) trait Zeroed {
+    fn zeroed() -> Self;
+}
+
+#[cfg(gilfree_loom)]
+impl Zeroed for AtomicU64 {
+    fn zeroed() -> Self {
+        AtomicU64::new(0)
     }
 }

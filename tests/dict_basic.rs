@@ -1,6 +1,9 @@
 //! Basic behaviour of both dicts through the shared `Mapping` API.
 
-use gilfree::{Error, GilFreeDict, LockedDict, Mapping};
+mod common;
+
+use common::Mapping;
+use gilfree::{Error, GilFreeDict, LockedDict};
 
 fn python_semantics<D: Mapping<u64, String> + Default>() {
     let d = D::default();

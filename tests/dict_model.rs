@@ -768,7 +768,9 @@ enum HookOp {
     Read,
 }
 
-/// What a hook did, recorded for the model: applied before the operation it interrupted.
+/// What a hook did, recorded for the model: applied before the write it interrupted, which
+/// validates after `eq` and acts on the dict as the hook left it. A read answers from the
+/// candidates it cloned before calling `eq`: it linearizes before the hook's mutation.
 #[derive(Debug, Clone)]
 enum HookEffect {
     Inserted(Obj, u64, Option<u64>),
@@ -939,6 +941,12 @@ where
                     | HookEffect::Removed(_, Some(_))
             )
         );
+        // Reads answer from what they saw before `eq` ran (see `HookEffect`).
+        let read_want = match *op {
+            FOp::Get(k) | FOp::GetWith(k) => Some(Out::Value(model.get(&k).map(|e| e.1))),
+            FOp::Contains(k) => Some(Out::Flag(model.contains_key(&k))),
+            _ => None,
+        };
         if let Some(e) = &effect {
             apply_hook_effect(&mut model, e, &ctx);
         }
@@ -951,8 +959,9 @@ where
                 Out::Value(common::model_insert(&mut model, &probe, v)),
                 Effect::Mutated,
             ),
-            FOp::Get(k) | FOp::GetWith(k) => (Out::Value(model.get(&k).map(|e| e.1)), Effect::Read),
-            FOp::Contains(k) => (Out::Flag(model.contains_key(&k)), Effect::Read),
+            FOp::Get(_) | FOp::GetWith(_) | FOp::Contains(_) => {
+                (read_want.expect("a read"), Effect::Read)
+            }
             FOp::Remove(k) => {
                 let old = model.shift_remove(&k).map(|e| e.1);
                 let eff = if old.is_some() {

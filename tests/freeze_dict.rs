@@ -17,6 +17,10 @@ enum Value {
     File(Arc<str>),
 }
 
+impl gilfree::Storable for Value {
+    type Storage = gilfree::storage::Boxed;
+}
+
 impl PartialEq for Value {
     fn eq(&self, other: &Value) -> bool {
         match (self, other) {

@@ -20,6 +20,10 @@ enum Value {
     File,
 }
 
+impl gilfree::Storable for Value {
+    type Storage = gilfree::storage::Boxed;
+}
+
 fn addr<T>(a: &Arc<T>) -> usize {
     Arc::as_ptr(a) as usize
 }

@@ -10,6 +10,10 @@ enum Value {
     Dict(Arc<GilFreeDict<i64, Value>>),
 }
 
+impl gilfree::Storable for Value {
+    type Storage = gilfree::storage::Boxed;
+}
+
 impl Freeze for Value {
     fn shape(&self) -> Shape<'_, Value> {
         match self {

@@ -16,6 +16,9 @@ use gilfree::{Container, EqModel, Error, GilFreeList, LockedList, Sequence};
 #[derive(Clone)]
 struct Obj(Arc<u64>);
 
+// SAFETY: one `Arc` (a non-null pointer; the count lives on the heap).
+unsafe impl gilfree::InlineWord for Obj {}
+
 impl Obj {
     fn new(v: u64) -> Obj {
         Obj(Arc::new(v))

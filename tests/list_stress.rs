@@ -42,6 +42,10 @@ impl Rng {
 #[derive(Debug, PartialEq, PartialOrd)]
 struct Tagged([u64; 4]);
 
+impl gilfree::Storable for Tagged {
+    type Storage = gilfree::storage::Boxed;
+}
+
 const POISON: u64 = 0xDEAD_BEEF_DEAD_BEEF;
 
 impl Tagged {

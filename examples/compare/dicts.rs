@@ -89,7 +89,7 @@ impl Map for LockedDict<u64, u64, S> {
     }
 }
 
-impl Reader for FrozenDict<'_, u64, u64, S> {
+impl<St: gilfree::DictStore<u64, u64> + Sync> Reader for FrozenDict<'_, u64, u64, S, St> {
     #[inline]
     fn get(&self, k: u64) -> Option<u64> {
         FrozenDict::get(self, &k).copied()

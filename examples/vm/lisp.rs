@@ -40,6 +40,10 @@ pub enum Value {
     Obj(Arc<Instance>),
 }
 
+impl gilfree::Storable for Value {
+    type Storage = gilfree::storage::Boxed;
+}
+
 /// A user function: parameters, body, and the (immutable) frame it closes over.
 pub struct Lambda {
     params: Vec<Arc<str>>,

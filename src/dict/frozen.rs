@@ -1,42 +1,51 @@
 //! `FrozenDict`: the read-only view of a frozen dict.
 //!
-//! Once a dict is frozen, no writer can change its table again: every mutator fails with
-//! `Error::Frozen`, so the current table and its nodes stay put until the dict is dropped. The
-//! view therefore reads with plain Acquire loads — no lock, no epoch pin, no atomic
-//! read-modify-write — and hands out `&V` for the dict's whole lifetime.
+//! Once a dict is frozen, no writer can change its store again: every mutator fails with
+//! `Error::Frozen`, so the current table, its keys and its values stay put until the dict is
+//! dropped. The view therefore reads them directly — no lock, no epoch pin, no atomic
+//! read-modify-write — and lends `&V` for the dict's whole lifetime, even for values a
+//! `GilFreeDict` stores inline (the reference points into the frozen word itself).
 
+use std::borrow::Borrow;
+use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
 
-use crate::model::{infallible, KeyModel, Plain};
-use crate::table::{Probe, Table};
+use crate::dict::{DictStore, GilFreeStore};
+use crate::model::{infallible, DefaultHashBuilder, KeyModel, Plain};
 use crate::Error;
 
 /// A read-only view of a frozen [`GilFreeDict`](crate::GilFreeDict) or
 /// [`LockedDict`](crate::LockedDict): lock-free, pin-free borrowed reads. Obtained from the
 /// dict's `frozen()`, which returns `None` while the dict is mutable.
-pub struct FrozenDict<'d, K, V, S> {
-    table: &'d Table<K, V>,
+pub struct FrozenDict<'d, K, V, S = DefaultHashBuilder, St = GilFreeStore<K, V>> {
+    store: &'d St,
     hasher: &'d S,
+    _kv: PhantomData<fn(K) -> V>,
 }
 
-impl<K, V, S> Clone for FrozenDict<'_, K, V, S> {
+impl<K, V, S, St> Clone for FrozenDict<'_, K, V, S, St> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<K, V, S> Copy for FrozenDict<'_, K, V, S> {}
+impl<K, V, S, St> Copy for FrozenDict<'_, K, V, S, St> {}
 
-impl<'d, K, V, S> FrozenDict<'d, K, V, S> {
+impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
     /// # Safety
-    /// The dict that owns `table` is frozen (observed with Acquire), and `'d` borrows it.
-    pub(crate) unsafe fn new(table: &'d Table<K, V>, hasher: &'d S) -> Self {
-        FrozenDict { table, hasher }
+    /// `store` is frozen (observed with Acquire), and `'d` borrows it.
+    pub(crate) unsafe fn new(store: &'d St, hasher: &'d S) -> Self {
+        FrozenDict {
+            store,
+            hasher,
+            _kv: PhantomData,
+        }
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.store.len()
     }
 
     /// Whether the dict is empty.
@@ -46,49 +55,75 @@ impl<'d, K, V, S> FrozenDict<'d, K, V, S> {
 
     /// The value for `key`, compared through the interpreter's model. Script `eq` may run
     /// freely: nothing can change underneath, so no lookup is ever restarted.
-    pub fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<&'d V>, Error<M::Error>> {
+    pub fn get_in<Q: ?Sized, M: KeyModel<K, Q>>(
+        &self,
+        m: &M,
+        key: &Q,
+    ) -> Result<Option<&'d V>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        let mut cursor = self.table.start(hash);
-        loop {
-            match self.table.probe(hash, &mut cursor) {
-                Probe::Vacant(_) => return Ok(None),
-                Probe::Candidate { node, .. } => {
-                    if m.identical(node.key(), key)
-                        || m.eq(node.key(), key).map_err(Error::Callback)?
-                    {
-                        return Ok(Some(node.value()));
-                    }
-                }
-            }
+        // SAFETY: the store is frozen for `'d` (`new`'s contract).
+        unsafe {
+            self.store
+                .frozen_find(hash, |k| Ok(m.identical(k, key) || m.eq(k, key)?))
         }
+        .map_err(Error::Callback)
     }
 
     /// Entries in insertion order (double-ended).
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&'d K, &'d V)> + 'd {
-        let table = self.table;
-        (0..table.used()).filter_map(move |p| table.entry(p).map(|n| (n.key(), n.value())))
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&'d K, &'d V)> + 'd
+    where
+        K: 'd,
+        V: 'd,
+    {
+        let store = self.store;
+        // SAFETY: frozen for `'d`.
+        let used = unsafe { store.frozen_used() };
+        // SAFETY: as above; `pos < used`.
+        (0..used).filter_map(move |pos| unsafe { store.frozen_entry(pos) })
     }
 
     /// Keys in insertion order.
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &'d K> + 'd {
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &'d K> + 'd
+    where
+        K: 'd,
+        V: 'd,
+    {
         self.iter().map(|(k, _)| k)
     }
 
     /// Values in insertion order.
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &'d V> + 'd {
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &'d V> + 'd
+    where
+        K: 'd,
+        V: 'd,
+    {
         self.iter().map(|(_, v)| v)
     }
 }
 
-impl<'d, K: Hash + Eq, V, S: BuildHasher> FrozenDict<'d, K, V, S> {
-    /// The value for a plain key.
+impl<'d, K, V, S: BuildHasher, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
+    /// The value for a plain key (any borrowed form of it).
     #[inline]
-    pub fn get(&self, key: &K) -> Option<&'d V> {
+    pub fn get<Q: ?Sized + Hash + Eq>(&self, key: &Q) -> Option<&'d V>
+    where
+        K: Borrow<Q>,
+    {
         infallible(self.get_in(&Plain(self.hasher), key))
     }
 
     /// Whether a plain key is present.
-    pub fn contains_key(&self, key: &K) -> bool {
+    pub fn contains_key<Q: ?Sized + Hash + Eq>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
         self.get(key).is_some()
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug, S, St: DictStore<K, V>> fmt::Debug
+    for FrozenDict<'_, K, V, S, St>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }

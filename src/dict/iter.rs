@@ -1,76 +1,14 @@
-//! Dict iterators.
+//! [`IterChecked`]: CPython's dict iterator semantics, for a caller who mutates while
+//! iterating: a size change yields "dictionary changed size during iteration", a key change at
+//! equal size "dictionary keys changed during iteration", then the iterator ends. Each step is
+//! one short read section (no pin or lock is held between steps).
 //!
-//! - [`Iter`]: weakly consistent, lock-free. It pins an epoch for its lifetime and walks the
-//!   order array of the table that was current when it was created, up to the length that table
-//!   had then. It never blocks writers, never fails and never yields an entry twice; a writer
-//!   that rebuilds the table leaves the iterator on the (still valid) old one.
-//! - [`IterChecked`]: CPython's semantics for a single-threaded caller who mutates while
-//!   iterating: a size change yields "dictionary changed size during iteration", a key change at
-//!   equal size "dictionary keys changed during iteration", then the iterator ends.
+//! (The weakly consistent `iter()` of each variant lives with its store.)
 
+use std::fmt;
 use std::marker::PhantomData;
 
-use crate::reclaim::Guard;
-use crate::table::Table;
 use crate::Error;
-
-/// A weakly consistent iterator over clones of a dict's entries; see the module docs.
-pub struct Iter<'d, K, V> {
-    _guard: Guard,
-    table: *const Table<K, V>,
-    front: usize,
-    back: usize,
-    _dict: PhantomData<&'d ()>,
-}
-
-impl<K, V> Iter<'_, K, V> {
-    pub(crate) fn new(guard: Guard, table: *const Table<K, V>, end: usize) -> Self {
-        Iter {
-            _guard: guard,
-            table,
-            front: 0,
-            back: end,
-            _dict: PhantomData,
-        }
-    }
-
-    fn table(&self) -> &Table<K, V> {
-        // SAFETY: loaded while `_guard` was pinned; a retired table is freed only after every
-        // guard pinned before its retirement is dropped, and `_guard` lives as long as `self`.
-        unsafe { &*self.table }
-    }
-}
-
-impl<K: Clone, V: Clone> Iterator for Iter<'_, K, V> {
-    type Item = (K, V);
-
-    fn next(&mut self) -> Option<(K, V)> {
-        while self.front < self.back {
-            let pos = self.front;
-            self.front += 1;
-            if let Some(n) = self.table().entry(pos) {
-                return Some((n.key().clone(), n.value().clone()));
-            }
-        }
-        None
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.back - self.front))
-    }
-}
-
-impl<K: Clone, V: Clone> DoubleEndedIterator for Iter<'_, K, V> {
-    fn next_back(&mut self) -> Option<(K, V)> {
-        while self.front < self.back {
-            self.back -= 1;
-            if let Some(n) = self.table().entry(self.back) {
-                return Some((n.key().clone(), n.value().clone()));
-            }
-        }
-        None
-    }
-}
 
 /// What a dict exposes to [`IterChecked`] (sealed: this module is private).
 pub trait CheckedSource<K, V> {
@@ -135,5 +73,14 @@ impl<K, V, D: CheckedSource<K, V>> Iterator for IterChecked<'_, K, V, D> {
                 }
             }
         }
+    }
+}
+
+impl<K, V, D> fmt::Debug for IterChecked<'_, K, V, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IterChecked")
+            .field("pos", &self.pos)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }

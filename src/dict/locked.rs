@@ -1,161 +1,170 @@
-//! `LockedDict`: one reader-writer lock per dict; every operation is linearizable.
+//! [`LockedStore`]: the storage of `LockedDict` — one lock for readers and writers, and an
+//! in-place compact table (no lock-free readers, so no reclamation and no copies).
 //!
-//! Reads take the dict's lock shared, writes take it exclusive; both walk the same table core
-//! as [`GilFreeDict`](crate::GilFreeDict). Because no reader ever runs without the lock, nodes
-//! that leave the table are freed as soon as the lock is released (never under it: a value's
-//! destructor is script code that may re-enter).
+//! ## Layout
 //!
-//! Script `eq` never runs under the lock: the candidate key is cloned, the lock released, `eq`
-//! called, the lock re-taken, and the lookup restarted if the dict's version moved meanwhile.
-//! A closure running under the lock (`with_lock`, `update`, `retain`, `get_with`) registers the
-//! dict in [`crate::reentry`]: reads of the same dict from inside are served without locking
-//! again (the thread's own lock excludes every writer), writes fail with `Error::Reentrant`.
+//! A compact dict like CPython's: an [`Index`] of tagged slots over an entries vector in
+//! insertion order, each entry `(key, value)` inline, plus the slot of each entry (or
+//! [`REMOVED`]). A removed entry leaves a hole in the entries and a tombstone in the index;
+//! inserts reuse the first tombstone of their probe chain, overwrites write the value in place,
+//! and when the entries vector is full the table compacts in place (many holes) or doubles.
+//!
+//! ## Invariants and protocol
+//!
+//! - **L1** The table is reached only with the lock held by this thread: through a section
+//!   that owns the guard, or re-entrantly from user code that runs under a section of this
+//!   thread (registered in [`crate::reentry`]).
+//! - **L2** A `&mut` to the table exists only inside one write-section method call, and never
+//!   while user code runs; user code and re-entrant readers only ever see `&` to it.
+//! - **L3** A re-entrant read never lends a reference into the table to user code (it lends a
+//!   clone): the outer user code may hold a `DictView` whose next write moves the entries.
+//! - **L4** Values leave the lock before they die: removed entries are moved out to the caller,
+//!   or into the section's graveyard, dropped after the lock is released.
+//! - **L5** Entry positions are append-only within a *generation*; compaction, growth and
+//!   `clear` start a new one (for the core's validation after script `eq`).
 
-use std::fmt;
-use std::hash::{BuildHasher, Hash};
-use std::marker::PhantomData;
+use std::cell::UnsafeCell;
+use std::mem::{self, MaybeUninit};
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-
-use crate::dict::iter::{CheckedSource, IterChecked};
-use crate::dict::FrozenDict;
-use crate::lookup::{quick_compare, restart, Quick};
-use crate::model::{infallible, DefaultHashBuilder, KeyModel};
-use crate::reentry::{self, Holding};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use crate::table::{Node, Probe, Table};
+use crate::dict::index::{self, tag32, Candidate, Cursor, Index};
+use crate::dict::store::{sealed, DictStore, Section, Stamp, WriteSection};
+use crate::reentry;
+use crate::storage::Ref;
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::{Container, Error};
 
-/// A concurrent, insertion-ordered dict guarded by one lock of its own.
-///
-/// Python dict semantics, like [`GilFreeDict`](crate::GilFreeDict); every operation is atomic,
-/// and [`with_lock`](Self::with_lock) runs compound updates as one critical section.
-pub struct LockedDict<K, V, S = DefaultHashBuilder> {
-    lock: RwLock<()>,
-    table: AtomicPtr<Table<K, V>>,
+/// `slot_of` of a removed entry.
+const REMOVED: u32 = u32::MAX;
+
+/// The table behind the lock (see the module docs).
+struct Compact<K, V> {
+    index: Index,
+    /// `entries[pos]` is initialized iff `slot_of[pos] != REMOVED`.
+    entries: Vec<MaybeUninit<(K, V)>>,
+    slot_of: Vec<u32>,
+    live: usize,
+    /// One past the last live position (`popitem`'s starting point).
+    tail: usize,
+    generation: u64,
+}
+
+impl<K, V> Compact<K, V> {
+    fn new(capacity: usize, generation: u64) -> Self {
+        let cap = index::capacity_for(capacity);
+        Compact {
+            index: Index::new(cap),
+            entries: Vec::with_capacity(cap),
+            slot_of: Vec::with_capacity(cap),
+            live: 0,
+            tail: 0,
+            generation,
+        }
+    }
+
+    #[inline]
+    fn cap(&self) -> usize {
+        self.index.len() / 2
+    }
+
+    #[inline]
+    fn is_live(&self, pos: usize) -> bool {
+        self.slot_of[pos] != REMOVED
+    }
+
+    /// A hash with the tag of live entry `pos`.
+    #[inline]
+    fn hash_of(&self, pos: usize) -> u64 {
+        u64::from(index::slot_tag(
+            self.index
+                .load(self.slot_of[pos] as usize, Ordering::Relaxed),
+        ))
+    }
+
+    #[inline(always)]
+    fn entry(&self, pos: usize) -> &(K, V) {
+        debug_assert!(self.is_live(pos));
+        // SAFETY: callers pass live positions (candidates of the index, or checked with
+        // `is_live`): initialized.
+        unsafe { self.entries[pos].assume_init_ref() }
+    }
+
+    #[inline(always)]
+    fn entry_mut(&mut self, pos: usize) -> &mut (K, V) {
+        debug_assert!(self.is_live(pos));
+        // SAFETY: as `entry`.
+        unsafe { self.entries[pos].assume_init_mut() }
+    }
+
+    /// Rewrites the table with the live entries only, in order, into `new_cap` positions.
+    fn rebuild(&mut self, new_cap: usize) {
+        let cap = index::capacity_for(new_cap);
+        let index = Index::new(cap);
+        let mut entries = Vec::with_capacity(cap);
+        let mut slot_of = Vec::with_capacity(cap);
+        let old_entries = mem::take(&mut self.entries);
+        for (pos, e) in old_entries.into_iter().enumerate() {
+            let slot = self.slot_of[pos];
+            if slot == REMOVED {
+                continue;
+            }
+            let tag = index::slot_tag(self.index.load(slot as usize, Ordering::Relaxed));
+            slot_of.push(index.place(tag, entries.len()) as u32);
+            entries.push(e);
+        }
+        self.index = index;
+        self.live = entries.len();
+        self.tail = entries.len();
+        self.entries = entries;
+        self.slot_of = slot_of;
+        self.generation += 1;
+    }
+
+    fn drop_live(self) {
+        let Compact {
+            entries, slot_of, ..
+        } = self;
+        let live = entries
+            .into_iter()
+            .zip(slot_of)
+            .filter(|(_, s)| *s != REMOVED)
+            // SAFETY: live entries are initialized; each is moved out once.
+            .map(|(e, _)| unsafe { e.assume_init() });
+        crate::cleanup::drop_all(live);
+    }
+}
+
+/// The storage of a [`LockedDict`](crate::LockedDict); see the [module docs](self).
+pub struct LockedStore<K, V> {
+    lock: Mutex<()>,
+    table: UnsafeCell<Compact<K, V>>,
     len: AtomicUsize,
     version: AtomicU64,
     keys_version: AtomicU64,
     frozen: AtomicBool,
-    hasher: S,
-    _owns: PhantomData<Box<Node<K, V>>>,
 }
 
-// SAFETY: the dict owns its nodes; readers on any thread get `&K`/`&V` (Sync), and the writer
-// that unlinks a node drops it on its own thread (Send).
-unsafe impl<K: Send + Sync, V: Send + Sync, S: Send> Send for LockedDict<K, V, S> {}
-// SAFETY: as above.
-unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for LockedDict<K, V, S> {}
+// SAFETY: the store owns its entries; moving it moves them.
+unsafe impl<K: Send, V: Send> Send for LockedStore<K, V> {}
+// SAFETY: the lock serializes every access (L1); readers on any thread get `&K`/`&V` (Sync),
+// and an entry inserted on one thread may be removed and dropped on another (Send).
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for LockedStore<K, V> {}
 
-/// How the current thread holds the lock.
-enum Access<'a> {
-    Read(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
-    Write(#[allow(dead_code)] RwLockWriteGuard<'a, ()>),
-    /// An outer frame of this thread holds the lock (a closure under `with_lock` & co.).
-    Reentrant,
-}
+impl<K, V> sealed::Sealed for LockedStore<K, V> {}
 
-/// A search result: how the lock is held, and where the key is (or would go).
-type Located<'a, K, V> = (Access<'a>, Spot<'a, K, V>);
-
-enum Spot<'a, K, V> {
-    Found { slot: usize, node: &'a Node<K, V> },
-    Vacant { slot: usize },
-}
-
-/// Nodes unlinked under the lock, freed when this is dropped, after the lock is released.
-struct Graveyard<K, V>(Vec<*mut Node<K, V>>);
-
-impl<K, V> Drop for Graveyard<K, V> {
-    fn drop(&mut self) {
-        for node in self.0.drain(..) {
-            // SAFETY: each node was unlinked under the exclusive lock and buried exactly once;
-            // no reader can reach it since that lock was released.
-            drop(unsafe { Box::from_raw(node) });
-        }
-    }
-}
-
-common_dict_api!(LockedDict);
-
-impl<K, V, S> LockedDict<K, V, S> {
-    fn from_table(table: Table<K, V>, hasher: S) -> Self {
-        LockedDict {
-            len: AtomicUsize::new(table.len()),
-            table: AtomicPtr::new(Box::into_raw(Box::new(table))),
-            lock: RwLock::new(()),
-            version: AtomicU64::new(0),
-            keys_version: AtomicU64::new(0),
-            frozen: AtomicBool::new(false),
-            hasher,
-            _owns: PhantomData,
-        }
-    }
-
-    /// Makes this dict immutable (one-way), linearizably with respect to its writers.
+impl<K, V> LockedStore<K, V> {
+    /// The table, shared.
     ///
-    /// This dict only: values that are containers stay as they are; to freeze a whole object
-    /// tree, use [`freeze`](crate::freeze()).
-    ///
-    /// Fails with [`Error::Reentrant`] from inside a closure that runs under this dict's lock.
-    pub fn freeze(&self) -> Result<(), Error> {
-        if reentry::held_by_me(self.addr()) {
-            return Err(Error::Reentrant(Container::Dict));
-        }
-        let _lock = self.lock.write();
-        self.frozen.store(true, Ordering::Release);
-        Ok(())
+    /// # Safety
+    /// This thread holds the lock (L1), and no `&mut` to the table is alive (L2).
+    #[inline(always)]
+    unsafe fn shared(&self) -> &Compact<K, V> {
+        // SAFETY: forwarded.
+        unsafe { &*self.table.get() }
     }
 
-    /// The read-only view of this dict if it is frozen: borrowed reads with no lock and no
-    /// refcount traffic, valid for as long as the dict.
-    pub fn frozen(&self) -> Option<FrozenDict<'_, K, V, S>> {
-        if !self.frozen.load(Ordering::Acquire) {
-            return None;
-        }
-        // SAFETY: frozen (Acquire pairs with the Release in `freeze`, made under the exclusive
-        // lock): every later writer fails before touching the table, so the table and its
-        // nodes live as long as `&self`.
-        Some(unsafe { FrozenDict::new(self.table_ref(), &self.hasher) })
-    }
-
-    fn addr(&self) -> usize {
-        self as *const Self as usize
-    }
-
-    /// The current table.
-    ///
-    /// Callers may use the reference only while the current thread holds the lock (an
-    /// `Access` or an outer frame's lock): only lock holders replace or free tables and nodes.
-    #[inline]
-    fn table_ref(&self) -> &Table<K, V> {
-        // SAFETY: always a live table; see the method docs for how long it stays valid.
-        unsafe { &*self.table.load(Ordering::Acquire) }
-    }
-
-    #[inline]
-    fn access<E, const WRITE: bool>(&self) -> Result<Access<'_>, Error<E>> {
-        if reentry::held_by_me(self.addr()) {
-            return if WRITE {
-                Err(Error::Reentrant(Container::Dict))
-            } else {
-                Ok(Access::Reentrant)
-            };
-        }
-        if WRITE {
-            let guard = self.lock.write();
-            if self.frozen.load(Ordering::Relaxed) {
-                return Err(Error::Frozen(Container::Dict));
-            }
-            Ok(Access::Write(guard))
-        } else {
-            Ok(Access::Read(self.lock.read()))
-        }
-    }
-
-    /// Records a mutation (under the exclusive lock).
-    fn bump(&self, keys_changed: bool) {
-        self.len.store(self.table_ref().len(), Ordering::Release);
+    /// Records a mutation (under the lock).
+    fn bump(&self, live: usize, keys_changed: bool) {
+        self.len.store(live, Ordering::Release);
         if keys_changed {
             let k = self.keys_version.load(Ordering::Relaxed);
             self.keys_version.store(k + 1, Ordering::Release);
@@ -163,593 +172,446 @@ impl<K, V, S> LockedDict<K, V, S> {
         let v = self.version.load(Ordering::Relaxed);
         self.version.store(v + 1, Ordering::Release);
     }
+}
 
-    /// Finds `key` and returns with the lock held (shared, or exclusive if `WRITE`).
+/// A read section: the lock, or a re-entrant read under this thread's own section.
+pub struct Read<'a, K, V> {
+    store: &'a LockedStore<K, V>,
+    /// `None`: re-entrant (an outer frame of this thread holds the lock).
+    _lock: Option<MutexGuard<'a, ()>>,
+}
+
+impl<K, V> Read<'_, K, V> {
+    #[inline(always)]
+    fn table(&self) -> &Compact<K, V> {
+        // SAFETY: the lock is held by this section or by an outer frame of this thread, and no
+        // `&mut` is alive while a read section exists (L1, L2).
+        unsafe { self.store.shared() }
+    }
+
+    #[inline(always)]
+    fn reentrant(&self) -> bool {
+        self._lock.is_none()
+    }
+}
+
+impl<K, V: Clone> Section<K, V> for Read<'_, K, V> {
+    #[inline(always)]
+    fn cursor(&self, hash: u64) -> Cursor {
+        self.table().index.cursor(tag32(hash))
+    }
+
+    #[inline(always)]
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<Candidate> {
+        self.table()
+            .index
+            .next(tag32(hash), cursor, Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn key(&self, pos: usize) -> &K {
+        &self.table().entry(pos).0
+    }
+
     #[inline]
-    fn search<'a, M: KeyModel<K>, const WRITE: bool>(
-        &'a self,
-        m: &M,
-        hash: u64,
-        key: &K,
-    ) -> Result<Located<'a, K, V>, Error<M::Error>>
+    fn with_value<R>(&self, pos: usize, f: impl FnOnce(&V) -> R) -> R {
+        // Never lend the storage to user code re-entrantly (L3). Otherwise user code runs
+        // under the lock, registered, so its writes to this dict fail instead of deadlocking.
+        if self.reentrant() {
+            let value = self.clone_value(pos);
+            f(&value)
+        } else {
+            let _held = reentry::Holding::new(self.store as *const LockedStore<K, V> as usize);
+            f(&self.table().entry(pos).1)
+        }
+    }
+
+    #[inline(always)]
+    fn clone_value(&self, pos: usize) -> V
+    where
+        V: Clone,
+    {
+        self.table().entry(pos).1.clone()
+    }
+
+    #[inline]
+    fn hash(&self, pos: usize) -> u64 {
+        self.table().hash_of(pos)
+    }
+
+    #[inline]
+    fn used(&self) -> usize {
+        self.table().entries.len()
+    }
+
+    #[inline]
+    fn live(&self, pos: usize) -> bool {
+        self.table().is_live(pos)
+    }
+}
+
+/// A write section: the lock, and the graveyard of what it removed (L4).
+pub struct Write<'a, K, V> {
+    store: &'a LockedStore<K, V>,
+    lock: Option<MutexGuard<'a, ()>>,
+    grave: Vec<(K, V)>,
+    cleared: Vec<Compact<K, V>>,
+}
+
+impl<K, V> Write<'_, K, V> {
+    #[inline(always)]
+    fn table(&self) -> &Compact<K, V> {
+        // SAFETY: the section holds the lock; `&self` excludes this section's own `&mut`
+        // borrows, and user code (the only other code that could read the table) gets `&`.
+        unsafe { self.store.shared() }
+    }
+
+    #[inline(always)]
+    fn table_mut(&mut self) -> &mut Compact<K, V> {
+        // SAFETY: the section holds the lock; the borrow lasts one method call of this
+        // section, during which no user code runs (L2).
+        unsafe { &mut *self.store.table.get() }
+    }
+
+    /// Unlinks the live entry at `pos` and moves it out.
+    fn take(&mut self, pos: usize) -> (K, V) {
+        let t = self.table_mut();
+        let slot = t.slot_of[pos] as usize;
+        let next = (slot + 1) & (t.index.len() - 1);
+        let mark = if t.index.load(next, Ordering::Relaxed) == index::EMPTY {
+            index::EMPTY
+        } else {
+            index::TOMBSTONE
+        };
+        t.index.store(slot, mark, Ordering::Relaxed);
+        t.slot_of[pos] = REMOVED;
+        t.live -= 1;
+        if t.tail == pos + 1 {
+            t.tail = pos;
+        }
+        // SAFETY: live until the line above; moved out once (now marked removed).
+        let entry = unsafe { t.entries[pos].assume_init_read() };
+        let live = t.live;
+        self.store.bump(live, true);
+        entry
+    }
+}
+
+impl<K, V> Section<K, V> for Write<'_, K, V> {
+    #[inline(always)]
+    fn cursor(&self, hash: u64) -> Cursor {
+        self.table().index.cursor(tag32(hash))
+    }
+
+    #[inline(always)]
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<Candidate> {
+        self.table()
+            .index
+            .next(tag32(hash), cursor, Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn key(&self, pos: usize) -> &K {
+        &self.table().entry(pos).0
+    }
+
+    #[inline]
+    fn with_value<R>(&self, pos: usize, f: impl FnOnce(&V) -> R) -> R {
+        f(&self.table().entry(pos).1)
+    }
+
+    #[inline]
+    fn clone_value(&self, pos: usize) -> V
+    where
+        V: Clone,
+    {
+        self.table().entry(pos).1.clone()
+    }
+
+    #[inline]
+    fn hash(&self, pos: usize) -> u64 {
+        self.table().hash_of(pos)
+    }
+
+    #[inline]
+    fn used(&self) -> usize {
+        self.table().entries.len()
+    }
+
+    #[inline]
+    fn live(&self, pos: usize) -> bool {
+        self.table().is_live(pos)
+    }
+}
+
+impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
+    #[inline]
+    fn value_ref(&self, pos: usize) -> Ref<'_, V> {
+        Ref::shared(&self.table().entry(pos).1)
+    }
+
+    fn stamp(&self) -> Stamp {
+        let t = self.table();
+        Stamp {
+            generation: t.generation,
+            used: t.entries.len(),
+        }
+    }
+
+    fn still_valid(&self, stamp: Stamp, hash: u64, found: Option<usize>) -> bool {
+        if self.table().generation != stamp.generation || found.is_some_and(|p| !self.live(p)) {
+            return false;
+        }
+        let mut c = self.cursor(hash);
+        while let Some(cand) = self.next(hash, &mut c) {
+            if cand.pos >= stamp.used {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn insert(&mut self, hash: u64, cursor: Cursor, key: K, value: V) {
+        let tag = tag32(hash);
+        let t = self.table_mut();
+        let mut slot = t.index.insert_slot(tag, cursor, Ordering::Relaxed);
+        if t.entries.len() == t.cap() {
+            // Full: compact in place when at least half are holes, else double.
+            let cap = t.cap();
+            t.rebuild(if t.live <= cap / 2 { cap } else { cap * 2 });
+            slot = t
+                .index
+                .insert_slot(tag, t.index.cursor(tag), Ordering::Relaxed);
+        }
+        let pos = t.entries.len();
+        t.index
+            .store(slot, index::slot_word(tag, pos), Ordering::Relaxed);
+        t.entries.push(MaybeUninit::new((key, value)));
+        t.slot_of.push(slot as u32);
+        t.live += 1;
+        t.tail = pos + 1;
+        let live = t.live;
+        self.store.bump(live, true);
+    }
+
+    fn replace(&mut self, pos: usize, value: V) -> V
+    where
+        V: Clone,
+    {
+        let old = mem::replace(&mut self.table_mut().entry_mut(pos).1, value);
+        let live = self.table().live;
+        self.store.bump(live, false);
+        old
+    }
+
+    fn remove(&mut self, pos: usize) -> (K, V)
     where
         K: Clone,
+        V: Clone,
     {
-        let mut restarts = 0;
-        'restart: loop {
-            let mut access = self.access::<_, WRITE>()?;
-            let table = self.table_ref();
-            let mut cursor = table.start(hash);
-            loop {
-                let (slot, node) = match table.probe(hash, &mut cursor) {
-                    Probe::Vacant(slot) => return Ok((access, Spot::Vacant { slot })),
-                    Probe::Candidate { slot, node } => (slot, node),
-                };
-                match quick_compare(m, node.key(), key)? {
-                    Quick::Equal => return Ok((access, Spot::Found { slot, node })),
-                    Quick::NotEqual => {}
-                    Quick::Script if matches!(access, Access::Reentrant) => {
-                        // An outer frame of this thread holds the lock and cannot release it.
-                        // No other thread can mutate, and this thread's writes are refused, so
-                        // `eq` may run in place (its reads of this dict are served lock-free).
-                        if m.eq(node.key(), key).map_err(Error::Callback)? {
-                            return Ok((access, Spot::Found { slot, node }));
-                        }
-                    }
-                    Quick::Script => {
-                        let stored = node.key().clone();
-                        let version = self.version.load(Ordering::Relaxed);
-                        drop(access);
-                        let eq = m.eq(&stored, key);
-                        drop(stored);
-                        let eq = eq.map_err(Error::Callback)?;
-                        access = self.access::<_, WRITE>()?;
-                        // Unchanged version: no node was replaced or freed, the table is the same.
-                        if self.version.load(Ordering::Relaxed) != version {
-                            drop(access);
-                            restart(&mut restarts)?;
-                            continue 'restart;
-                        }
-                        if eq {
-                            return Ok((access, Spot::Found { slot, node }));
-                        }
-                    }
-                }
-            }
-        }
+        self.take(pos)
     }
 
-    /// Appends a fresh node at the vacant `slot`, growing the table if needed.
-    ///
-    /// # Safety
-    /// Exclusive lock held; `slot` ends the node's probe chain in the current table.
-    unsafe fn append(&self, slot: usize, node: *mut Node<K, V>) {
-        let table = self.table_ref();
-        // SAFETY: forwarded from the caller.
-        if let Some(fresh) = unsafe { table.append(slot, node) } {
-            let old = self.table.swap(Box::into_raw(fresh), Ordering::AcqRel);
-            // SAFETY: exclusive lock: no reader holds the old table; its nodes moved to the
-            // new table, and dropping a `Table` frees no node.
-            drop(unsafe { Box::from_raw(old) });
+    fn discard(&mut self, pos: usize) {
+        let entry = self.take(pos);
+        self.grave.push(entry);
+    }
+
+    fn last(&mut self) -> Option<usize> {
+        let t = self.table_mut();
+        while t.tail > 0 && t.slot_of[t.tail - 1] == REMOVED {
+            t.tail -= 1;
         }
-        self.bump(true);
+        t.tail.checked_sub(1)
+    }
+
+    fn clear(&mut self) {
+        let generation = self.table().generation + 1;
+        let old = mem::replace(self.table_mut(), Compact::new(0, generation));
+        self.cleared.push(old);
+        self.store.bump(0, true);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        let t = self.table_mut();
+        if t.entries.len() + additional > t.cap() {
+            let need = t.live + additional;
+            t.rebuild(need);
+        }
     }
 }
 
-impl<K, V, S> LockedDict<K, V, S>
-where
-    K: Clone,
-    V: Clone,
-{
-    /// Returns a clone of the value for `key`.
-    pub fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
-        let hash = m.hash(key).map_err(Error::Callback)?;
-        let (access, spot) = self.search::<_, false>(m, hash, key)?;
-        let value = match spot {
-            Spot::Found { node, .. } => Some(node.value().clone()),
-            Spot::Vacant { .. } => None,
-        };
-        drop(access);
-        Ok(value)
-    }
-
-    /// Calls `f` with a borrowed reference to the value, under the lock (no refcount traffic).
-    /// `f` may read this dict; writing to it from inside fails with [`Error::Reentrant`].
-    pub fn get_with_in<M: KeyModel<K>, R>(
-        &self,
-        m: &M,
-        key: &K,
-        f: impl FnOnce(&V) -> R,
-    ) -> Result<Option<R>, Error<M::Error>> {
-        let hash = m.hash(key).map_err(Error::Callback)?;
-        let (access, spot) = self.search::<_, false>(m, hash, key)?;
-        let out = match (spot, access) {
-            (Spot::Found { node, .. }, Access::Reentrant) => {
-                // An outer frame of this thread holds the lock and may be a `with_lock` whose
-                // view overwrites values in place: lend a clone, never the stored value.
-                let value = node.value().clone();
-                Some(f(&value))
-            }
-            (Spot::Found { node, .. }, access) => {
-                let _held = Holding::new(self.addr());
-                let out = f(node.value());
-                drop(access);
-                Some(out)
-            }
-            (Spot::Vacant { .. }, _) => None,
-        };
-        Ok(out)
-    }
-
-    /// Whether `key` is present.
-    pub fn contains_key_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<bool, Error<M::Error>> {
-        let hash = m.hash(key).map_err(Error::Callback)?;
-        let (_access, spot) = self.search::<_, false>(m, hash, key)?;
-        Ok(matches!(spot, Spot::Found { .. }))
-    }
-
-    /// Inserts or overwrites (keeping the position and the original key); returns the
-    /// previous value.
-    pub fn insert_in<M: KeyModel<K>>(
-        &self,
-        m: &M,
-        key: K,
-        value: V,
-    ) -> Result<Option<V>, Error<M::Error>> {
-        self.upsert(m, key, |_| value, false)
-    }
-
-    /// Atomic read-modify-write: `f` gets the current value (if any) and returns the new one;
-    /// returns the previous value. `f` runs under the lock: it may read this dict, a write to
-    /// it from inside fails with [`Error::Reentrant`].
-    pub fn update_in<M: KeyModel<K>>(
-        &self,
-        m: &M,
-        key: K,
-        f: impl FnOnce(Option<&V>) -> V,
-    ) -> Result<Option<V>, Error<M::Error>> {
-        self.upsert(m, key, f, true)
-    }
-
-    /// Insert-or-overwrite with the new value computed under the lock; `user_code` marks `f`
-    /// as a user closure (registered for re-entry detection while it runs).
-    fn upsert<M: KeyModel<K>>(
-        &self,
-        m: &M,
-        key: K,
-        f: impl FnOnce(Option<&V>) -> V,
-        user_code: bool,
-    ) -> Result<Option<V>, Error<M::Error>> {
-        let hash = m.hash(&key).map_err(Error::Callback)?;
-        let (access, spot) = self.search::<_, true>(m, hash, &key)?;
-        let table = self.table_ref();
-        let compute = |old: Option<&V>| {
-            let _held = user_code.then(|| Holding::new(self.addr()));
-            f(old)
-        };
-        let old = match spot {
-            Spot::Found { slot, node } => {
-                let value = compute(Some(node.value()));
-                let ptr = table.node_ptr(slot);
-                // SAFETY: exclusive lock held, so no other thread holds a reference into the
-                // node; this thread's re-entrant readers only ever got clones (`get_with_in`),
-                // and `node` is not used after this point. Overwriting in place keeps the
-                // position and the original key, and the old value leaves the lock with us.
-                Some(unsafe { (*ptr).replace_value(value) })
-            }
-            Spot::Vacant { slot } => {
-                let node = Node::alloc(hash, key, compute(None));
-                // SAFETY: exclusive lock; `slot` ends the key's chain (`f` cannot write here).
-                unsafe { self.append(slot, node) };
-                None
-            }
-        };
-        if old.is_some() {
-            self.bump(false);
+impl<K, V> Drop for Write<'_, K, V> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        crate::cleanup::drop_all(mem::take(&mut self.grave));
+        for t in self.cleared.drain(..) {
+            t.drop_live();
         }
-        drop(access);
-        Ok(old)
     }
+}
 
-    /// Removes `key`, returning its value; `None` if absent.
-    pub fn remove_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
-        Ok(self.remove_entry_in(m, key)?.map(|(_, v)| v))
-    }
-
-    /// Removes `key`, returning the stored key and its value.
-    pub fn remove_entry_in<M: KeyModel<K>>(
-        &self,
-        m: &M,
-        key: &K,
-    ) -> Result<Option<(K, V)>, Error<M::Error>> {
-        let hash = m.hash(key).map_err(Error::Callback)?;
-        let (access, spot) = self.search::<_, true>(m, hash, key)?;
-        let Spot::Found { slot, .. } = spot else {
-            return Ok(None);
-        };
-        // SAFETY: exclusive lock; `slot` holds a live node.
-        let old = unsafe { self.table_ref().take(slot) };
-        self.bump(true);
-        drop(access);
-        // SAFETY: unlinked under the exclusive lock, now released; we are its only owner.
-        let node = unsafe { Box::from_raw(old) };
-        Ok(Some(node.into_entry()))
-    }
-
-    /// Python's `setdefault`: the value for `key`, inserting `default` if absent.
-    pub fn setdefault_in<M: KeyModel<K>>(
-        &self,
-        m: &M,
-        key: K,
-        default: V,
-    ) -> Result<V, Error<M::Error>> {
-        let hash = m.hash(&key).map_err(Error::Callback)?;
-        let (access, spot) = self.search::<_, true>(m, hash, &key)?;
-        let value = match spot {
-            Spot::Found { node, .. } => node.value().clone(),
-            Spot::Vacant { slot } => {
-                let value = default.clone();
-                // SAFETY: exclusive lock; `slot` ends the key's probe chain.
-                unsafe { self.append(slot, Node::alloc(hash, key, default)) };
-                value
-            }
-        };
-        drop(access);
-        Ok(value)
-    }
-
-    /// Removes and returns the last inserted entry (LIFO).
-    pub fn popitem(&self) -> Result<Option<(K, V)>, Error> {
-        let access = self.access::<_, true>()?;
-        let table = self.table_ref();
-        let Some(node) = table.last() else {
-            return Ok(None);
-        };
-        // SAFETY: exclusive lock; `slot_of` finds the slot holding `node`.
-        let old = unsafe { table.take(table.slot_of(node)) };
-        self.bump(true);
-        drop(access);
-        // SAFETY: unlinked under the exclusive lock, now released; we own it.
-        let node = unsafe { Box::from_raw(old) };
-        Ok(Some(node.into_entry()))
-    }
-
-    /// Removes every entry; they are dropped after the lock is released.
-    pub fn clear(&self) -> Result<(), Error> {
-        let access = self.access::<_, true>()?;
-        let old = self.table.swap(
-            Box::into_raw(Box::new(Table::with_capacity(0))),
-            Ordering::AcqRel,
-        );
-        self.bump(true);
-        drop(access);
-        // SAFETY: unlinked under the exclusive lock (now released): we own the table and nodes.
-        let old = unsafe { Box::from_raw(old) };
-        drop(Graveyard(old.node_ptrs().collect()));
-        Ok(())
-    }
-
-    /// Keeps only the entries for which `f` returns `true`, in one critical section.
-    pub fn retain(&self, mut f: impl FnMut(&K, &V) -> bool) -> Result<(), Error> {
-        let mut grave = Graveyard(Vec::new());
-        let access = self.access::<_, true>()?;
-        let table = self.table_ref();
-        {
-            let _held = Holding::new(self.addr());
-            for pos in 0..table.used() {
-                if let Some(node) = table.entry(pos) {
-                    if !f(node.key(), node.value()) {
-                        // SAFETY: exclusive lock; the slot holds `node`.
-                        grave.0.push(unsafe { table.take(table.slot_of(node)) });
-                        // Recorded at once, so a panicking `f` leaves the dict consistent.
-                        self.bump(true);
-                    }
-                }
-            }
-        }
-        drop(access);
-        drop(grave);
-        Ok(())
-    }
-
-    /// Runs `f` over the entries, in order, under the shared lock.
-    fn scan<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Node<K, V>>) -> R) -> R {
-        let access = infallible(self.access::<_, false>());
-        let table = self.table_ref();
-        let out = f(&mut (0..table.used()).filter_map(|p| table.entry(p)));
-        drop(access);
-        out
-    }
-
-    /// An atomic copy: a new, mutable dict with the same entries in the same order.
-    pub fn copy(&self) -> Self
+impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
+    type Read<'a>
+        = Read<'a, K, V>
     where
-        S: Clone,
-    {
-        let table = self.scan(|nodes| {
-            let fresh = Table::with_capacity(self.len());
-            for n in nodes {
-                // SAFETY: `fresh` is private; keys are distinct.
-                unsafe {
-                    fresh.push(
-                        fresh.vacant_end(n.hash),
-                        Node::alloc(n.hash, n.key().clone(), n.value().clone()),
-                    )
-                };
-            }
-            fresh
-        });
-        Self::from_table(table, self.hasher.clone())
-    }
+        Self: 'a;
+    type Write<'a>
+        = Write<'a, K, V>
+    where
+        Self: 'a;
+    type Iter<'a>
+        = std::vec::IntoIter<(K, V)>
+    where
+        Self: 'a;
 
-    /// An atomic snapshot of the entries, in order.
-    pub fn snapshot(&self) -> Vec<(K, V)> {
-        self.scan(|nodes| {
-            nodes
-                .map(|n| (n.key().clone(), n.value().clone()))
-                .collect()
-        })
-    }
-
-    /// Iterates over an atomic snapshot of the entries (double-ended: `rev()` is `reversed`).
-    pub fn iter(&self) -> std::vec::IntoIter<(K, V)> {
-        self.snapshot().into_iter()
-    }
-
-    /// An iterator with CPython's mutation checks ("dictionary changed size during
-    /// iteration"); each step takes the lock briefly.
-    pub fn iter_checked(&self) -> IterChecked<'_, K, V, Self> {
-        IterChecked::new(self)
-    }
-
-    /// Clones of the keys, in order (atomic snapshot).
-    pub fn keys(&self) -> Vec<K> {
-        self.scan(|nodes| nodes.map(|n| n.key().clone()).collect())
-    }
-
-    /// Clones of the values, in order (atomic snapshot).
-    pub fn values(&self) -> Vec<V> {
-        self.scan(|nodes| nodes.map(|n| n.value().clone()).collect())
-    }
-
-    /// Clones of the entries, in order (atomic snapshot).
-    pub fn items(&self) -> Vec<(K, V)> {
-        self.snapshot()
-    }
-
-    /// Runs `f` with the dict locked exclusively: a compound update as one critical section
-    /// (like a CPython per-object critical section). `f` gets a [`DictView`] for plain-key
-    /// operations; reading the dict directly from inside works, writing to it directly fails
-    /// with [`Error::Reentrant`]. Entries removed inside are dropped after the lock is released.
-    pub fn with_lock<R>(
-        &self,
-        f: impl FnOnce(&mut DictView<'_, K, V, S>) -> R,
-    ) -> Result<R, Error> {
-        let access = self.access::<_, true>()?;
-        let mut view = DictView {
-            dict: self,
-            grave: Graveyard(Vec::new()),
-            replaced: Vec::new(),
-        };
-        let out = {
-            let _held = Holding::new(self.addr());
-            f(&mut view)
-        };
-        let DictView {
-            grave, replaced, ..
-        } = view;
-        drop(access);
-        drop(grave);
-        drop(replaced);
-        Ok(out)
-    }
-}
-
-/// Plain-key access to a [`LockedDict`] inside [`LockedDict::with_lock`].
-pub struct DictView<'d, K, V, S> {
-    dict: &'d LockedDict<K, V, S>,
-    /// Nodes removed inside the closure, freed after the lock is released.
-    grave: Graveyard<K, V>,
-    /// Values overwritten inside the closure, dropped after the lock is released.
-    replaced: Vec<V>,
-}
-
-impl<K, V, S> DictView<'_, K, V, S>
-where
-    K: Hash + Eq + Clone,
-    V: Clone,
-    S: BuildHasher,
-{
-    fn find(&self, key: &K) -> (u64, Spot<'_, K, V>) {
-        let hash = self.dict.hasher.hash_one(key);
-        let table = self.dict.table_ref();
-        let mut cursor = table.start(hash);
-        loop {
-            match table.probe(hash, &mut cursor) {
-                Probe::Vacant(slot) => return (hash, Spot::Vacant { slot }),
-                Probe::Candidate { slot, node } if node.key() == key => {
-                    return (hash, Spot::Found { slot, node })
-                }
-                Probe::Candidate { .. } => {}
-            }
+    fn with_capacity(capacity: usize) -> Self {
+        LockedStore {
+            lock: Mutex::new(()),
+            table: UnsafeCell::new(Compact::new(capacity, 0)),
+            len: AtomicUsize::new(0),
+            version: AtomicU64::new(0),
+            keys_version: AtomicU64::new(0),
+            frozen: AtomicBool::new(false),
         }
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.dict.table_ref().len()
+    #[inline]
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
     }
 
-    /// Whether the dict is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn capacity(&self) -> usize {
+        let r = self.read();
+        let t = r.table();
+        t.cap() - t.entries.len() + t.live
     }
 
-    /// A borrowed reference to the value for `key`.
-    pub fn get(&self, key: &K) -> Option<&V> {
-        match self.find(key).1 {
-            Spot::Found { node, .. } => Some(node.value()),
-            Spot::Vacant { .. } => None,
-        }
+    #[inline]
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
-    /// Whether `key` is present.
-    pub fn contains_key(&self, key: &K) -> bool {
-        self.get(key).is_some()
+    #[inline]
+    fn keys_version(&self) -> u64 {
+        self.keys_version.load(Ordering::Acquire)
     }
 
-    /// Inserts or overwrites; returns the previous value.
-    pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>, Error> {
-        if self.dict.is_frozen() {
-            return Err(Error::Frozen(Container::Dict));
-        }
-        let (hash, spot) = self.find(&key);
-        match spot {
-            Spot::Found { slot, .. } => {
-                let ptr = self.dict.table_ref().node_ptr(slot);
-                // SAFETY: the exclusive lock is held by `with_lock`; `&mut self` rules out a
-                // reference lent by this view, and re-entrant reads of the dict got clones.
-                let old = unsafe { (*ptr).replace_value(value) };
-                self.dict.bump(false);
-                let clone = old.clone();
-                self.replaced.push(old);
-                Ok(Some(clone))
-            }
-            Spot::Vacant { slot } => {
-                // SAFETY: exclusive lock held; `slot` ends the key's probe chain.
-                unsafe { self.dict.append(slot, Node::alloc(hash, key, value)) };
-                Ok(None)
-            }
-        }
-    }
-
-    /// Removes `key`, returning its value.
-    pub fn remove(&mut self, key: &K) -> Result<Option<V>, Error> {
-        if self.dict.is_frozen() {
-            return Err(Error::Frozen(Container::Dict));
-        }
-        match self.find(key).1 {
-            Spot::Vacant { .. } => Ok(None),
-            Spot::Found { slot, .. } => {
-                // SAFETY: exclusive lock held; `slot` holds a live node.
-                let old = unsafe { self.dict.table_ref().take(slot) };
-                self.grave.0.push(old);
-                self.dict.bump(true);
-                // SAFETY: `old` is buried until the lock is released.
-                Ok(Some(unsafe { (*old).value().clone() }))
-            }
-        }
-    }
-
-    /// Borrowed entries, in order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
-        let table = self.dict.table_ref();
-        (0..table.used()).filter_map(move |p| table.entry(p).map(|n| (n.key(), n.value())))
-    }
-}
-
-impl<K, V, S> crate::freeze::Sealed for LockedDict<K, V, S> {}
-
-impl<K, V, S> crate::freeze::Freezable<V> for LockedDict<K, V, S>
-where
-    K: crate::Freeze + Send + Sync,
-    V: crate::Freeze + Send + Sync,
-    S: Send + Sync,
-{
+    #[inline]
     fn is_frozen(&self) -> bool {
-        LockedDict::is_frozen(self)
+        self.frozen.load(Ordering::Acquire)
     }
 
-    fn visit_children(&self, f: &mut dyn FnMut(&V) -> bool) {
-        self.scan(|nodes| {
-            for node in nodes {
-                if !f(node.value()) {
-                    return;
-                }
-            }
+    #[inline]
+    fn read(&self) -> Read<'_, K, V> {
+        let lock = if reentry::held_by_me(self.addr()) {
+            None
+        } else {
+            Some(self.lock.lock())
+        };
+        Read {
+            store: self,
+            _lock: lock,
+        }
+    }
+
+    #[inline]
+    fn write<E>(&self) -> Result<Write<'_, K, V>, Error<E>> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::Dict));
+        }
+        let lock = self.lock.lock();
+        if self.frozen.load(Ordering::Relaxed) {
+            return Err(Error::Frozen(Container::Dict));
+        }
+        Ok(Write {
+            store: self,
+            lock: Some(lock),
+            grave: Vec::new(),
+            cleared: Vec::new(),
         })
     }
 
-    fn child_step(&self, index: usize) -> Option<crate::freeze::Step> {
-        self.scan(|nodes| {
-            let node = nodes.nth(index)?;
-            Some(crate::freeze::Step::Key(node.key().repr()))
+    fn exclusive(&self) -> Option<Write<'_, K, V>> {
+        (!reentry::held_by_me(self.addr())).then(|| Write {
+            store: self,
+            lock: Some(self.lock.lock()),
+            grave: Vec::new(),
+            cleared: Vec::new(),
         })
     }
 
-    fn version_tag(&self) -> u64 {
-        self.version()
+    fn iter(&self) -> std::vec::IntoIter<(K, V)> {
+        let r = self.read();
+        let t = r.table();
+        let items: Vec<(K, V)> = (0..t.entries.len())
+            .filter(|&p| t.is_live(p))
+            .map(|p| {
+                let (k, v) = t.entry(p);
+                (k.clone(), v.clone())
+            })
+            .collect();
+        drop(r);
+        items.into_iter()
+    }
+
+    fn freeze(&self) -> Result<(), Error> {
+        if reentry::held_by_me(self.addr()) {
+            return Err(Error::Reentrant(Container::Dict));
+        }
+        let _lock = self.lock.lock();
+        self.frozen.store(true, Ordering::Release);
+        Ok(())
     }
 
     fn lock_for_freeze(
         &self,
         timeout: std::time::Duration,
     ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error> {
-        crate::freeze::FreezeLock::rwlock(self.addr(), Container::Dict, &self.lock, timeout)
+        crate::freeze::FreezeLock::mutex(self.addr(), Container::Dict, &self.lock, timeout)
     }
 
-    fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
+    fn mark_frozen(&self) {
         self.frozen.store(true, Ordering::Release);
     }
 
-    fn map_children(&self, f: &mut dyn FnMut(&V) -> Option<V>) -> Result<(), Error> {
-        let mut grave = Graveyard(Vec::new());
-        let access = self.access::<_, true>()?;
-        let table = self.table_ref();
-        for node in (0..table.used()).filter_map(|p| table.entry(p)) {
-            if let Some(value) = f(node.value()) {
-                let fresh = Node::alloc(node.hash, node.key().clone(), value);
-                // SAFETY: exclusive lock; the slot holds `node`, and `fresh` carries its key.
-                grave
-                    .0
-                    .push(unsafe { table.replace(table.slot_of(node), fresh) });
-                self.bump(false);
+    unsafe fn frozen_find<E>(
+        &self,
+        hash: u64,
+        mut is_key: impl FnMut(&K) -> Result<bool, E>,
+    ) -> Result<Option<&V>, E> {
+        // SAFETY: frozen (caller): every later write section fails before touching the table,
+        // so no `&mut` to it is created again (L2) and a shared borrow lives as long as `&self`.
+        let t = unsafe { self.shared() };
+        let tag = tag32(hash);
+        let mut c = t.index.cursor(tag);
+        while let Some(cand) = t.index.next(tag, &mut c, Ordering::Relaxed) {
+            let (k, v) = t.entry(cand.pos);
+            if is_key(k)? {
+                return Ok(Some(v));
             }
         }
-        drop(access);
-        drop(grave);
-        Ok(())
+        Ok(None)
+    }
+
+    unsafe fn frozen_entry(&self, pos: usize) -> Option<(&K, &V)> {
+        // SAFETY: as in `frozen_find`.
+        let t = unsafe { self.shared() };
+        t.is_live(pos).then(|| {
+            let (k, v) = t.entry(pos);
+            (k, v)
+        })
+    }
+
+    unsafe fn frozen_used(&self) -> usize {
+        // SAFETY: as in `frozen_find`.
+        unsafe { self.shared() }.entries.len()
     }
 }
 
-impl<K: Clone, V: Clone, S> CheckedSource<K, V> for LockedDict<K, V, S> {
-    fn len(&self) -> usize {
-        LockedDict::len(self)
-    }
-
-    fn keys_version(&self) -> u64 {
-        self.keys_version.load(Ordering::Acquire)
-    }
-
-    fn entry_at(&self, pos: usize) -> Result<Option<(K, V)>, ()> {
-        let access = infallible(self.access::<_, false>());
-        let table = self.table_ref();
-        let out = if pos >= table.used() {
-            Err(())
-        } else {
-            Ok(table
-                .entry(pos)
-                .map(|n| (n.key().clone(), n.value().clone())))
-        };
-        drop(access);
-        out
-    }
-}
-
-impl<K, V, S> Drop for LockedDict<K, V, S> {
+impl<K, V> Drop for LockedStore<K, V> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no other user is left; we own the table and its nodes.
-        let table = unsafe { Box::from_raw(self.table.load(Ordering::Relaxed)) };
-        drop(Graveyard(table.node_ptrs().collect()));
-    }
-}
-
-impl<K, V, S> fmt::Debug for LockedDict<K, V, S>
-where
-    K: Clone + fmt::Debug,
-    V: Clone + fmt::Debug,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.snapshot()).finish()
+        let t = mem::replace(self.table.get_mut(), Compact::new(0, 0));
+        t.drop_live();
     }
 }

@@ -975,16 +975,16 @@ impl<T: Send + Sync + 'static> Drop for Writer<'_, T> {
         for a in self.old.drain(..) {
             // SAFETY: replaced by a newer published array (I1) and retired once, here. Dropping
             // an `Array` frees its slots, not the items, which live on in the newer array.
-            unsafe { reclaim::retire(self.guard, a) };
+            unsafe { reclaim::retire_box(a) };
         }
         for a in self.doomed.drain(..) {
             // SAFETY: unlinked by `clear` (an empty array is current) and retired once; its
             // items `0..len` are in no other live array and retired by no one else.
-            unsafe { reclaim::retire(self.guard, Box::into_raw(Box::new(Doomed(a)))) };
+            unsafe { reclaim::retire_box(Box::into_raw(Box::new(Doomed(a)))) };
         }
         if !self.dead_one.is_null() {
             // SAFETY: unlinked from the current array (I3) and retired once, here.
-            unsafe { reclaim::retire(self.guard, self.dead_one) };
+            unsafe { reclaim::retire_box(self.dead_one) };
         }
         match self.dead.len() {
             0 => {}
@@ -992,11 +992,11 @@ impl<T: Send + Sync + 'static> Drop for Writer<'_, T> {
                 flush |= n > 64;
                 let batch = Box::into_raw(Box::new(Batch(mem::take(&mut self.dead))));
                 // SAFETY: each pointer was unlinked (I3) and is in this batch only.
-                unsafe { reclaim::retire(self.guard, batch) };
+                unsafe { reclaim::retire_box(batch) };
             }
         }
         if flush {
-            reclaim::flush(self.guard);
+            reclaim::flush();
         }
     }
 }

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gilfree::{EqModel, Error, GilFreeDict, KeyModel, LockedDict, Mapping};
+use gilfree::{Dict, DictStore, EqModel, Error, GilFreeDict, KeyModel, LockedDict};
 use indexmap::IndexMap;
 
 // ---------------------------------------------------------------------------------------------
@@ -36,6 +36,9 @@ static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 /// `Obj::new` makes a fresh object (a new identity) even for an equal value.
 #[derive(Clone)]
 pub struct Obj(Arc<ObjData>);
+
+// SAFETY: one `Arc` (a non-null pointer; the count lives on the heap).
+unsafe impl gilfree::InlineWord for Obj {}
 
 struct ObjData {
     val: u64,
@@ -397,6 +400,200 @@ impl<const M: u64> BuildHasher for ModBuild<M> {
 // One trait over both dicts
 // ---------------------------------------------------------------------------------------------
 
+/// The dict API the tests drive generically, over `Dict<K, V, S, St>` for both stores (the
+/// library itself is generic through the store parameter; this trait names the hasher too).
+pub trait Mapping<K, V> {
+    type Hasher: BuildHasher;
+    fn plain(&self) -> gilfree::Plain<'_, Self::Hasher>;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn version(&self) -> u64;
+    fn is_frozen(&self) -> bool;
+    fn freeze(&self) -> Result<(), Error>;
+    fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>>;
+    fn get_with_in<M: KeyModel<K>, R>(
+        &self,
+        m: &M,
+        key: &K,
+        f: impl FnOnce(&V) -> R,
+    ) -> Result<Option<R>, Error<M::Error>>;
+    fn contains_key_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<bool, Error<M::Error>>;
+    fn insert_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        value: V,
+    ) -> Result<Option<V>, Error<M::Error>>;
+    fn update_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> V,
+    ) -> Result<Option<V>, Error<M::Error>>;
+    fn remove_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>>;
+    fn setdefault_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        default: V,
+    ) -> Result<V, Error<M::Error>>;
+    fn popitem(&self) -> Result<Option<(K, V)>, Error>;
+    fn clear(&self) -> Result<(), Error>;
+    fn retain(&self, f: impl FnMut(&K, &V) -> bool) -> Result<(), Error>;
+    fn snapshot(&self) -> Vec<(K, V)>;
+    fn keys(&self) -> Vec<K>;
+    fn values(&self) -> Vec<V>;
+}
+
+impl<K: Clone, V: Clone, S: BuildHasher, St: DictStore<K, V>> Mapping<K, V> for Dict<K, V, S, St> {
+    type Hasher = S;
+    fn plain(&self) -> gilfree::Plain<'_, S> {
+        Dict::plain(self)
+    }
+    fn len(&self) -> usize {
+        Dict::len(self)
+    }
+    fn version(&self) -> u64 {
+        Dict::version(self)
+    }
+    fn is_frozen(&self) -> bool {
+        Dict::is_frozen(self)
+    }
+    fn freeze(&self) -> Result<(), Error> {
+        Dict::freeze(self)
+    }
+    fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
+        Dict::get_in(self, m, key)
+    }
+    fn get_with_in<M: KeyModel<K>, R>(
+        &self,
+        m: &M,
+        key: &K,
+        f: impl FnOnce(&V) -> R,
+    ) -> Result<Option<R>, Error<M::Error>> {
+        Dict::get_with_in(self, m, key, f)
+    }
+    fn contains_key_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<bool, Error<M::Error>> {
+        Dict::contains_key_in(self, m, key)
+    }
+    fn insert_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        value: V,
+    ) -> Result<Option<V>, Error<M::Error>> {
+        Dict::insert_in(self, m, key, value)
+    }
+    fn update_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> V,
+    ) -> Result<Option<V>, Error<M::Error>> {
+        Dict::update_in(self, m, key, f)
+    }
+    fn remove_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
+        Dict::remove_in(self, m, key)
+    }
+    fn setdefault_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        default: V,
+    ) -> Result<V, Error<M::Error>> {
+        Dict::setdefault_in(self, m, key, default)
+    }
+    fn popitem(&self) -> Result<Option<(K, V)>, Error> {
+        Dict::popitem(self)
+    }
+    fn clear(&self) -> Result<(), Error> {
+        Dict::clear(self)
+    }
+    fn retain(&self, f: impl FnMut(&K, &V) -> bool) -> Result<(), Error> {
+        Dict::retain(self, f)
+    }
+    fn snapshot(&self) -> Vec<(K, V)> {
+        Dict::snapshot(self)
+    }
+    fn keys(&self) -> Vec<K> {
+        Dict::keys(self)
+    }
+    fn values(&self) -> Vec<V> {
+        Dict::values(self)
+    }
+}
+
+/// What differs between the two stores, for the tests.
+pub trait Variant<K, V>: DictStore<K, V> + Send + Sync + Sized + 'static {
+    /// "LockedDict" or "GilFreeDict", for assertion messages.
+    const NAME: &'static str;
+    /// Whether readers run without the dict's lock (`GilFreeDict`).
+    const LOCK_FREE_READS: bool;
+    /// See [`PlainDict::borrowed_reads`].
+    fn borrowed_reads<S: BuildHasher>(
+        d: &Dict<K, V, S, Self>,
+        keys: &[K],
+        on_get: &mut dyn FnMut(&K, Option<&V>),
+        on_entry: &mut dyn FnMut(&K, &V),
+    ) where
+        K: Hash + Eq + Clone,
+        V: Clone;
+}
+
+impl<K, V> Variant<K, V> for gilfree::LockedStore<K, V>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    const NAME: &'static str = "LockedDict";
+    const LOCK_FREE_READS: bool = false;
+    fn borrowed_reads<S: BuildHasher>(
+        d: &Dict<K, V, S, Self>,
+        keys: &[K],
+        on_get: &mut dyn FnMut(&K, Option<&V>),
+        on_entry: &mut dyn FnMut(&K, &V),
+    ) where
+        K: Hash + Eq + Clone,
+        V: Clone,
+    {
+        for k in keys {
+            if d.get_with(k, |v| on_get(k, Some(v))).is_none() {
+                on_get(k, None);
+            }
+        }
+        d.with_lock(|view| view.for_each(|k, v| on_entry(k, v)))
+            .expect("with_lock on a dict that is not frozen");
+    }
+}
+
+impl<K, V> Variant<K, V> for gilfree::GilFreeStore<K, V>
+where
+    K: Clone + Send + Sync + 'static,
+    V: gilfree::Storable + Clone + Send + Sync + 'static,
+{
+    const NAME: &'static str = "GilFreeDict";
+    const LOCK_FREE_READS: bool = true;
+    fn borrowed_reads<S: BuildHasher>(
+        d: &Dict<K, V, S, Self>,
+        keys: &[K],
+        on_get: &mut dyn FnMut(&K, Option<&V>),
+        on_entry: &mut dyn FnMut(&K, &V),
+    ) where
+        K: Hash + Eq + Clone,
+        V: Clone,
+    {
+        let pinned = d.pin();
+        for k in keys {
+            on_get(k, pinned.get(k).as_deref());
+        }
+        for (k, v) in pinned.iter() {
+            on_entry(k, &v);
+        }
+    }
+}
+
 /// The dict API the tests need beyond [`Mapping`], implemented for both variants.
 pub trait TestDict<K, V>: Mapping<K, V> + Send + Sync + Sized + 'static {
     /// "LockedDict" or "GilFreeDict", for assertion messages.
@@ -448,137 +645,107 @@ pub trait PlainDict<K, V>: TestDict<K, V> {
     );
 }
 
-macro_rules! impl_test_dict {
-    ($Dict:ident, $lock_free:expr) => {
-        impl<K, V, S> TestDict<K, V> for $Dict<K, V, S>
-        where
-            K: Clone + Send + Sync + 'static,
-            V: Clone + Send + Sync + 'static,
-            S: BuildHasher + Clone + Send + Sync + 'static,
-        {
-            const NAME: &'static str = stringify!($Dict);
-            const LOCK_FREE_READS: bool = $lock_free;
+impl<K, V, S, St> TestDict<K, V> for Dict<K, V, S, St>
+where
+    K: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+    St: Variant<K, V>,
+{
+    const NAME: &'static str = St::NAME;
+    const LOCK_FREE_READS: bool = St::LOCK_FREE_READS;
 
-            fn make(hasher: S) -> Self {
-                $Dict::with_hasher(hasher)
-            }
-            fn make_with_capacity(capacity: usize, hasher: S) -> Self {
-                $Dict::with_capacity_and_hasher(capacity, hasher)
-            }
-            fn copy(&self) -> Self {
-                $Dict::copy(self)
-            }
-            fn iter(&self) -> Box<dyn DoubleEndedIterator<Item = (K, V)> + '_> {
-                Box::new($Dict::iter(self))
-            }
-            fn items(&self) -> Vec<(K, V)> {
-                $Dict::items(self)
-            }
-            fn iter_checked(&self) -> Box<dyn Iterator<Item = gilfree::Result<(K, V)>> + '_> {
-                Box::new($Dict::iter_checked(self))
-            }
-            fn remove_entry_in<M: KeyModel<K>>(
-                &self,
-                m: &M,
-                key: &K,
-            ) -> Result<Option<(K, V)>, Error<M::Error>> {
-                $Dict::remove_entry_in(self, m, key)
-            }
-        }
-
-        impl<K, V, S> PlainDict<K, V> for $Dict<K, V, S>
-        where
-            K: Hash + Eq + Clone + Send + Sync + 'static,
-            V: Clone + Send + Sync + 'static,
-            S: BuildHasher + Clone + Send + Sync + 'static,
-        {
-            fn get(&self, key: &K) -> Option<V> {
-                $Dict::get(self, key)
-            }
-            fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
-                $Dict::get_with(self, key, f)
-            }
-            fn contains_key(&self, key: &K) -> bool {
-                $Dict::contains_key(self, key)
-            }
-            fn insert(&self, key: K, value: V) -> gilfree::Result<Option<V>> {
-                $Dict::insert(self, key, value)
-            }
-            fn remove(&self, key: &K) -> gilfree::Result<Option<V>> {
-                $Dict::remove(self, key)
-            }
-            fn remove_entry(&self, key: &K) -> gilfree::Result<Option<(K, V)>> {
-                $Dict::remove_entry(self, key)
-            }
-            fn pop_or(&self, key: &K, default: V) -> gilfree::Result<V> {
-                $Dict::pop_or(self, key, default)
-            }
-            fn setdefault(&self, key: K, default: V) -> gilfree::Result<V> {
-                $Dict::setdefault(self, key, default)
-            }
-            fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> gilfree::Result<()> {
-                $Dict::update(self, key, f)
-            }
-            fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> gilfree::Result<()> {
-                $Dict::extend(self, pairs)
-            }
-            fn union(&self, other: &Self) -> Self {
-                $Dict::union(self, other)
-            }
-            fn update_from(&self, other: &Self) -> gilfree::Result<()> {
-                $Dict::update_from(self, other)
-            }
-            fn fromkeys(keys: impl IntoIterator<Item = K>, value: V) -> Self
-            where
-                S: Default,
-            {
-                $Dict::fromkeys(keys, value)
-            }
-            fn dict_eq(&self, other: &Self) -> bool
-            where
-                V: PartialEq,
-            {
-                self == other
-            }
-            fn borrowed_reads(
-                &self,
-                keys: &[K],
-                on_get: &mut dyn FnMut(&K, Option<&V>),
-                on_entry: &mut dyn FnMut(&K, &V),
-            ) {
-                borrowed_reads!($Dict, self, keys, on_get, on_entry)
-            }
-        }
-    };
+    fn make(hasher: S) -> Self {
+        Dict::with_hasher(hasher)
+    }
+    fn make_with_capacity(capacity: usize, hasher: S) -> Self {
+        Dict::with_capacity_and_hasher(capacity, hasher)
+    }
+    fn copy(&self) -> Self {
+        Dict::copy(self)
+    }
+    fn iter(&self) -> Box<dyn DoubleEndedIterator<Item = (K, V)> + '_> {
+        Box::new(Dict::iter(self))
+    }
+    fn items(&self) -> Vec<(K, V)> {
+        Dict::items(self)
+    }
+    fn iter_checked(&self) -> Box<dyn Iterator<Item = gilfree::Result<(K, V)>> + '_> {
+        Box::new(Dict::iter_checked(self))
+    }
+    fn remove_entry_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: &K,
+    ) -> Result<Option<(K, V)>, Error<M::Error>> {
+        Dict::remove_entry_in(self, m, key)
+    }
 }
 
-macro_rules! borrowed_reads {
-    (LockedDict, $d:expr, $keys:expr, $on_get:expr, $on_entry:expr) => {{
-        for k in $keys {
-            if $d.get_with(k, |v| $on_get(k, Some(v))).is_none() {
-                $on_get(k, None);
-            }
-        }
-        $d.with_lock(|view| {
-            for (k, v) in view.iter() {
-                $on_entry(k, v);
-            }
-        })
-        .expect("with_lock on a dict that is not frozen");
-    }};
-    (GilFreeDict, $d:expr, $keys:expr, $on_get:expr, $on_entry:expr) => {{
-        let pinned = $d.pin();
-        for k in $keys {
-            $on_get(k, pinned.get(k));
-        }
-        for (k, v) in pinned.iter() {
-            $on_entry(k, v);
-        }
-    }};
+impl<K, V, S, St> PlainDict<K, V> for Dict<K, V, S, St>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+    St: Variant<K, V>,
+{
+    fn get(&self, key: &K) -> Option<V> {
+        Dict::get(self, key)
+    }
+    fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+        Dict::get_with(self, key, f)
+    }
+    fn contains_key(&self, key: &K) -> bool {
+        Dict::contains_key(self, key)
+    }
+    fn insert(&self, key: K, value: V) -> gilfree::Result<Option<V>> {
+        Dict::insert(self, key, value)
+    }
+    fn remove(&self, key: &K) -> gilfree::Result<Option<V>> {
+        Dict::remove(self, key)
+    }
+    fn remove_entry(&self, key: &K) -> gilfree::Result<Option<(K, V)>> {
+        Dict::remove_entry(self, key)
+    }
+    fn pop_or(&self, key: &K, default: V) -> gilfree::Result<V> {
+        Dict::pop_or(self, key, default)
+    }
+    fn setdefault(&self, key: K, default: V) -> gilfree::Result<V> {
+        Dict::setdefault(self, key, default)
+    }
+    fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> gilfree::Result<()> {
+        Dict::update(self, key, f)
+    }
+    fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> gilfree::Result<()> {
+        Dict::extend(self, pairs)
+    }
+    fn union(&self, other: &Self) -> Self {
+        Dict::union(self, other)
+    }
+    fn update_from(&self, other: &Self) -> gilfree::Result<()> {
+        Dict::update_from(self, other)
+    }
+    fn fromkeys(keys: impl IntoIterator<Item = K>, value: V) -> Self
+    where
+        S: Default,
+    {
+        Dict::fromkeys(keys, value)
+    }
+    fn dict_eq(&self, other: &Self) -> bool
+    where
+        V: PartialEq,
+    {
+        self == other
+    }
+    fn borrowed_reads(
+        &self,
+        keys: &[K],
+        on_get: &mut dyn FnMut(&K, Option<&V>),
+        on_entry: &mut dyn FnMut(&K, &V),
+    ) {
+        St::borrowed_reads(self, keys, on_get, on_entry)
+    }
 }
-
-impl_test_dict!(LockedDict, false);
-impl_test_dict!(GilFreeDict, true);
 
 /// The two variants with the default hasher.
 pub type Locked<K, V> = LockedDict<K, V>;
@@ -704,6 +871,10 @@ pub struct Counted {
     mix: u64,
     boxed: Box<[u64; 2]>,
     tracker: Arc<Tracker>,
+}
+
+impl gilfree::Storable for Counted {
+    type Storage = gilfree::storage::Boxed;
 }
 
 impl Counted {

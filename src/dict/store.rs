@@ -1,0 +1,216 @@
+//! [`DictStore`]: what a dict's storage provides to the generic [`Dict`](crate::Dict) core.
+//!
+//! Like `lock_api`, which separates a raw lock from the safe `Mutex` built on it, a dict is
+//! the generic core [`Dict<K, V, S, St>`](crate::Dict) — every public operation, written once,
+//! with the object-model protocol (hash first, identity, pure `eq` in place, script `eq`
+//! outside every critical section) — over a *store* `St` that owns the table and its
+//! synchronization:
+//!
+//! - [`GilFreeStore`](crate::dict::GilFreeStore): lock-free readers (epoch reclamation),
+//!   writers serialized on the dict's lock;
+//! - [`LockedStore`](crate::dict::LockedStore): one lock for readers and writers, an in-place
+//!   compact table.
+//!
+//! A store hands out *sections*: a read section (a pin, or the lock) and a write section (the
+//! lock). Inside one, the core probes candidates (entry positions whose hash tag matches) and
+//! reads or changes entries by position. Positions are append-only within one table
+//! *generation*; a [`Stamp`] taken in one section lets the core check, in a later one, that the
+//! positions it compared are still what they were (the table was not rebuilt, the key it found
+//! was not removed, and no new candidate for its hash was appended).
+//!
+//! The trait is sealed: its methods are this crate's plumbing, hidden from the docs. Use it as
+//! a bound to be generic over the variant (`fn f<St: DictStore<K, V>>(d: &Dict<K, V, S, St>)`).
+
+use crate::dict::index::{Candidate, Cursor};
+use crate::storage::Ref;
+use crate::Error;
+
+pub(crate) mod sealed {
+    pub trait Sealed {}
+}
+
+#[doc(hidden)]
+/// Where a table stood when a section looked at it: its generation and how many positions it
+/// had handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub(crate) generation: u64,
+    pub(crate) used: usize,
+}
+
+#[doc(hidden)]
+/// What both kinds of section offer: probing and reading entries by position.
+pub trait Section<K, V> {
+    /// A probe for `hash` from the start of its chain.
+    #[doc(hidden)]
+    fn cursor(&self, hash: u64) -> Cursor;
+    /// The next candidate (a live entry whose hash tag matches) on the chain, if any.
+    #[doc(hidden)]
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<Candidate>;
+    /// The key at a live `pos` (a candidate's, or one `live` reported).
+    #[doc(hidden)]
+    fn key(&self, pos: usize) -> &K;
+    /// Calls user code `f` with the value at `pos` (a store whose lock this thread holds
+    /// re-entrantly lends a clone, never its storage).
+    #[doc(hidden)]
+    fn with_value<R>(&self, pos: usize, f: impl FnOnce(&V) -> R) -> R;
+    /// A clone of the value at `pos`.
+    #[doc(hidden)]
+    fn clone_value(&self, pos: usize) -> V
+    where
+        V: Clone;
+    /// A hash with the same tag as the key at live `pos` (for copying an entry into another
+    /// table without hashing its key again). Exact only while no writer runs.
+    #[doc(hidden)]
+    fn hash(&self, pos: usize) -> u64;
+    /// Positions handed out in this table (the bound of an ordered walk).
+    #[doc(hidden)]
+    fn used(&self) -> usize;
+    /// Whether the entry at `pos < used()` is live.
+    #[doc(hidden)]
+    fn live(&self, pos: usize) -> bool;
+}
+
+#[doc(hidden)]
+/// A writer's section: the dict's lock, held until the section is dropped. Dropping it
+/// releases the lock first, then drops or retires what the section removed.
+pub trait WriteSection<K, V>: Section<K, V> {
+    /// The value at live `pos`, borrowed for as long as the section (no user code can change
+    /// it meanwhile: writes go through `&mut self`).
+    #[doc(hidden)]
+    fn value_ref(&self, pos: usize) -> Ref<'_, V>;
+    /// Where the table stands now.
+    #[doc(hidden)]
+    fn stamp(&self) -> Stamp;
+    /// Whether what a probe for `hash` saw under `stamp` still holds: same table, `found` (a
+    /// position) still live, and no candidate for `hash` appended since.
+    #[doc(hidden)]
+    fn still_valid(&self, stamp: Stamp, hash: u64, found: Option<usize>) -> bool;
+    /// Appends a new entry; `cursor` is a probe for `hash` that ended without finding the key.
+    #[doc(hidden)]
+    fn insert(&mut self, hash: u64, cursor: Cursor, key: K, value: V);
+    /// Replaces the value at live `pos`, keeping the position and the key; returns the old
+    /// value (moved out, or a clone if lock-free readers may still see it).
+    #[doc(hidden)]
+    fn replace(&mut self, pos: usize, value: V) -> V
+    where
+        V: Clone;
+    /// Removes the live entry at `pos`; returns its key and value (moved out, or clones).
+    #[doc(hidden)]
+    fn remove(&mut self, pos: usize) -> (K, V)
+    where
+        K: Clone,
+        V: Clone;
+    /// Removes the live entry at `pos` and drops it once the section ends.
+    #[doc(hidden)]
+    fn discard(&mut self, pos: usize);
+    /// The last live position (for `popitem`).
+    #[doc(hidden)]
+    fn last(&mut self) -> Option<usize>;
+    /// Removes every entry (dropped or retired once the section ends).
+    #[doc(hidden)]
+    fn clear(&mut self);
+    /// Makes room for `additional` more entries without a further rebuild.
+    #[doc(hidden)]
+    fn reserve(&mut self, additional: usize);
+}
+
+/// A dict's storage and synchronization (sealed); see the [module docs](self).
+pub trait DictStore<K, V>: sealed::Sealed + Sized {
+    /// A read section.
+    #[doc(hidden)]
+    type Read<'a>: Section<K, V>
+    where
+        Self: 'a;
+    /// A write section.
+    #[doc(hidden)]
+    type Write<'a>: WriteSection<K, V>
+    where
+        Self: 'a;
+    /// The iterator `Dict::iter` returns.
+    #[doc(hidden)]
+    type Iter<'a>: DoubleEndedIterator<Item = (K, V)>
+    where
+        Self: 'a;
+
+    /// An empty store with room for `capacity` entries.
+    #[doc(hidden)]
+    fn with_capacity(capacity: usize) -> Self;
+    /// Live entries (one atomic load).
+    #[doc(hidden)]
+    fn len(&self) -> usize;
+    /// Whether there is no live entry.
+    #[doc(hidden)]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Entries the current table holds before it must grow.
+    #[doc(hidden)]
+    fn capacity(&self) -> usize;
+    /// Bumped by every mutation.
+    #[doc(hidden)]
+    fn version(&self) -> u64;
+    /// Bumped by every change of the key set.
+    #[doc(hidden)]
+    fn keys_version(&self) -> u64;
+    /// Whether frozen.
+    #[doc(hidden)]
+    fn is_frozen(&self) -> bool;
+    /// The identity used for re-entry detection.
+    #[doc(hidden)]
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+    /// Opens a read section.
+    #[doc(hidden)]
+    fn read(&self) -> Self::Read<'_>;
+    /// Opens a write section: fails with `Reentrant` if this thread holds the lock already
+    /// (inside a closure running under it), `Frozen` if frozen.
+    #[doc(hidden)]
+    fn write<E>(&self) -> Result<Self::Write<'_>, Error<E>>;
+    /// Opens a write section for a read-only walk that must be atomic (copy, snapshot), or
+    /// `None` if this thread holds the lock already (it then reads in place).
+    #[doc(hidden)]
+    fn exclusive(&self) -> Option<Self::Write<'_>>;
+    /// The iterator over clones of the entries.
+    #[doc(hidden)]
+    fn iter(&self) -> Self::Iter<'_>
+    where
+        K: Clone,
+        V: Clone;
+    /// Sets the frozen flag under the lock (refuses re-entry).
+    #[doc(hidden)]
+    fn freeze(&self) -> Result<(), Error>;
+    /// Takes the lock for tree-freeze's commit phase, giving up after `timeout`.
+    #[doc(hidden)]
+    fn lock_for_freeze(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error>;
+    /// Sets the frozen flag (the lock is held through a `FreezeLock`).
+    #[doc(hidden)]
+    fn mark_frozen(&self);
+
+    /// The value for a key in a frozen store, found with `is_key` on the candidates.
+    ///
+    /// # Safety
+    /// The store is frozen (observed with Acquire): no writer changes it again.
+    #[doc(hidden)]
+    unsafe fn frozen_find<E>(
+        &self,
+        hash: u64,
+        is_key: impl FnMut(&K) -> Result<bool, E>,
+    ) -> Result<Option<&V>, E>;
+    /// The entry at `pos` of a frozen store, if live.
+    ///
+    /// # Safety
+    /// As [`frozen_find`](Self::frozen_find).
+    #[doc(hidden)]
+    unsafe fn frozen_entry(&self, pos: usize) -> Option<(&K, &V)>;
+    /// Positions of a frozen store.
+    ///
+    /// # Safety
+    /// As [`frozen_find`](Self::frozen_find).
+    #[doc(hidden)]
+    unsafe fn frozen_used(&self) -> usize;
+}
