@@ -20,6 +20,7 @@ struct Held {
     many: Option<HashSet<usize>>,
 }
 
+#[cfg(not(gilfree_loom))]
 std::thread_local! {
     static HELD: RefCell<Held> = const {
         RefCell::new(Held {
@@ -29,6 +30,16 @@ std::thread_local! {
     };
     /// Registrations alive on this thread (a fast "none" check for every container call).
     static ANY: Cell<usize> = const { Cell::new(0) };
+}
+
+// Loom runs its model threads on one OS thread: their thread-locals must be loom's.
+#[cfg(gilfree_loom)]
+loom::thread_local! {
+    static HELD: RefCell<Held> = RefCell::new(Held {
+        each: Vec::new(),
+        many: None,
+    });
+    static ANY: Cell<usize> = Cell::new(0);
 }
 
 /// Whether the current thread runs a closure under the lock of the container at `addr`.

@@ -27,13 +27,17 @@ fn dict(capacity: usize) -> Dict {
     Dict::with_capacity_and_hasher(capacity, foldhash::fast::FixedState::with_seed(1))
 }
 
+/// The order positions of the smallest table (a dict built with capacity 0).
+const SMALLEST: u64 = 8;
+
 /// A dict whose table is full, so the next insert of a new key rebuilds and publishes a new
 /// table and retires the old one.
 fn full_dict() -> Dict {
-    let d = dict(4);
-    for k in 0..4 {
+    let d = dict(0);
+    for k in 0..SMALLEST {
         d.insert(k, k * 10).unwrap();
     }
+    assert_eq!(d.capacity(), SMALLEST as usize, "the table is full");
     d
 }
 
@@ -88,18 +92,18 @@ fn read_vs_resize_and_reclaim() {
             let d = d.clone();
             // Rebuilds the table (retiring the old one), then overwrites (retiring a node).
             thread::spawn(move || {
-                d.insert(4, 40).unwrap();
+                d.insert(SMALLEST, 1).unwrap();
                 d.insert(0, 1).unwrap();
             })
         };
-        // Every key present throughout stays visible across the rebuild.
-        for k in 1..4 {
+        // Keys present throughout stay visible across the rebuild.
+        for k in [1, SMALLEST - 1] {
             assert_eq!(d.get(&k), Some(k * 10));
         }
         let zero = d.get(&0);
         assert!(zero == Some(0) || zero == Some(1));
         w.join().unwrap();
-        assert_eq!(d.len(), 5);
+        assert_eq!(d.len(), SMALLEST as usize + 1);
         quiesce();
     });
 }
@@ -128,8 +132,9 @@ fn iterate_vs_clear() {
 #[test]
 fn two_writers_resize() {
     loom::model(|| {
-        let d = Arc::new(dict(4));
-        for k in 0..3 {
+        let d = Arc::new(dict(0));
+        // One position left: whichever writer comes second rebuilds.
+        for k in 0..SMALLEST - 1 {
             d.insert(k, k).unwrap();
         }
         let w = {
@@ -140,7 +145,7 @@ fn two_writers_resize() {
         };
         d.insert(11, 11).unwrap();
         w.join().unwrap();
-        assert_eq!(d.len(), 5);
+        assert_eq!(d.len(), SMALLEST as usize + 1);
         assert_eq!(d.get(&10), Some(10));
         assert_eq!(d.get(&11), Some(11));
         quiesce();

@@ -55,6 +55,7 @@ impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
 
     /// The value for `key`, compared through the interpreter's model. Script `eq` may run
     /// freely: nothing can change underneath, so no lookup is ever restarted.
+    #[inline]
     pub fn get_in<Q: ?Sized, M: KeyModel<K, Q>>(
         &self,
         m: &M,

@@ -3,23 +3,25 @@
 //!
 //! ## Layout
 //!
-//! A [`Table`] is a compact dict: an [`Index`] of tagged slots over an *entries* array in
-//! insertion order. An entry holds the key inline, the value's word inline
-//! ([`crate::storage`]: the value itself for one-word handles, a box pointer otherwise) and a
-//! `meta` word: the entry's insertion sequence number (unique for the dict's lifetime) and a
-//! removed bit. A read probes one slot, then reads one entry: one dependent memory access after
-//! the index. A writer-only array records each entry's slot (O(1) removal by position).
+//! A [`Table`] holds its entries in *buckets*, found through control bytes
+//! ([`crate::dict::index`]): a bucket is the key, inline, and the value's *word*
+//! ([`crate::storage`]: the value itself for one-word handles, a box pointer otherwise). A
+//! read loads one control word (small, cache-resident), then one bucket: for a large table,
+//! one cache miss. Insertion order lives beside it: the *order* array lists, position by
+//! position, the bucket each insertion went to and its sequence number (unique for the dict's
+//! lifetime); and each bucket's hash tag is kept for rebuilds and for script `eq`.
 //!
 //! ## Invariants (lock released)
 //!
 //! - **T1** `table` points to the current table; only a lock holder replaces it (Release), and
 //!   a replaced table is never written again and is retired after the lock is released.
-//! - **T2** Positions are append-only within a table: entry `pos < used` was fully written
-//!   (key, value word, meta) before `used` and its slot were published with Release. A key is
-//!   never written again while the table lives; an entry's value word changes only by
-//!   overwrite (Release), and a removed entry is marked in `meta` and never written again.
-//! - **T3** A slot goes empty → entry → tombstone (or back to empty when the next slot is
-//!   empty, which no chain crosses) → entry …; every live entry has exactly one slot.
+//! - **T2** Buckets are never reused within a table: a bucket is filled once (key, value word,
+//!   tag, its order position) before its control byte is published with Release, and once
+//!   marked deleted it stays so. So a key is never written while the table lives; a value word
+//!   changes only by overwrite (Release).
+//! - **T3** Order positions are append-only: position `p < used` names a bucket filled before
+//!   `used` was published with Release. Its entry is live iff that bucket's control byte says
+//!   so (buckets are not reused, T2).
 //! - **T4** A value word is retired (if its type owns anything) when it leaves the current
 //!   table: overwritten or removed. A table is retired when it is replaced: a *moved* table
 //!   (rebuilt into a new one, which took its live keys and value words bitwise) then drops only
@@ -47,7 +49,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr;
 
-use crate::dict::index::{self, tag32, Candidate, Cursor, Index};
+use crate::dict::index::{self, tag32, Ctrl, Cursor, Found, Verdict};
 use crate::dict::store::{sealed, DictStore, Section, Stamp, WriteSection};
 use crate::reclaim::{self, Guard};
 use crate::reentry;
@@ -56,24 +58,19 @@ use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mute
 use crate::sync::{Ordering, WriteOnce};
 use crate::{Container, Error};
 
-/// `meta`'s removed bit; the sequence number is `meta >> 1` (never 0 for a written entry).
-const REMOVED: u64 = 1;
-
-/// One entry: the key, the value's word, and `meta` (see the module docs).
+/// One bucket: the key and the value's word.
 #[repr(C)]
-struct Entry<K> {
+struct Bucket<K> {
     key: WriteOnce<K>,
     value: AtomicU64,
-    meta: AtomicU64,
 }
 
 #[cfg(gilfree_loom)]
-impl<K> crate::sync::Zeroed for Entry<K> {
+impl<K> crate::sync::Zeroed for Bucket<K> {
     fn zeroed() -> Self {
-        Entry {
+        Bucket {
             key: WriteOnce::empty(),
             value: AtomicU64::new(0),
-            meta: AtomicU64::new(0),
         }
     }
 }
@@ -87,11 +84,15 @@ impl crate::sync::Zeroed for AtomicU32 {
 
 /// One generation of a dict's storage (see the module docs).
 pub(crate) struct Table<K> {
-    index: Index,
-    entries: Box<[Entry<K>]>,
-    /// `slot_of[pos]`: the index slot of entry `pos` (writers only).
-    slot_of: Box<[AtomicU32]>,
-    /// Positions handed out; `entries[..used]` are written (T2).
+    ctrl: Ctrl,
+    buckets: Box<[Bucket<K>]>,
+    /// `tags[bucket]`: the hash tag of the key in `bucket` (written before it is published).
+    tags: Box<[AtomicU32]>,
+    /// `order_bucket[p]`: the bucket of the `p`-th insertion into this table (T3).
+    order_bucket: Box<[AtomicU32]>,
+    /// `order_seq[p]`: its dict-wide sequence number.
+    order_seq: Box<[AtomicU64]>,
+    /// Positions handed out.
     used: AtomicUsize,
     /// Live entries.
     live: AtomicUsize,
@@ -102,13 +103,15 @@ pub(crate) struct Table<K> {
 
 impl<K> Table<K> {
     fn new(capacity: usize, generation: u64) -> Table<K> {
-        let cap = index::capacity_for(capacity);
+        let positions = index::positions_for(capacity);
+        let buckets = index::buckets_for(positions);
         Table {
-            index: Index::new(cap),
-            // SAFETY: an all-zero entry is an empty key cell and two zero atomics.
-            entries: unsafe { crate::sync::zeroed_slice(cap) },
-            // SAFETY: zero atomics.
-            slot_of: unsafe { crate::sync::zeroed_slice(cap) },
+            ctrl: Ctrl::new(buckets),
+            // SAFETY (all four): all-zero atomics and empty key cells are valid values.
+            buckets: unsafe { crate::sync::zeroed_slice(buckets) },
+            tags: unsafe { crate::sync::zeroed_slice(buckets) },
+            order_bucket: unsafe { crate::sync::zeroed_slice(positions) },
+            order_seq: unsafe { crate::sync::zeroed_slice(positions) },
             used: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
@@ -116,44 +119,73 @@ impl<K> Table<K> {
         }
     }
 
+    /// Order positions (inserts before the next rebuild).
     #[inline]
     fn cap(&self) -> usize {
-        self.entries.len()
+        self.order_bucket.len()
     }
 
     #[inline(always)]
-    fn entry(&self, pos: usize) -> &Entry<K> {
-        &self.entries[pos]
+    fn bucket(&self, b: usize) -> &Bucket<K> {
+        debug_assert!(b < self.buckets.len());
+        // SAFETY: bucket numbers come from the control bytes (`b < groups * GROUP ==
+        // buckets.len()`) or from the order array, which only names filled buckets (T3).
+        unsafe { self.buckets.get_unchecked(b) }
     }
 
-    /// The key at `pos < used`.
+    /// The key in filled bucket `b`.
     #[inline(always)]
-    fn key(&self, pos: usize) -> &K {
-        // SAFETY: written before `used`/its slot were published (T2), read after an Acquire of
-        // one of them, and dropped only when the table is freed, after every borrow of it.
-        unsafe { self.entries[pos].key.get() }
+    fn key(&self, b: usize) -> &K {
+        // SAFETY: written before the bucket was published (T2), read after an Acquire of its
+        // control byte or of `used`, and dropped only when the table is freed, after every
+        // borrow of it.
+        unsafe { self.bucket(b).key.get() }
     }
 
-    /// Whether entry `pos < used` is live (Acquire: a reader may race with its removal).
+    /// The hash tag of filled bucket `b`.
     #[inline(always)]
-    fn is_live(&self, pos: usize) -> bool {
-        self.entries[pos].meta.load(Ordering::Acquire) & REMOVED == 0
+    fn tag(&self, b: usize) -> u32 {
+        self.tags[b].load(Ordering::Acquire)
     }
 
-    /// A hash with the tag of entry `pos` (see `Section::hash`).
+    /// The bucket at position `p < used` if its entry is live (Acquire: a reader may race
+    /// with its removal).
     #[inline]
-    fn hash_of(&self, pos: usize) -> u64 {
-        let slot = self.slot_of[pos].load(Ordering::Relaxed) as usize;
-        u64::from(index::slot_tag(self.index.load(slot, Ordering::Acquire)))
+    fn at(&self, p: usize) -> Option<usize> {
+        let b = self.order_bucket[p].load(Ordering::Acquire) as usize;
+        self.ctrl.is_full(b, Ordering::Acquire).then_some(b)
     }
 
-    /// The first position whose entry's sequence number is at least `seq` (entries are sorted
-    /// by sequence number: they are appended in insertion order and rebuilds keep the order).
+    /// The next candidate of a step-by-step probe whose full tag matches.
+    #[inline]
+    fn next(&self, hash: u64, cursor: &mut Cursor, order: Ordering) -> Option<usize> {
+        let tag = tag32(hash);
+        while let Some(b) = self.ctrl.next(tag, cursor, order) {
+            if self.tag(b) == tag {
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    /// The fast-path probe (see `Section::find`).
+    #[inline(always)]
+    fn find<E>(
+        &self,
+        hash: u64,
+        order: Ordering,
+        mut judge: impl FnMut(&K) -> Result<Verdict, E>,
+    ) -> Result<Found, E> {
+        self.ctrl.find(tag32(hash), order, |b| judge(self.key(b)))
+    }
+
+    /// The first position whose entry's sequence number is at least `seq` (positions are in
+    /// sequence order: appended in insertion order, and rebuilds keep the order).
     fn lower_bound(&self, seq: u64) -> usize {
         let (mut lo, mut hi) = (0, self.used.load(Ordering::Acquire));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.entries[mid].meta.load(Ordering::Acquire) >> 1 < seq {
+            if self.order_seq[mid].load(Ordering::Acquire) < seq {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -172,9 +204,11 @@ impl<K> Drop for Moved<K> {
         let table = unsafe { Box::from_raw(self.0) };
         if std::mem::needs_drop::<K>() {
             let used = table.used.load(Ordering::Relaxed);
-            let removed = (0..used).filter(|&p| !table.is_live(p));
+            let removed = (0..used)
+                .map(|p| table.order_bucket[p].load(Ordering::Relaxed) as usize)
+                .filter(|&b| !table.ctrl.is_full(b, Ordering::Relaxed));
             // SAFETY: the keys of removed entries were not moved (T4) and are dropped once.
-            crate::cleanup::drop_all(removed.map(|p| unsafe { table.entries[p].key.take() }));
+            crate::cleanup::drop_all(removed.map(|b| unsafe { table.bucket(b).key.take() }));
         }
     }
 }
@@ -188,15 +222,16 @@ impl<K, V: Storable> Drop for Doomed<K, V> {
         // owns every key and every live value word (T4).
         let table = unsafe { Box::from_raw(self.0) };
         let used = table.used.load(Ordering::Relaxed);
+        let filled = || (0..used).map(|p| table.order_bucket[p].load(Ordering::Relaxed) as usize);
         if V::Storage::OWNS {
-            let words = (0..used)
-                .filter(|&p| table.is_live(p))
-                .map(|p| Word::<V>(table.entries[p].value.load(Ordering::Relaxed), PhantomData));
+            let words = filled()
+                .filter(|&b| table.ctrl.is_full(b, Ordering::Relaxed))
+                .map(|b| Word::<V>(table.bucket(b).value.load(Ordering::Relaxed), PhantomData));
             crate::cleanup::drop_all(words);
         }
         if std::mem::needs_drop::<K>() {
-            // SAFETY: every written key is owned here and dropped once.
-            crate::cleanup::drop_all((0..used).map(|p| unsafe { table.entries[p].key.take() }));
+            // SAFETY: every filled bucket's key is owned here and dropped once.
+            crate::cleanup::drop_all(filled().map(|b| unsafe { table.bucket(b).key.take() }));
         }
     }
 }
@@ -269,6 +304,7 @@ impl<K, V> GilFreeStore<K, V> {
     }
 
     /// A pinned read session (for [`Pinned`](crate::dict::Pinned)).
+    #[inline(always)]
     pub(crate) fn pinned(&self) -> Read<'_, K, V> {
         let guard = reclaim::pin();
         Read {
@@ -286,11 +322,11 @@ pub struct Read<'a, K, V> {
     _values: PhantomData<&'a V>,
 }
 
-impl<'a, K, V: Storable> Read<'a, K, V> {
-    /// The value at live `pos`, borrowed for the section.
+impl<K, V: Storable> Read<'_, K, V> {
+    /// The value in bucket `b`, borrowed for the section.
     #[inline(always)]
-    pub(crate) fn value(&self, pos: usize) -> Ref<'_, V> {
-        let word = self.table.entry(pos).value.load(Ordering::Acquire);
+    pub(crate) fn value(&self, b: usize) -> Ref<'_, V> {
+        let word = self.table.bucket(b).value.load(Ordering::Acquire);
         // SAFETY: a value word loaded while pinned stays alive until the section ends (T4).
         unsafe { V::Storage::borrow(word) }
     }
@@ -298,38 +334,41 @@ impl<'a, K, V: Storable> Read<'a, K, V> {
 
 impl<K, V: Storable> Section<K, V> for Read<'_, K, V> {
     #[inline(always)]
-    fn cursor(&self, hash: u64) -> Cursor {
-        self.table.index.cursor(tag32(hash))
-    }
-
-    #[inline(always)]
-    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<Candidate> {
-        self.table
-            .index
-            .next(tag32(hash), cursor, Ordering::Acquire)
-    }
-
-    #[inline(always)]
-    fn key(&self, pos: usize) -> &K {
-        self.table.key(pos)
-    }
-
-    #[inline(always)]
-    fn with_value<R>(&self, pos: usize, f: impl FnOnce(&V) -> R) -> R {
-        f(&self.value(pos))
-    }
-
-    #[inline(always)]
-    fn clone_value(&self, pos: usize) -> V
-    where
-        V: Clone,
-    {
-        (*self.value(pos)).clone()
+    fn find<E>(&self, hash: u64, judge: impl FnMut(&K) -> Result<Verdict, E>) -> Result<Found, E> {
+        self.table.find(hash, Ordering::Acquire, judge)
     }
 
     #[inline]
-    fn hash(&self, pos: usize) -> u64 {
-        self.table.hash_of(pos)
+    fn cursor(&self, hash: u64) -> Cursor {
+        self.table.ctrl.cursor(tag32(hash))
+    }
+
+    #[inline]
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
+        self.table.next(hash, cursor, Ordering::Acquire)
+    }
+
+    #[inline(always)]
+    fn key(&self, b: usize) -> &K {
+        self.table.key(b)
+    }
+
+    #[inline(always)]
+    fn with_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R {
+        f(&self.value(b))
+    }
+
+    #[inline(always)]
+    fn clone_value(&self, b: usize) -> V
+    where
+        V: Clone,
+    {
+        (*self.value(b)).clone()
+    }
+
+    #[inline]
+    fn hash(&self, b: usize) -> u64 {
+        u64::from(self.table.tag(b))
     }
 
     #[inline]
@@ -338,8 +377,8 @@ impl<K, V: Storable> Section<K, V> for Read<'_, K, V> {
     }
 
     #[inline]
-    fn live(&self, pos: usize) -> bool {
-        self.table.is_live(pos)
+    fn at(&self, p: usize) -> Option<usize> {
+        self.table.at(p)
     }
 }
 
@@ -363,25 +402,25 @@ impl<K, V: Storable> Write<'_, K, V> {
     fn rebuild(&mut self, extra: usize) {
         let old = self.table();
         let live = old.live.load(Ordering::Relaxed);
-        let fresh = Table::new(live + live / 2 + extra.max(1), old.generation + 1);
+        let fresh = Table::new(index::grown(live, old.cap(), extra), old.generation + 1);
         let mut n = 0;
-        for pos in 0..old.used.load(Ordering::Relaxed) {
-            let e = old.entry(pos);
-            let meta = e.meta.load(Ordering::Relaxed);
-            if meta & REMOVED != 0 {
+        for p in 0..old.used.load(Ordering::Relaxed) {
+            let b = old.order_bucket[p].load(Ordering::Relaxed) as usize;
+            if !old.ctrl.is_full(b, Ordering::Relaxed) {
                 continue;
             }
-            let slot = old.slot_of[pos].load(Ordering::Relaxed) as usize;
-            let tag = index::slot_tag(old.index.load(slot, Ordering::Relaxed));
-            let to = fresh.entry(n);
+            let tag = old.tags[b].load(Ordering::Relaxed);
+            let to = fresh.ctrl.free_bucket(tag, false);
+            let (from, into) = (old.bucket(b), fresh.bucket(to));
             // SAFETY: the fresh table is private; the key moves bitwise (the old table keeps
             // its copy for its readers and will not drop it, T4).
-            unsafe { to.key.write(e.key.take()) };
-            to.value
-                .store(e.value.load(Ordering::Relaxed), Ordering::Relaxed);
-            to.meta.store(meta, Ordering::Relaxed);
-            let s = fresh.index.place(tag, n);
-            fresh.slot_of[n].store(s as u32, Ordering::Relaxed);
+            unsafe { into.key.write(from.key.take()) };
+            into.value
+                .store(from.value.load(Ordering::Relaxed), Ordering::Relaxed);
+            fresh.tags[to].store(tag, Ordering::Relaxed);
+            fresh.ctrl.occupy(to, tag, Ordering::Relaxed);
+            fresh.order_bucket[n].store(to as u32, Ordering::Relaxed);
+            fresh.order_seq[n].store(old.order_seq[p].load(Ordering::Relaxed), Ordering::Relaxed);
             n += 1;
         }
         fresh.used.store(n, Ordering::Relaxed);
@@ -395,10 +434,10 @@ impl<K, V: Storable> Write<'_, K, V> {
         self.unlinked.push((old, false));
     }
 
-    /// The value word at `pos` (the lock is held: it cannot change under us).
+    /// The value word in bucket `b` (the lock is held: it cannot change under us).
     #[inline]
-    fn word(&self, pos: usize) -> u64 {
-        self.table().entry(pos).value.load(Ordering::Relaxed)
+    fn word(&self, b: usize) -> u64 {
+        self.table().bucket(b).value.load(Ordering::Relaxed)
     }
 
     /// Gives up a word that left the table (T4): returns the value, retiring the stored word
@@ -421,68 +460,57 @@ impl<K, V: Storable> Write<'_, K, V> {
         }
     }
 
-    /// Unlinks entry `pos` (tombstone, removed bit); the value word is the caller's.
-    fn unlink(&mut self, pos: usize) -> u64 {
+    /// Unlinks the entry in bucket `b` (marked deleted, T2); the value word is the caller's.
+    fn unlink(&mut self, b: usize) -> u64 {
         let table = self.table();
-        let e = table.entry(pos);
-        let slot = table.slot_of[pos].load(Ordering::Relaxed) as usize;
-        let next = (slot + 1) & (table.index.len() - 1);
-        // A slot whose successor is empty ends every chain through it: it can be emptied.
-        let mark = if table.index.load(next, Ordering::Relaxed) == index::EMPTY {
-            index::EMPTY
-        } else {
-            index::TOMBSTONE
-        };
-        table.index.store(slot, mark, Ordering::Release);
-        e.meta
-            .store(e.meta.load(Ordering::Relaxed) | REMOVED, Ordering::Release);
+        table.ctrl.vacate(b, false, Ordering::Release);
         table
             .live
             .store(table.live.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
-        if table.tail.load(Ordering::Relaxed) == pos + 1 {
-            table.tail.store(pos, Ordering::Relaxed);
-        }
         self.store.bump(table, true);
-        e.value.load(Ordering::Relaxed)
+        table.bucket(b).value.load(Ordering::Relaxed)
     }
 }
 
 impl<K, V: Storable> Section<K, V> for Write<'_, K, V> {
     #[inline(always)]
-    fn cursor(&self, hash: u64) -> Cursor {
-        self.table().index.cursor(tag32(hash))
-    }
-
-    #[inline(always)]
-    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<Candidate> {
-        self.table()
-            .index
-            .next(tag32(hash), cursor, Ordering::Relaxed)
-    }
-
-    #[inline(always)]
-    fn key(&self, pos: usize) -> &K {
-        self.table().key(pos)
+    fn find<E>(&self, hash: u64, judge: impl FnMut(&K) -> Result<Verdict, E>) -> Result<Found, E> {
+        self.table().find(hash, Ordering::Relaxed, judge)
     }
 
     #[inline]
-    fn with_value<R>(&self, pos: usize, f: impl FnOnce(&V) -> R) -> R {
+    fn cursor(&self, hash: u64) -> Cursor {
+        self.table().ctrl.cursor(tag32(hash))
+    }
+
+    #[inline]
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
+        self.table().next(hash, cursor, Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn key(&self, b: usize) -> &K {
+        self.table().key(b)
+    }
+
+    #[inline]
+    fn with_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R {
         // SAFETY: the word stays in the table while the lock is held (only lock holders
         // replace it), so it is alive for the borrow.
-        f(&*unsafe { V::Storage::borrow(self.word(pos)) })
+        f(&*unsafe { V::Storage::borrow(self.word(b)) })
     }
 
     #[inline]
-    fn clone_value(&self, pos: usize) -> V
+    fn clone_value(&self, b: usize) -> V
     where
         V: Clone,
     {
-        self.with_value(pos, V::clone)
+        self.with_value(b, V::clone)
     }
 
     #[inline]
-    fn hash(&self, pos: usize) -> u64 {
-        self.table().hash_of(pos)
+    fn hash(&self, b: usize) -> u64 {
+        u64::from(self.table().tag(b))
     }
 
     #[inline]
@@ -491,17 +519,17 @@ impl<K, V: Storable> Section<K, V> for Write<'_, K, V> {
     }
 
     #[inline]
-    fn live(&self, pos: usize) -> bool {
-        self.table().entry(pos).meta.load(Ordering::Relaxed) & REMOVED == 0
+    fn at(&self, p: usize) -> Option<usize> {
+        self.table().at(p)
     }
 }
 
 impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
     #[inline]
-    fn value_ref(&self, pos: usize) -> Ref<'_, V> {
+    fn value_ref(&self, b: usize) -> Ref<'_, V> {
         // SAFETY: only lock holders replace a word, and this section's writes need `&mut self`,
         // so the word stays alive while the borrow lives.
-        unsafe { V::Storage::borrow(self.word(pos)) }
+        unsafe { V::Storage::borrow(self.word(b)) }
     }
 
     fn stamp(&self) -> Stamp {
@@ -514,82 +542,78 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
 
     fn still_valid(&self, stamp: Stamp, hash: u64, found: Option<usize>) -> bool {
         let t = self.table();
-        if t.generation != stamp.generation || found.is_some_and(|p| !self.live(p)) {
+        if t.generation != stamp.generation
+            || found.is_some_and(|b| !t.ctrl.is_full(b, Ordering::Relaxed))
+        {
             return false;
         }
-        let mut c = self.cursor(hash);
-        while let Some(cand) = self.next(hash, &mut c) {
-            if cand.pos >= stamp.used {
-                return false;
-            }
-        }
-        true
+        // No entry with this tag inserted since (buckets are not reused, T2, so a found
+        // bucket still full still holds the key that was compared).
+        let tag = tag32(hash);
+        (stamp.used..t.used.load(Ordering::Relaxed)).all(|p| {
+            t.tags[t.order_bucket[p].load(Ordering::Relaxed) as usize].load(Ordering::Relaxed)
+                != tag
+        })
     }
 
-    fn insert(&mut self, hash: u64, cursor: Cursor, key: K, value: V) {
+    fn insert(&mut self, hash: u64, key: K, value: V) {
         let tag = tag32(hash);
-        let mut slot = self
-            .table()
-            .index
-            .insert_slot(tag, cursor, Ordering::Relaxed);
         if self.table().used.load(Ordering::Relaxed) == self.table().cap() {
             self.rebuild(1);
-            slot = self.table().index.insert_slot(
-                tag,
-                self.table().index.cursor(tag),
-                Ordering::Relaxed,
-            );
         }
         let table = self.table();
-        let pos = table.used.load(Ordering::Relaxed);
+        let b = table.ctrl.free_bucket(tag, false);
+        let p = table.used.load(Ordering::Relaxed);
         let seq = self.store.next_seq.load(Ordering::Relaxed);
-        self.store.next_seq.store(seq + 1, Ordering::Relaxed);
-        let e = table.entry(pos);
-        // SAFETY: position `pos` was never handed out in this table (T2): its cell is empty
-        // and no reader can reach it before the Release stores below.
-        unsafe { e.key.write(key) };
-        e.value
+        let bucket = table.bucket(b);
+        // SAFETY: bucket `b` is empty: never filled in this table (T2), so its key cell is
+        // empty and no reader can reach it before the Release stores below.
+        unsafe { bucket.key.write(key) };
+        bucket
+            .value
             .store(V::Storage::into_word(value), Ordering::Relaxed);
-        e.meta.store(seq << 1, Ordering::Relaxed);
-        table.slot_of[pos].store(slot as u32, Ordering::Relaxed);
-        table.used.store(pos + 1, Ordering::Release);
-        table
-            .index
-            .store(slot, index::slot_word(tag, pos), Ordering::Release);
+        table.tags[b].store(tag, Ordering::Relaxed);
+        table.order_bucket[p].store(b as u32, Ordering::Relaxed);
+        table.order_seq[p].store(seq, Ordering::Relaxed);
+        // Release (all three), in this order: a reader that sees the control byte sees the
+        // bucket; one that sees the position sees the bucket in use; an iterator whose bound
+        // (`next_seq`) covers this entry sees both.
+        table.ctrl.occupy(b, tag, Ordering::Release);
+        table.used.store(p + 1, Ordering::Release);
+        self.store.next_seq.store(seq + 1, Ordering::Release);
         table
             .live
             .store(table.live.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        table.tail.store(pos + 1, Ordering::Relaxed);
+        table.tail.store(p + 1, Ordering::Relaxed);
         self.store.bump(table, true);
     }
 
-    fn replace(&mut self, pos: usize, value: V) -> V
+    fn replace(&mut self, b: usize, value: V) -> V
     where
         V: Clone,
     {
         let table = self.table();
-        let e = table.entry(pos);
-        let old = e.value.load(Ordering::Relaxed);
+        let slot = &table.bucket(b).value;
+        let old = slot.load(Ordering::Relaxed);
         // Release: a reader that loads the new word sees the value it designates.
-        e.value
-            .store(V::Storage::into_word(value), Ordering::Release);
+        slot.store(V::Storage::into_word(value), Ordering::Release);
         self.store.bump(table, false);
         self.release_word(old)
     }
 
-    fn remove(&mut self, pos: usize) -> (K, V)
+    fn remove(&mut self, b: usize) -> (K, V)
     where
         K: Clone,
         V: Clone,
     {
         // The key stays in place for readers (T2); the caller gets a clone.
-        let key = self.key(pos).clone();
-        let word = self.unlink(pos);
+        let key = self.key(b).clone();
+        let word = self.unlink(b);
         (key, self.release_word(word))
     }
 
-    fn discard(&mut self, pos: usize) {
-        let word = self.unlink(pos);
+    fn discard(&mut self, b: usize) {
+        let word = self.unlink(b);
         if V::Storage::OWNS {
             // SAFETY: unlinked just now, retired once (T4).
             unsafe { reclaim::retire(word, V::Storage::drop_word) };
@@ -599,11 +623,17 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
     fn last(&mut self) -> Option<usize> {
         let table = self.table();
         let mut tail = table.tail.load(Ordering::Relaxed);
-        while tail > 0 && !self.live(tail - 1) {
+        let found = loop {
+            if tail == 0 {
+                break None;
+            }
+            if let Some(b) = table.at(tail - 1) {
+                break Some(b);
+            }
             tail -= 1;
-        }
+        };
         table.tail.store(tail, Ordering::Relaxed);
-        tail.checked_sub(1)
+        found
     }
 
     fn clear(&mut self) {
@@ -620,9 +650,8 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
 
     fn reserve(&mut self, additional: usize) {
         let t = self.table();
-        let need = t.live.load(Ordering::Relaxed) + additional;
         if t.used.load(Ordering::Relaxed) + additional > t.cap() {
-            self.rebuild(need.saturating_sub(t.live.load(Ordering::Relaxed) * 3 / 2));
+            self.rebuild(additional);
         }
     }
 }
@@ -675,7 +704,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
     }
@@ -686,7 +715,7 @@ where
         t.cap() - t.used.load(Ordering::Acquire) + t.live.load(Ordering::Acquire)
     }
 
-    #[inline]
+    #[inline(always)]
     fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
@@ -766,6 +795,7 @@ where
         self.frozen.store(true, Ordering::Release);
     }
 
+    #[inline(always)]
     unsafe fn frozen_find<E>(
         &self,
         hash: u64,
@@ -774,26 +804,25 @@ where
         // Frozen: the current table and its words never change again (caller), so plain
         // references into them live as long as `&self`.
         let t = self.current();
-        let tag = tag32(hash);
-        let mut c = t.index.cursor(tag);
-        while let Some(cand) = t.index.next(tag, &mut c, Ordering::Relaxed) {
-            if is_key(t.key(cand.pos))? {
-                // SAFETY: frozen: nobody writes the slot or drops its value while `&self` lives.
-                return Ok(Some(unsafe {
-                    V::Storage::frozen(&t.entry(cand.pos).value)
-                }));
-            }
-        }
-        Ok(None)
+        let found = t.find(hash, Ordering::Relaxed, |k| {
+            Ok(if is_key(k)? {
+                Verdict::Match
+            } else {
+                Verdict::Skip
+            })
+        })?;
+        Ok(match found {
+            // SAFETY: frozen: nobody writes the word or drops its value while `&self` lives.
+            Found::At(b) => Some(unsafe { V::Storage::frozen(&t.bucket(b).value) }),
+            Found::Absent | Found::Unsure => None,
+        })
     }
 
     unsafe fn frozen_entry(&self, pos: usize) -> Option<(&K, &V)> {
         let t = self.current();
-        t.is_live(pos).then(|| {
+        t.at(pos).map(|b| {
             // SAFETY: as in `frozen_find`.
-            (t.key(pos), unsafe {
-                V::Storage::frozen(&t.entry(pos).value)
-            })
+            (t.key(b), unsafe { V::Storage::frozen(&t.bucket(b).value) })
         })
     }
 
@@ -848,6 +877,18 @@ impl<K, V> Iter<'_, K, V> {
             place.generation = t.generation;
         }
     }
+
+    /// The entry at live position `p` of `t`, cloned while pinned.
+    fn clone_at(t: &Table<K>, b: usize) -> (K, V)
+    where
+        K: Clone,
+        V: Storable + Clone,
+    {
+        let word = t.bucket(b).value.load(Ordering::Acquire);
+        // SAFETY: the caller is pinned: the word stays alive until it unpins (T4).
+        let value = (*unsafe { V::Storage::borrow(word) }).clone();
+        (t.key(b).clone(), value)
+    }
 }
 
 impl<K: Clone, V: Storable + Clone> Iterator for Iter<'_, K, V> {
@@ -859,19 +900,15 @@ impl<K: Clone, V: Storable + Clone> Iterator for Iter<'_, K, V> {
         Self::settle(t, &mut self.front, true);
         let used = t.used.load(Ordering::Acquire);
         while self.front.pos < used {
-            let pos = self.front.pos;
-            let meta = t.entry(pos).meta.load(Ordering::Acquire);
-            let seq = meta >> 1;
+            let p = self.front.pos;
+            let seq = t.order_seq[p].load(Ordering::Acquire);
             if seq >= self.back.seq {
                 break;
             }
             self.front.pos += 1;
-            if meta & REMOVED == 0 {
+            if let Some(b) = t.at(p) {
                 self.front.seq = seq;
-                let word = t.entry(pos).value.load(Ordering::Acquire);
-                // SAFETY: pinned: the word stays alive until `_guard` drops (T4).
-                let value = (*unsafe { V::Storage::borrow(word) }).clone();
-                return Some((t.key(pos).clone(), value));
+                return Some(Self::clone_at(t, b));
             }
         }
         // Ended: make every later call end at once.
@@ -890,19 +927,15 @@ impl<K: Clone, V: Storable + Clone> DoubleEndedIterator for Iter<'_, K, V> {
         }
         Self::settle(t, &mut self.back, false);
         while self.back.pos > 0 {
-            let pos = self.back.pos - 1;
-            let meta = t.entry(pos).meta.load(Ordering::Acquire);
-            let seq = meta >> 1;
+            let p = self.back.pos - 1;
+            let seq = t.order_seq[p].load(Ordering::Acquire);
             if seq <= self.front.seq {
                 break;
             }
-            self.back.pos = pos;
+            self.back.pos = p;
             self.back.seq = seq;
-            if meta & REMOVED == 0 {
-                let word = t.entry(pos).value.load(Ordering::Acquire);
-                // SAFETY: as in `next`.
-                let value = (*unsafe { V::Storage::borrow(word) }).clone();
-                return Some((t.key(pos).clone(), value));
+            if let Some(b) = t.at(p) {
+                return Some(Self::clone_at(t, b));
             }
         }
         self.back.seq = self.front.seq;

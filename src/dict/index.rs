@@ -1,189 +1,293 @@
-//! The hash index both dict stores probe: open addressing over an entries array.
+//! The control bytes both dict stores probe: which bucket a key is in.
 //!
-//! Like CPython's compact dict, a dict is an *entries* array in insertion order plus an index
-//! of small slots that map hashes to entry positions. A slot is one 64-bit word:
+//! A dict table keeps its entries in *buckets* (key and value inline, probed by hash, like
+//! hashbrown) and their insertion order in a separate *order* array of bucket numbers. This
+//! module is the part that finds buckets: one control byte per bucket, eight to a word (a
+//! *group*):
 //!
-//! - `0`: empty (ends a probe chain);
-//! - `1`: tombstone (a removed entry's slot; probing goes on past it, an insert may reuse it);
-//! - otherwise `tag << 32 | (pos + 2)`: the entry at `pos`, whose key's 32-bit hash *tag* is
-//!   `tag`. A probe compares tags before it touches an entry, so a lookup reads one slot and
-//!   one entry in the common case.
+//! - `0x00` empty: never used since the table was built (ends a chain);
+//! - `0x01` deleted: its entry was removed;
+//! - `0x80 | h7`: in use, `h7` being seven bits of the key's 32-bit hash *tag* ([`tag32`]).
 //!
-//! The tag ([`tag32`]) folds the key's 64-bit hash to 32 bits; the first slot of a chain is a
-//! Fibonacci hash of the tag, so a table rebuilds its index from the tags alone, without the
-//! keys' hashes (and without calling script `__hash__` again). Keys whose 64-bit hashes differ
-//! but fold to the same tag are compared with `eq` (one chance in 2^32 for unrelated hashes).
+//! A lookup loads the control word of its group and finds, with a few word-wide operations and
+//! no branch per bucket (SWAR, as hashbrown's portable groups do), the buckets whose byte
+//! matches; then it compares their keys. The control bytes are one byte a bucket, so they
+//! stay in cache for tables that do not: a lookup of a large table misses once, on the bucket.
 //!
-//! Linear probing over a power-of-two number of slots, at least twice the entries capacity:
-//! at least half the slots are empty, so every chain ends. Slots are atomics so that the
-//! GIL-free store's readers probe without a lock (Acquire loads pair with the writer's Release
-//! stores); the locked store uses the same type with its lock held.
+//! A key's chain starts at a group chosen from its tag by multiply-shift range reduction (any
+//! number of groups, so a table is sized to what it holds, not to a power of two) and visits
+//! whole groups in turn; a group with an empty bucket ends the chain (an insert would have
+//! stopped there). Inserts take the first empty bucket of their chain, or, in a store without
+//! lock-free readers, the first deleted one. A removal marks its bucket deleted; a store
+//! without lock-free readers may empty it outright when its group has an empty bucket already
+//! (no chain ever passed such a group, since a group never regains an empty bucket once full).
+//!
+//! The start group depends on the tag only, and the stores keep each bucket's tag, so a table
+//! rebuilds without the keys' hashes (and without calling a script `__hash__` again). Keys
+//! whose 64-bit hashes differ but fold to the same tag are compared with `eq` (one chance in
+//! 2^32 for unrelated hashes).
+//!
+//! A table of `n` order positions has at least `8n/7` buckets, and each position takes a bucket
+//! at most once, so at least one bucket in eight stays empty and every chain ends. The bytes
+//! are atomic words so that the GIL-free store's readers probe without a lock: a writer fills
+//! the bucket, then stores the control word with Release; a reader loads the control word with
+//! Acquire, then reads the bucket. The locked store uses the same type with its lock held.
 
 use crate::sync::{AtomicU64, Ordering};
 
-pub(crate) const EMPTY: u64 = 0;
-pub(crate) const TOMBSTONE: u64 = 1;
+/// Buckets per group (one control word).
+pub(crate) const GROUP: usize = 8;
 
-/// The 32-bit tag a key with this hash carries in its slot.
+/// The 32-bit tag a key with this hash carries.
 #[inline(always)]
 pub(crate) fn tag32(hash: u64) -> u32 {
     (hash ^ (hash >> 32)) as u32
 }
 
-/// The slot word of the entry at `pos` with tag `tag`.
+/// The control byte of a bucket in use with this tag (the low seven bits: the group comes from
+/// the high ones).
 #[inline(always)]
-pub(crate) fn slot_word(tag: u32, pos: usize) -> u64 {
-    debug_assert!(pos < u32::MAX as usize - 2);
-    (u64::from(tag) << 32) | (pos as u64 + 2)
+fn ctrl_byte(tag: u32) -> u64 {
+    0x80 | u64::from(tag & 0x7F)
 }
 
-/// The tag of a live slot word.
+const DELETED: u64 = 0x01;
+/// `0x01` in each byte.
+const LO: u64 = 0x0101_0101_0101_0101;
+/// `0x80` in each byte.
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The bytes of `x` that are zero, as their top bits (the lowest one is exact; higher ones may
+/// be false positives next to a true one, which callers tolerate or filter).
 #[inline(always)]
-pub(crate) fn slot_tag(word: u64) -> u32 {
-    (word >> 32) as u32
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & HI
 }
 
-/// The entry position of a live slot word.
+/// The bucket (within its group) of bit `bit` of a byte mask.
 #[inline(always)]
-pub(crate) fn slot_pos(word: u64) -> usize {
-    (word as u32 as usize) - 2
+fn byte_of_bit(bit: u32) -> usize {
+    bit as usize / 8
 }
 
-/// Largest entries capacity of one table (positions fit in a slot's low 32 bits).
-pub(crate) const MAX_ENTRIES: usize = 1 << 31;
+/// Largest number of order positions of one table (bucket numbers fit in a `u32`).
+pub(crate) const MAX_POSITIONS: usize = 1 << 31;
 
-/// The smallest entries capacity a table allocates.
-pub(crate) const MIN_ENTRIES: usize = 4;
+/// The fewest order positions a table allocates.
+pub(crate) const MIN_POSITIONS: usize = 8;
 
-/// The entries capacity of a table that should hold `n` entries (a power of two).
+/// The order positions of a table that should hold `n` entries.
 #[inline]
-pub(crate) fn capacity_for(n: usize) -> usize {
-    let cap = n.max(MIN_ENTRIES).next_power_of_two();
+pub(crate) fn positions_for(n: usize) -> usize {
+    let cap = n.max(MIN_POSITIONS);
     assert!(
-        cap <= MAX_ENTRIES,
+        cap <= MAX_POSITIONS,
         "a gilfree dict holds at most 2^31 entries"
     );
     cap
 }
 
-/// The index: `2 × entries capacity` slots.
-pub(crate) struct Index {
-    slots: Box<[AtomicU64]>,
-    /// `64 - log2(slots)`, for Fibonacci hashing.
-    shift: u32,
+/// The order positions of a table rebuilt from one of `cap` positions holding `live` entries,
+/// with room for `extra` more: mostly live (growing), it doubles, as a vector does; mostly
+/// removed (churn), it keeps half as much room again as it holds. Either way the next rebuild
+/// is at least `live / 2` insertions away, so rebuilds cost O(1) amortized.
+#[inline]
+pub(crate) fn grown(live: usize, cap: usize, extra: usize) -> usize {
+    let room = if live * 4 >= cap * 3 { live } else { live / 2 };
+    positions_for(live + room.max(extra).max(1))
 }
 
-/// Where a probe stands: the slot to look at next, and the first tombstone seen on the way
-/// (where an insert may go).
+/// The number of buckets for a table of `positions` order positions (a whole number of
+/// groups, at least 4/3 of the positions: load at most 3/4; at least two groups).
+#[inline]
+pub(crate) fn buckets_for(positions: usize) -> usize {
+    (positions + positions / 3 + 1).div_ceil(GROUP).max(2) * GROUP
+}
+
+/// The control bytes of a table (see the module docs).
+pub(crate) struct Ctrl {
+    words: Box<[AtomicU64]>,
+}
+
+/// Where a step-by-step probe (the slow path, for script `eq`) stands: the group being looked
+/// at, the candidates of that group not yet returned, and whether it ends the chain.
 #[derive(Clone, Copy, Debug)]
 pub struct Cursor {
-    slot: usize,
-    first_free: Option<usize>,
+    group: usize,
+    /// Candidate buckets of `group` not yet returned, as byte top bits.
+    pending: u64,
+    /// `group` has been matched (`pending` is valid).
+    loaded: bool,
+    /// `group` holds an empty bucket: the chain ends with it.
+    last: bool,
 }
 
-impl Cursor {
-    /// The slot a new entry for this chain goes to, once the probe ended: the first tombstone
-    /// passed, or the empty slot that ended the chain.
-    #[inline]
-    pub(crate) fn insert_slot(&self) -> usize {
-        self.first_free.unwrap_or(self.slot)
-    }
+/// What [`Ctrl::find`]'s judge says of a candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The key: stop here.
+    Match,
+    /// Not the key: go on.
+    Skip,
+    /// Cannot tell without running script code: stop, the caller takes the slow path.
+    Unsure,
 }
 
-/// A candidate a probe found: a live slot whose tag matches.
-#[derive(Clone, Copy, Debug)]
-pub struct Candidate {
-    pub(crate) pos: usize,
+/// How [`Ctrl::find`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// The entry in this bucket.
+    At(usize),
+    /// The chain ended without a match.
+    Absent,
+    /// A candidate needed script code.
+    Unsure,
 }
 
-impl Index {
-    /// An empty index for an entries array of `entries` (a power of two).
-    pub(crate) fn new(entries: usize) -> Index {
-        debug_assert!(entries.is_power_of_two());
-        let n = entries * 2;
-        Index {
-            // SAFETY: an all-zero `AtomicU64` is a valid (empty) slot.
-            slots: unsafe { crate::sync::zeroed_slice(n) },
-            shift: 64 - n.trailing_zeros(),
+impl Ctrl {
+    /// All-empty control bytes for `buckets` buckets (a multiple of [`GROUP`]).
+    pub(crate) fn new(buckets: usize) -> Ctrl {
+        debug_assert!(buckets % GROUP == 0 && buckets >= 2 * GROUP);
+        Ctrl {
+            // SAFETY: all-zero atomics: every byte empty.
+            words: unsafe { crate::sync::zeroed_slice(buckets / GROUP) },
         }
     }
 
-    /// The number of slots.
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+    #[inline(always)]
+    fn groups(&self) -> usize {
+        self.words.len()
     }
 
-    /// A probe for `tag` from the start of its chain.
+    /// The first group of `tag`'s chain (multiply-shift range reduction).
     #[inline(always)]
+    fn start(&self, tag: u32) -> usize {
+        ((u64::from(tag) * self.groups() as u64) >> 32) as usize
+    }
+
+    #[inline(always)]
+    fn next_group(&self, group: usize) -> usize {
+        let g = group + 1;
+        if g == self.groups() {
+            0
+        } else {
+            g
+        }
+    }
+
+    /// The fast path of a lookup: walks the chain of `tag`, asking `judge` about each
+    /// candidate bucket, with no state beyond the group (see the module docs).
+    #[inline(always)]
+    pub(crate) fn find<E>(
+        &self,
+        tag: u32,
+        order: Ordering,
+        mut judge: impl FnMut(usize) -> Result<Verdict, E>,
+    ) -> Result<Found, E> {
+        let want = LO * ctrl_byte(tag);
+        let mut group = self.start(tag);
+        loop {
+            // SAFETY: `group < groups` always (`start`, `next_group`).
+            let ctrl = unsafe { self.words.get_unchecked(group) }.load(order);
+            let mut hits = zero_bytes(ctrl ^ want);
+            while hits != 0 {
+                let bucket = group * GROUP + byte_of_bit(hits.trailing_zeros());
+                hits &= hits - 1;
+                match judge(bucket)? {
+                    Verdict::Match => return Ok(Found::At(bucket)),
+                    Verdict::Skip => {}
+                    Verdict::Unsure => return Ok(Found::Unsure),
+                }
+            }
+            if zero_bytes(ctrl) != 0 {
+                return Ok(Found::Absent);
+            }
+            group = self.next_group(group);
+        }
+    }
+
+    /// The bucket where a new entry with `tag` goes, for a key known to be absent: the first
+    /// empty bucket of its chain, or (`reuse`) the first empty or deleted one.
+    #[inline]
+    pub(crate) fn free_bucket(&self, tag: u32, reuse: bool) -> usize {
+        let mut group = self.start(tag);
+        loop {
+            let ctrl = self.words[group].load(Ordering::Relaxed);
+            let mut free = zero_bytes(ctrl).trailing_zeros();
+            if reuse {
+                free = free.min(zero_bytes(ctrl ^ LO).trailing_zeros());
+            }
+            if free < 64 {
+                return group * GROUP + byte_of_bit(free);
+            }
+            group = self.next_group(group);
+        }
+    }
+
+    /// A step-by-step probe for `tag` from the start of its chain (the slow path).
+    #[inline]
     pub(crate) fn cursor(&self, tag: u32) -> Cursor {
         Cursor {
-            slot: (u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize,
-            first_free: None,
+            group: self.start(tag),
+            pending: 0,
+            loaded: false,
+            last: false,
         }
     }
 
-    #[inline(always)]
-    fn next_slot(&self, slot: usize) -> usize {
-        (slot + 1) & (self.slots.len() - 1)
-    }
-
-    /// The next live slot with `tag` on the chain, or `None` at the empty slot ending it (the
-    /// cursor then stays there). `order` is the load ordering (Acquire for lock-free readers).
-    #[inline(always)]
-    pub(crate) fn next(&self, tag: u32, cursor: &mut Cursor, order: Ordering) -> Option<Candidate> {
-        let mut i = cursor.slot;
+    /// The next bucket in use whose control byte matches `tag` on the chain, or `None` once the
+    /// chain ended. `order` is the load ordering (Acquire for lock-free readers).
+    pub(crate) fn next(&self, tag: u32, cursor: &mut Cursor, order: Ordering) -> Option<usize> {
         loop {
-            // Indexing is bounds-checked; `i` is always masked, so the check never fails.
-            let word = self.slots[i].load(order);
-            if word == EMPTY {
-                cursor.slot = i;
+            if !cursor.loaded {
+                let ctrl = self.words[cursor.group].load(order);
+                cursor.pending = zero_bytes(ctrl ^ (LO * ctrl_byte(tag)));
+                cursor.last = zero_bytes(ctrl) != 0;
+                cursor.loaded = true;
+            }
+            if cursor.pending != 0 {
+                let bucket = cursor.group * GROUP + byte_of_bit(cursor.pending.trailing_zeros());
+                cursor.pending &= cursor.pending - 1;
+                return Some(bucket);
+            }
+            if cursor.last {
                 return None;
             }
-            if word == TOMBSTONE {
-                if cursor.first_free.is_none() {
-                    cursor.first_free = Some(i);
-                }
-            } else if slot_tag(word) == tag {
-                cursor.slot = self.next_slot(i);
-                return Some(Candidate {
-                    pos: slot_pos(word),
-                });
-            }
-            // At most half the slots are in use, so this loop ends.
-            i = self.next_slot(i);
+            cursor.group = self.next_group(cursor.group);
+            cursor.loaded = false;
         }
     }
 
-    /// Runs the probe for `tag` to the end of its chain and returns where a new entry goes.
-    #[inline]
-    pub(crate) fn insert_slot(&self, tag: u32, mut cursor: Cursor, order: Ordering) -> usize {
-        while self.next(tag, &mut cursor, order).is_some() {}
-        cursor.insert_slot()
-    }
-
-    /// The word in `slot`.
+    /// Whether `bucket` holds an entry (`order`: Acquire for lock-free readers).
     #[inline(always)]
-    pub(crate) fn load(&self, slot: usize, order: Ordering) -> u64 {
-        self.slots[slot].load(order)
+    pub(crate) fn is_full(&self, bucket: usize, order: Ordering) -> bool {
+        let word = self.words[bucket / GROUP].load(order);
+        (word >> ((bucket % GROUP) * 8)) & 0x80 != 0
     }
 
-    /// Writes `word` to `slot` (writers only).
-    #[inline(always)]
-    pub(crate) fn store(&self, slot: usize, word: u64, order: Ordering) {
-        self.slots[slot].store(word, order)
-    }
-
-    /// Puts the entry at `pos` with `tag` into a fresh index (no key equal to it present, no
-    /// reader yet), at the end of its chain; returns the slot.
+    /// Sets the control byte of `bucket` (writers only): the rest of the word is unchanged.
     #[inline]
-    pub(crate) fn place(&self, tag: u32, pos: usize) -> usize {
-        let mut i = self.cursor(tag).slot;
-        while self.slots[i].load(Ordering::Relaxed) != EMPTY {
-            i = self.next_slot(i);
-        }
-        self.slots[i].store(slot_word(tag, pos), Ordering::Relaxed);
-        i
+    fn set(&self, bucket: usize, byte: u64, order: Ordering) {
+        let word = &self.words[bucket / GROUP];
+        let shift = (bucket % GROUP) * 8;
+        let w = word.load(Ordering::Relaxed);
+        word.store((w & !(0xFF << shift)) | (byte << shift), order);
+    }
+
+    /// Marks `bucket` in use by a key with `tag` (writers only; the bucket is filled first,
+    /// `order` is Release for lock-free readers).
+    #[inline]
+    pub(crate) fn occupy(&self, bucket: usize, tag: u32, order: Ordering) {
+        self.set(bucket, ctrl_byte(tag), order);
+    }
+
+    /// Marks `bucket` removed (writers only). With `reuse` (no lock-free readers), the bucket
+    /// becomes empty when its group has an empty bucket already (no chain has passed the
+    /// group); otherwise it is marked deleted.
+    #[inline]
+    pub(crate) fn vacate(&self, bucket: usize, reuse: bool, order: Ordering) {
+        let open = reuse && zero_bytes(self.words[bucket / GROUP].load(Ordering::Relaxed)) != 0;
+        self.set(bucket, if open { 0 } else { DELETED }, order);
     }
 }
 
@@ -192,32 +296,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slot_words_round_trip() {
-        for &(tag, pos) in &[(0u32, 0usize), (u32::MAX, 5), (7, (1 << 31) - 1)] {
-            let w = slot_word(tag, pos);
-            assert!(w != EMPTY && w != TOMBSTONE);
-            assert_eq!((slot_tag(w), slot_pos(w)), (tag, pos));
-        }
-        assert_eq!(capacity_for(0), MIN_ENTRIES);
-        assert_eq!(capacity_for(5), 8);
+    fn zero_bytes_finds_the_lowest_exactly() {
+        assert_eq!(zero_bytes(0x1111_2233_4455_6677), 0);
+        assert_eq!(zero_bytes(0x1111_2233_4400_6677).trailing_zeros(), 23);
+        assert_eq!(zero_bytes(0), HI);
+        assert!(buckets_for(7) >= 8 && buckets_for(1000) >= 1000 * 8 / 7);
+    }
+
+    fn chain(c: &Ctrl, tag: u32) -> Vec<usize> {
+        let mut cur = c.cursor(tag);
+        std::iter::from_fn(|| c.next(tag, &mut cur, Ordering::Relaxed)).collect()
+    }
+
+    fn place(c: &Ctrl, tag: u32) -> usize {
+        let b = c.free_bucket(tag, false);
+        c.occupy(b, tag, Ordering::Relaxed);
+        b
     }
 
     #[test]
-    fn probing_skips_tombstones_and_reuses_the_first() {
-        let ix = Index::new(4);
-        // Three entries with the same tag share one chain.
-        for pos in 0..3 {
-            ix.place(9, pos);
-        }
-        let mut c = ix.cursor(9);
-        let found: Vec<usize> = std::iter::from_fn(|| ix.next(9, &mut c, Ordering::Relaxed))
-            .map(|c| c.pos)
-            .collect();
-        assert_eq!(found, vec![0, 1, 2]);
-        let first = ix.cursor(9).slot;
-        ix.store(first, TOMBSTONE, Ordering::Relaxed);
-        let mut c = ix.cursor(9);
-        assert_eq!(ix.next(9, &mut c, Ordering::Relaxed).unwrap().pos, 1);
-        assert_eq!(ix.insert_slot(9, ix.cursor(9), Ordering::Relaxed), first);
+    fn full_groups_extend_chains_and_deleted_marks_stay() {
+        let c = Ctrl::new(4 * GROUP);
+        // More entries with one tag than a group holds: the chain spills into the next group.
+        let n = GROUP + 2;
+        let buckets: Vec<usize> = (0..n).map(|_| place(&c, 9)).collect();
+        assert_eq!(chain(&c, 9), buckets);
+        assert!(chain(&c, 9 ^ 1).is_empty(), "another control byte");
+        // Without reuse a removal is marked deleted, skipped, and never handed out again.
+        c.vacate(buckets[0], false, Ordering::Relaxed);
+        assert!(!c.is_full(buckets[0], Ordering::Relaxed));
+        assert_eq!(chain(&c, 9), buckets[1..].to_vec());
+        assert_ne!(c.free_bucket(9, false), buckets[0]);
+        // With reuse, the deleted bucket of the full group is handed out first; a removal in a
+        // group with empty buckets empties its bucket.
+        assert_eq!(c.free_bucket(9, true), buckets[0]);
+        c.vacate(buckets[n - 1], true, Ordering::Relaxed);
+        assert_eq!(chain(&c, 9), buckets[1..n - 1].to_vec());
+        let found = c.find(9, Ordering::Relaxed, |b| {
+            Ok::<_, ()>(if b == buckets[3] {
+                Verdict::Match
+            } else {
+                Verdict::Skip
+            })
+        });
+        assert_eq!(found, Ok(Found::At(buckets[3])));
     }
 }

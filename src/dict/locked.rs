@@ -3,11 +3,12 @@
 //!
 //! ## Layout
 //!
-//! A compact dict like CPython's: an [`Index`] of tagged slots over an entries vector in
-//! insertion order, each entry `(key, value)` inline, plus the slot of each entry (or
-//! [`REMOVED`]). A removed entry leaves a hole in the entries and a tombstone in the index;
-//! inserts reuse the first tombstone of their probe chain, overwrites write the value in place,
-//! and when the entries vector is full the table compacts in place (many holes) or doubles.
+//! The same shape as the GIL-free table: entries `(key, value)` inline in buckets found through
+//! control bytes ([`crate::dict::index`]), and insertion order in an order array of bucket
+//! numbers. With no lock-free reader to protect, buckets are reused: an insert takes the first
+//! deleted or empty bucket of its chain, a removal may empty its bucket, an overwrite writes
+//! the value in place, and a removed entry is moved out at once. When the order array is full
+//! the table is rebuilt (compacted, or grown).
 //!
 //! ## Invariants and protocol
 //!
@@ -20,28 +21,33 @@
 //!   clone): the outer user code may hold a `DictView` whose next write moves the entries.
 //! - **L4** Values leave the lock before they die: removed entries are moved out to the caller,
 //!   or into the section's graveyard, dropped after the lock is released.
-//! - **L5** Entry positions are append-only within a *generation*; compaction, growth and
-//!   `clear` start a new one (for the core's validation after script `eq`).
+//! - **L5** Order positions are append-only within a *generation*; a rebuild or `clear` starts
+//!   a new one (for the core's validation after script `eq`). A bucket's entry was inserted at
+//!   position `pos_of[bucket]`, and `order[pos]` names its bucket until it is removed.
 
 use std::cell::UnsafeCell;
 use std::mem::{self, MaybeUninit};
 
-use crate::dict::index::{self, tag32, Candidate, Cursor, Index};
+use crate::dict::index::{self, tag32, Ctrl, Cursor, Found, Verdict};
 use crate::dict::store::{sealed, DictStore, Section, Stamp, WriteSection};
 use crate::reentry;
 use crate::storage::Ref;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::{Container, Error};
 
-/// `slot_of` of a removed entry.
-const REMOVED: u32 = u32::MAX;
+/// `order[pos]` of a removed entry.
+const GONE: u32 = u32::MAX;
 
 /// The table behind the lock (see the module docs).
 struct Compact<K, V> {
-    index: Index,
-    /// `entries[pos]` is initialized iff `slot_of[pos] != REMOVED`.
-    entries: Vec<MaybeUninit<(K, V)>>,
-    slot_of: Vec<u32>,
+    ctrl: Ctrl,
+    /// `buckets[b]` is initialized iff `ctrl` says `b` is full.
+    buckets: Box<[MaybeUninit<(K, V)>]>,
+    /// Per bucket: the key's hash tag, and the order position of its entry.
+    tags: Box<[u32]>,
+    pos_of: Box<[u32]>,
+    /// Per order position: the bucket, or [`GONE`]; `order.len()` positions are handed out.
+    order: Vec<u32>,
     live: usize,
     /// One past the last live position (`popitem`'s starting point).
     tail: usize,
@@ -50,86 +56,128 @@ struct Compact<K, V> {
 
 impl<K, V> Compact<K, V> {
     fn new(capacity: usize, generation: u64) -> Self {
-        let cap = index::capacity_for(capacity);
+        let positions = index::positions_for(capacity);
+        let buckets = index::buckets_for(positions);
         Compact {
-            index: Index::new(cap),
-            entries: Vec::with_capacity(cap),
-            slot_of: Vec::with_capacity(cap),
+            ctrl: Ctrl::new(buckets),
+            buckets: (0..buckets).map(|_| MaybeUninit::uninit()).collect(),
+            tags: vec![0; buckets].into_boxed_slice(),
+            pos_of: vec![0; buckets].into_boxed_slice(),
+            order: Vec::with_capacity(positions),
             live: 0,
             tail: 0,
             generation,
         }
     }
 
+    /// Order positions (inserts before the next rebuild).
     #[inline]
     fn cap(&self) -> usize {
-        self.index.len() / 2
-    }
-
-    #[inline]
-    fn is_live(&self, pos: usize) -> bool {
-        self.slot_of[pos] != REMOVED
-    }
-
-    /// A hash with the tag of live entry `pos`.
-    #[inline]
-    fn hash_of(&self, pos: usize) -> u64 {
-        u64::from(index::slot_tag(
-            self.index
-                .load(self.slot_of[pos] as usize, Ordering::Relaxed),
-        ))
+        self.order.capacity()
     }
 
     #[inline(always)]
-    fn entry(&self, pos: usize) -> &(K, V) {
-        debug_assert!(self.is_live(pos));
-        // SAFETY: callers pass live positions (candidates of the index, or checked with
-        // `is_live`): initialized.
-        unsafe { self.entries[pos].assume_init_ref() }
+    fn is_full(&self, b: usize) -> bool {
+        self.ctrl.is_full(b, Ordering::Relaxed)
     }
 
     #[inline(always)]
-    fn entry_mut(&mut self, pos: usize) -> &mut (K, V) {
-        debug_assert!(self.is_live(pos));
+    fn entry(&self, b: usize) -> &(K, V) {
+        debug_assert!(self.is_full(b));
+        // SAFETY: callers pass full buckets (probe candidates, or the bucket of a live order
+        // position): initialized.
+        unsafe { self.buckets.get_unchecked(b).assume_init_ref() }
+    }
+
+    #[inline(always)]
+    fn entry_mut(&mut self, b: usize) -> &mut (K, V) {
+        debug_assert!(self.is_full(b));
         // SAFETY: as `entry`.
-        unsafe { self.entries[pos].assume_init_mut() }
+        unsafe { self.buckets.get_unchecked_mut(b).assume_init_mut() }
     }
 
-    /// Rewrites the table with the live entries only, in order, into `new_cap` positions.
-    fn rebuild(&mut self, new_cap: usize) {
-        let cap = index::capacity_for(new_cap);
-        let index = Index::new(cap);
-        let mut entries = Vec::with_capacity(cap);
-        let mut slot_of = Vec::with_capacity(cap);
-        let old_entries = mem::take(&mut self.entries);
-        for (pos, e) in old_entries.into_iter().enumerate() {
-            let slot = self.slot_of[pos];
-            if slot == REMOVED {
-                continue;
+    /// The bucket at position `p` if its entry is live.
+    #[inline]
+    fn at(&self, p: usize) -> Option<usize> {
+        let b = self.order[p];
+        (b != GONE).then_some(b as usize)
+    }
+
+    /// The next candidate of a step-by-step probe whose full tag matches.
+    #[inline]
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
+        let tag = tag32(hash);
+        while let Some(b) = self.ctrl.next(tag, cursor, Ordering::Relaxed) {
+            if self.tags[b] == tag {
+                return Some(b);
             }
-            let tag = index::slot_tag(self.index.load(slot as usize, Ordering::Relaxed));
-            slot_of.push(index.place(tag, entries.len()) as u32);
-            entries.push(e);
         }
-        self.index = index;
-        self.live = entries.len();
-        self.tail = entries.len();
-        self.entries = entries;
-        self.slot_of = slot_of;
-        self.generation += 1;
+        None
     }
 
-    fn drop_live(self) {
-        let Compact {
-            entries, slot_of, ..
-        } = self;
-        let live = entries
+    /// The fast-path probe (see `Section::find`).
+    #[inline(always)]
+    fn find<E>(
+        &self,
+        hash: u64,
+        mut judge: impl FnMut(&K) -> Result<Verdict, E>,
+    ) -> Result<Found, E> {
+        self.ctrl
+            .find(tag32(hash), Ordering::Relaxed, |b| judge(&self.entry(b).0))
+    }
+
+    /// Rebuilds the table with the live entries only, in order, with room for `positions`.
+    fn rebuild(&mut self, positions: usize) {
+        let mut fresh = Compact::new(positions, self.generation + 1);
+        for p in 0..self.order.len() {
+            if let Some(b) = self.at(p) {
+                let tag = self.tags[b];
+                // SAFETY: live bucket, moved out once (the old table is discarded below
+                // without dropping its buckets).
+                let entry = unsafe { self.buckets[b].assume_init_read() };
+                fresh.push(tag, entry);
+            }
+        }
+        // The old buckets were moved out; the arrays hold nothing to drop.
+        *self = fresh;
+    }
+
+    /// Appends an entry whose key is absent (room is checked by the caller).
+    #[inline]
+    fn push(&mut self, tag: u32, entry: (K, V)) {
+        let b = self.ctrl.free_bucket(tag, true);
+        let p = self.order.len();
+        self.buckets[b].write(entry);
+        self.tags[b] = tag;
+        self.pos_of[b] = p as u32;
+        self.ctrl.occupy(b, tag, Ordering::Relaxed);
+        self.order.push(b as u32);
+        self.live += 1;
+        self.tail = p + 1;
+    }
+
+    /// Moves the live entry in bucket `b` out and unlinks it.
+    fn take(&mut self, b: usize) -> (K, V) {
+        let p = self.pos_of[b] as usize;
+        self.ctrl.vacate(b, true, Ordering::Relaxed);
+        self.order[p] = GONE;
+        self.live -= 1;
+        if self.tail == p + 1 {
+            self.tail = p;
+        }
+        // SAFETY: live until the line above; moved out once (now marked free).
+        unsafe { self.buckets[b].assume_init_read() }
+    }
+
+    fn drop_live(mut self) {
+        let live: Vec<usize> = (0..self.order.len()).filter_map(|p| self.at(p)).collect();
+        // SAFETY: each live bucket is moved out once; the arrays are then dropped without
+        // dropping their (`MaybeUninit`) contents.
+        let entries = live
             .into_iter()
-            .zip(slot_of)
-            .filter(|(_, s)| *s != REMOVED)
-            // SAFETY: live entries are initialized; each is moved out once.
-            .map(|(e, _)| unsafe { e.assume_init() });
-        crate::cleanup::drop_all(live);
+            .map(|b| unsafe { self.buckets[b].assume_init_read() });
+        crate::cleanup::drop_all(entries.collect::<Vec<_>>());
+        self.order.clear();
     }
 }
 
@@ -197,56 +245,59 @@ impl<K, V> Read<'_, K, V> {
 
 impl<K, V: Clone> Section<K, V> for Read<'_, K, V> {
     #[inline(always)]
-    fn cursor(&self, hash: u64) -> Cursor {
-        self.table().index.cursor(tag32(hash))
-    }
-
-    #[inline(always)]
-    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<Candidate> {
-        self.table()
-            .index
-            .next(tag32(hash), cursor, Ordering::Relaxed)
-    }
-
-    #[inline(always)]
-    fn key(&self, pos: usize) -> &K {
-        &self.table().entry(pos).0
+    fn find<E>(&self, hash: u64, judge: impl FnMut(&K) -> Result<Verdict, E>) -> Result<Found, E> {
+        self.table().find(hash, judge)
     }
 
     #[inline]
-    fn with_value<R>(&self, pos: usize, f: impl FnOnce(&V) -> R) -> R {
+    fn cursor(&self, hash: u64) -> Cursor {
+        self.table().ctrl.cursor(tag32(hash))
+    }
+
+    #[inline]
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
+        self.table().next(hash, cursor)
+    }
+
+    #[inline(always)]
+    fn key(&self, b: usize) -> &K {
+        &self.table().entry(b).0
+    }
+
+    #[inline]
+    fn with_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R {
         // Never lend the storage to user code re-entrantly (L3). Otherwise user code runs
         // under the lock, registered, so its writes to this dict fail instead of deadlocking.
         if self.reentrant() {
-            let value = self.clone_value(pos);
+            let value = self.clone_value(b);
             f(&value)
         } else {
             let _held = reentry::Holding::new(self.store as *const LockedStore<K, V> as usize);
-            f(&self.table().entry(pos).1)
+            f(&self.table().entry(b).1)
         }
     }
 
     #[inline(always)]
-    fn clone_value(&self, pos: usize) -> V
+    fn clone_value(&self, b: usize) -> V
     where
         V: Clone,
     {
-        self.table().entry(pos).1.clone()
+        self.table().entry(b).1.clone()
     }
 
     #[inline]
-    fn hash(&self, pos: usize) -> u64 {
-        self.table().hash_of(pos)
+    fn hash(&self, b: usize) -> u64 {
+        u64::from(self.table().tags[b])
     }
 
     #[inline]
     fn used(&self) -> usize {
-        self.table().entries.len()
+        self.table().order.len()
     }
 
     #[inline]
-    fn live(&self, pos: usize) -> bool {
-        self.table().is_live(pos)
+    fn at(&self, p: usize) -> Option<usize> {
+        self.table().at(p)
     }
 }
 
@@ -273,25 +324,10 @@ impl<K, V> Write<'_, K, V> {
         unsafe { &mut *self.store.table.get() }
     }
 
-    /// Unlinks the live entry at `pos` and moves it out.
-    fn take(&mut self, pos: usize) -> (K, V) {
-        let t = self.table_mut();
-        let slot = t.slot_of[pos] as usize;
-        let next = (slot + 1) & (t.index.len() - 1);
-        let mark = if t.index.load(next, Ordering::Relaxed) == index::EMPTY {
-            index::EMPTY
-        } else {
-            index::TOMBSTONE
-        };
-        t.index.store(slot, mark, Ordering::Relaxed);
-        t.slot_of[pos] = REMOVED;
-        t.live -= 1;
-        if t.tail == pos + 1 {
-            t.tail = pos;
-        }
-        // SAFETY: live until the line above; moved out once (now marked removed).
-        let entry = unsafe { t.entries[pos].assume_init_read() };
-        let live = t.live;
+    /// Unlinks the live entry in bucket `b` and moves it out.
+    fn take(&mut self, b: usize) -> (K, V) {
+        let entry = self.table_mut().take(b);
+        let live = self.table().live;
         self.store.bump(live, true);
         entry
     }
@@ -299,130 +335,124 @@ impl<K, V> Write<'_, K, V> {
 
 impl<K, V> Section<K, V> for Write<'_, K, V> {
     #[inline(always)]
+    fn find<E>(&self, hash: u64, judge: impl FnMut(&K) -> Result<Verdict, E>) -> Result<Found, E> {
+        self.table().find(hash, judge)
+    }
+
+    #[inline]
     fn cursor(&self, hash: u64) -> Cursor {
-        self.table().index.cursor(tag32(hash))
-    }
-
-    #[inline(always)]
-    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<Candidate> {
-        self.table()
-            .index
-            .next(tag32(hash), cursor, Ordering::Relaxed)
-    }
-
-    #[inline(always)]
-    fn key(&self, pos: usize) -> &K {
-        &self.table().entry(pos).0
+        self.table().ctrl.cursor(tag32(hash))
     }
 
     #[inline]
-    fn with_value<R>(&self, pos: usize, f: impl FnOnce(&V) -> R) -> R {
-        f(&self.table().entry(pos).1)
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
+        self.table().next(hash, cursor)
+    }
+
+    #[inline(always)]
+    fn key(&self, b: usize) -> &K {
+        &self.table().entry(b).0
     }
 
     #[inline]
-    fn clone_value(&self, pos: usize) -> V
+    fn with_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R {
+        f(&self.table().entry(b).1)
+    }
+
+    #[inline]
+    fn clone_value(&self, b: usize) -> V
     where
         V: Clone,
     {
-        self.table().entry(pos).1.clone()
+        self.table().entry(b).1.clone()
     }
 
     #[inline]
-    fn hash(&self, pos: usize) -> u64 {
-        self.table().hash_of(pos)
+    fn hash(&self, b: usize) -> u64 {
+        u64::from(self.table().tags[b])
     }
 
     #[inline]
     fn used(&self) -> usize {
-        self.table().entries.len()
+        self.table().order.len()
     }
 
     #[inline]
-    fn live(&self, pos: usize) -> bool {
-        self.table().is_live(pos)
+    fn at(&self, p: usize) -> Option<usize> {
+        self.table().at(p)
     }
 }
 
 impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
     #[inline]
-    fn value_ref(&self, pos: usize) -> Ref<'_, V> {
-        Ref::shared(&self.table().entry(pos).1)
+    fn value_ref(&self, b: usize) -> Ref<'_, V> {
+        Ref::shared(&self.table().entry(b).1)
     }
 
     fn stamp(&self) -> Stamp {
         let t = self.table();
         Stamp {
             generation: t.generation,
-            used: t.entries.len(),
+            used: t.order.len(),
         }
     }
 
     fn still_valid(&self, stamp: Stamp, hash: u64, found: Option<usize>) -> bool {
-        if self.table().generation != stamp.generation || found.is_some_and(|p| !self.live(p)) {
+        let t = self.table();
+        // Buckets are reused: a found bucket must still be full *and* hold the entry inserted
+        // before the stamp (a reused bucket's entry has a later position, L5).
+        if t.generation != stamp.generation
+            || found.is_some_and(|b| !t.is_full(b) || t.pos_of[b] as usize >= stamp.used)
+        {
             return false;
         }
-        let mut c = self.cursor(hash);
-        while let Some(cand) = self.next(hash, &mut c) {
-            if cand.pos >= stamp.used {
-                return false;
-            }
-        }
-        true
+        let tag = tag32(hash);
+        t.order[stamp.used..]
+            .iter()
+            .all(|&b| b == GONE || t.tags[b as usize] != tag)
     }
 
-    fn insert(&mut self, hash: u64, cursor: Cursor, key: K, value: V) {
+    fn insert(&mut self, hash: u64, key: K, value: V) {
         let tag = tag32(hash);
         let t = self.table_mut();
-        let mut slot = t.index.insert_slot(tag, cursor, Ordering::Relaxed);
-        if t.entries.len() == t.cap() {
-            // Full: compact in place when at least half are holes, else double.
-            let cap = t.cap();
-            t.rebuild(if t.live <= cap / 2 { cap } else { cap * 2 });
-            slot = t
-                .index
-                .insert_slot(tag, t.index.cursor(tag), Ordering::Relaxed);
+        if t.order.len() == t.cap() {
+            // Full: compact (many removed) or grow (see `index::grown`).
+            t.rebuild(index::grown(t.live, t.cap(), 1));
         }
-        let pos = t.entries.len();
-        t.index
-            .store(slot, index::slot_word(tag, pos), Ordering::Relaxed);
-        t.entries.push(MaybeUninit::new((key, value)));
-        t.slot_of.push(slot as u32);
-        t.live += 1;
-        t.tail = pos + 1;
+        t.push(tag, (key, value));
         let live = t.live;
         self.store.bump(live, true);
     }
 
-    fn replace(&mut self, pos: usize, value: V) -> V
+    fn replace(&mut self, b: usize, value: V) -> V
     where
         V: Clone,
     {
-        let old = mem::replace(&mut self.table_mut().entry_mut(pos).1, value);
+        let old = mem::replace(&mut self.table_mut().entry_mut(b).1, value);
         let live = self.table().live;
         self.store.bump(live, false);
         old
     }
 
-    fn remove(&mut self, pos: usize) -> (K, V)
+    fn remove(&mut self, b: usize) -> (K, V)
     where
         K: Clone,
         V: Clone,
     {
-        self.take(pos)
+        self.take(b)
     }
 
-    fn discard(&mut self, pos: usize) {
-        let entry = self.take(pos);
+    fn discard(&mut self, b: usize) {
+        let entry = self.take(b);
         self.grave.push(entry);
     }
 
     fn last(&mut self) -> Option<usize> {
         let t = self.table_mut();
-        while t.tail > 0 && t.slot_of[t.tail - 1] == REMOVED {
+        while t.tail > 0 && t.order[t.tail - 1] == GONE {
             t.tail -= 1;
         }
-        t.tail.checked_sub(1)
+        t.tail.checked_sub(1).map(|p| t.order[p] as usize)
     }
 
     fn clear(&mut self) {
@@ -434,7 +464,7 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
 
     fn reserve(&mut self, additional: usize) {
         let t = self.table_mut();
-        if t.entries.len() + additional > t.cap() {
+        if t.order.len() + additional > t.cap() {
             let need = t.live + additional;
             t.rebuild(need);
         }
@@ -484,7 +514,7 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
     fn capacity(&self) -> usize {
         let r = self.read();
         let t = r.table();
-        t.cap() - t.entries.len() + t.live
+        t.cap() - t.order.len() + t.live
     }
 
     #[inline]
@@ -544,10 +574,10 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
     fn iter(&self) -> std::vec::IntoIter<(K, V)> {
         let r = self.read();
         let t = r.table();
-        let items: Vec<(K, V)> = (0..t.entries.len())
-            .filter(|&p| t.is_live(p))
-            .map(|p| {
-                let (k, v) = t.entry(p);
+        let items: Vec<(K, V)> = (0..t.order.len())
+            .filter_map(|p| t.at(p))
+            .map(|b| {
+                let (k, v) = t.entry(b);
                 (k.clone(), v.clone())
             })
             .collect();
@@ -575,6 +605,7 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
         self.frozen.store(true, Ordering::Release);
     }
 
+    #[inline(always)]
     unsafe fn frozen_find<E>(
         &self,
         hash: u64,
@@ -583,29 +614,31 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
         // SAFETY: frozen (caller): every later write section fails before touching the table,
         // so no `&mut` to it is created again (L2) and a shared borrow lives as long as `&self`.
         let t = unsafe { self.shared() };
-        let tag = tag32(hash);
-        let mut c = t.index.cursor(tag);
-        while let Some(cand) = t.index.next(tag, &mut c, Ordering::Relaxed) {
-            let (k, v) = t.entry(cand.pos);
-            if is_key(k)? {
-                return Ok(Some(v));
-            }
-        }
-        Ok(None)
+        let found = t.find(hash, |k| {
+            Ok(if is_key(k)? {
+                Verdict::Match
+            } else {
+                Verdict::Skip
+            })
+        })?;
+        Ok(match found {
+            Found::At(b) => Some(&t.entry(b).1),
+            Found::Absent | Found::Unsure => None,
+        })
     }
 
     unsafe fn frozen_entry(&self, pos: usize) -> Option<(&K, &V)> {
         // SAFETY: as in `frozen_find`.
         let t = unsafe { self.shared() };
-        t.is_live(pos).then(|| {
-            let (k, v) = t.entry(pos);
+        t.at(pos).map(|b| {
+            let (k, v) = t.entry(b);
             (k, v)
         })
     }
 
     unsafe fn frozen_used(&self) -> usize {
         // SAFETY: as in `frozen_find`.
-        unsafe { self.shared() }.entries.len()
+        unsafe { self.shared() }.order.len()
     }
 }
 

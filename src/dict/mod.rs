@@ -52,7 +52,7 @@ use crate::model::{infallible, DefaultHashBuilder, KeyModel, Plain};
 use crate::reentry::Holding;
 use crate::storage::{Ref, Storable};
 use crate::Error;
-use index::Cursor;
+use index::{Found, Verdict};
 
 /// A concurrent, insertion-ordered dict with Python dict semantics, generic over its store.
 ///
@@ -100,10 +100,21 @@ pub type GilFreeDict<K, V, S = DefaultHashBuilder> = Dict<K, V, S, GilFreeStore<
 /// the API and [`locked`](self::locked) for the protocol.
 pub type LockedDict<K, V, S = DefaultHashBuilder> = Dict<K, V, S, LockedStore<K, V>>;
 
-/// Where a writer's search ended.
-enum Spot {
-    Found(usize),
-    Vacant(Cursor),
+/// A writer's search result: the open write section, and the key's bucket if present.
+type Located<'a, W, E> = Result<(W, Option<usize>), Error<E>>;
+
+/// The fast path's judge: identity or a pure `eq` settle a candidate; script `eq` cannot.
+#[inline(always)]
+fn quick_verdict<K, Q: ?Sized, M: KeyModel<K, Q>>(
+    m: &M,
+    stored: &K,
+    probe: &Q,
+) -> Result<Verdict, Error<M::Error>> {
+    Ok(match quick_compare(m, stored, probe)? {
+        Quick::Equal => Verdict::Match,
+        Quick::NotEqual => Verdict::Skip,
+        Quick::Script => Verdict::Unsure,
+    })
 }
 
 impl<K, V, St: DictStore<K, V>> Dict<K, V, DefaultHashBuilder, St> {
@@ -207,7 +218,7 @@ where
 {
     /// Read lookup (see the module docs): `f` gets the value, borrowed when no script `eq`
     /// ran, else the clone taken when the candidates were compared.
-    #[inline]
+    #[inline(always)]
     fn lookup<Q: ?Sized, M: KeyModel<K, Q>, R>(
         &self,
         m: &M,
@@ -216,64 +227,64 @@ where
     ) -> Result<Option<R>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
         let section = self.store.read();
+        match section.find(hash, |k| quick_verdict(m, k, key))? {
+            Found::At(pos) => return Ok(Some(section.with_value(pos, f))),
+            Found::Absent => return Ok(None),
+            Found::Unsure => {}
+        }
+        // Slow path: clone the candidates, close the section, then run script `eq`.
         let mut cursor = section.cursor(hash);
         let mut script: Vec<(K, V)> = Vec::new();
         let mut settled = None;
-        while let Some(c) = section.next(hash, &mut cursor) {
-            match quick_compare(m, section.key(c.pos), key)? {
+        while let Some(b) = section.next(hash, &mut cursor) {
+            match quick_compare(m, section.key(b), key)? {
                 Quick::Equal => {
-                    settled = Some(c.pos);
+                    settled = Some(section.clone_value(b));
                     break;
                 }
                 Quick::NotEqual => {}
                 Quick::Script => {
-                    script.push((section.key(c.pos).clone(), section.clone_value(c.pos)));
+                    script.push((section.key(b).clone(), section.clone_value(b)));
                 }
             }
         }
-        if script.is_empty() {
-            return Ok(settled.map(|pos| section.with_value(pos, f)));
-        }
-        let fallback = settled.map(|pos| section.clone_value(pos));
         drop(section);
         for (k, v) in &script {
             if m.eq(k, key).map_err(Error::Callback)? {
                 return Ok(Some(f(v)));
             }
         }
-        Ok(fallback.map(|v| f(&v)))
+        Ok(settled.map(|v| f(&v)))
     }
 
     /// Writer search (see the module docs): returns with the write section open, at the key's
-    /// entry or where it would be appended.
+    /// entry or `None` if absent.
     fn locate<Q: ?Sized, M: KeyModel<K, Q>>(
         &self,
         m: &M,
         hash: u64,
         key: &Q,
-    ) -> Result<(St::Write<'_>, Spot), Error<M::Error>> {
+    ) -> Located<'_, St::Write<'_>, M::Error> {
         let mut restarts = 0;
         loop {
             let w = self.store.write()?;
+            match w.find(hash, |k| quick_verdict(m, k, key))? {
+                Found::At(pos) => return Ok((w, Some(pos))),
+                Found::Absent => return Ok((w, None)),
+                Found::Unsure => {}
+            }
             let mut cursor = w.cursor(hash);
             let mut script: Vec<(usize, K)> = Vec::new();
             let mut settled = None;
-            while let Some(c) = w.next(hash, &mut cursor) {
-                match quick_compare(m, w.key(c.pos), key)? {
+            while let Some(b) = w.next(hash, &mut cursor) {
+                match quick_compare(m, w.key(b), key)? {
                     Quick::Equal => {
-                        settled = Some(c.pos);
+                        settled = Some(b);
                         break;
                     }
                     Quick::NotEqual => {}
-                    Quick::Script => script.push((c.pos, w.key(c.pos).clone())),
+                    Quick::Script => script.push((b, w.key(b).clone())),
                 }
-            }
-            if script.is_empty() {
-                let spot = match settled {
-                    Some(pos) => Spot::Found(pos),
-                    None => Spot::Vacant(cursor),
-                };
-                return Ok((w, spot));
             }
             let stamp = w.stamp();
             drop(w);
@@ -288,11 +299,7 @@ where
             drop(script);
             let w = self.store.write()?;
             if w.still_valid(stamp, hash, found) {
-                let spot = match found {
-                    Some(pos) => Spot::Found(pos),
-                    None => Spot::Vacant(w.cursor(hash)),
-                };
-                return Ok((w, spot));
+                return Ok((w, found));
             }
             drop(w);
             restart(&mut restarts)?;
@@ -300,6 +307,7 @@ where
     }
 
     /// Returns a clone of the value for `key` (a refcount increment for handles).
+    #[inline]
     pub fn get_in<Q: ?Sized, M: KeyModel<K, Q>>(
         &self,
         m: &M,
@@ -340,11 +348,11 @@ where
         value: V,
     ) -> Result<Option<V>, Error<M::Error>> {
         let hash = m.hash(&key).map_err(Error::Callback)?;
-        let (mut w, spot) = self.locate(m, hash, &key)?;
-        Ok(match spot {
-            Spot::Found(pos) => Some(w.replace(pos, value)),
-            Spot::Vacant(c) => {
-                w.insert(hash, c, key, value);
+        let (mut w, found) = self.locate(m, hash, &key)?;
+        Ok(match found {
+            Some(pos) => Some(w.replace(pos, value)),
+            None => {
+                w.insert(hash, key, value);
                 None
             }
         })
@@ -360,18 +368,18 @@ where
         f: impl FnOnce(Option<&V>) -> V,
     ) -> Result<Option<V>, Error<M::Error>> {
         let hash = m.hash(&key).map_err(Error::Callback)?;
-        let (mut w, spot) = self.locate(m, hash, &key)?;
+        let (mut w, found) = self.locate(m, hash, &key)?;
         let held = Holding::new(self.store.addr());
-        Ok(match spot {
-            Spot::Found(pos) => {
+        Ok(match found {
+            Some(pos) => {
                 let value = w.with_value(pos, |old| f(Some(old)));
                 drop(held);
                 Some(w.replace(pos, value))
             }
-            Spot::Vacant(c) => {
+            None => {
                 let value = f(None);
                 drop(held);
-                w.insert(hash, c, key, value);
+                w.insert(hash, key, value);
                 None
             }
         })
@@ -393,11 +401,8 @@ where
         key: &Q,
     ) -> Result<Option<(K, V)>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        let (mut w, spot) = self.locate(m, hash, key)?;
-        Ok(match spot {
-            Spot::Found(pos) => Some(w.remove(pos)),
-            Spot::Vacant(_) => None,
-        })
+        let (mut w, found) = self.locate(m, hash, key)?;
+        Ok(found.map(|pos| w.remove(pos)))
     }
 
     /// Python's `setdefault`: the value for `key`, inserting `default` if absent. Calls `hash`
@@ -409,12 +414,12 @@ where
         default: V,
     ) -> Result<V, Error<M::Error>> {
         let hash = m.hash(&key).map_err(Error::Callback)?;
-        let (mut w, spot) = self.locate(m, hash, &key)?;
-        Ok(match spot {
-            Spot::Found(pos) => w.clone_value(pos),
-            Spot::Vacant(c) => {
+        let (mut w, found) = self.locate(m, hash, &key)?;
+        Ok(match found {
+            Some(pos) => w.clone_value(pos),
+            None => {
                 let out = default.clone();
-                w.insert(hash, c, key, default);
+                w.insert(hash, key, default);
                 out
             }
         })
@@ -480,9 +485,11 @@ where
     pub fn retain(&self, mut f: impl FnMut(&K, &V) -> bool) -> Result<(), Error> {
         let mut w = self.store.write()?;
         let _held = Holding::new(self.store.addr());
-        for pos in 0..w.used() {
-            if w.live(pos) && !w.with_value(pos, |v| f(w.key(pos), v)) {
-                w.discard(pos);
+        for p in 0..w.used() {
+            if let Some(b) = w.at(p) {
+                if !w.with_value(b, |v| f(w.key(b), v)) {
+                    w.discard(b);
+                }
             }
         }
         Ok(())
@@ -495,10 +502,8 @@ where
         S: Clone,
     {
         fn fill<K: Clone, V: Clone, W: WriteSection<K, V>>(from: &impl Section<K, V>, to: &mut W) {
-            for pos in (0..from.used()).filter(|&p| from.live(p)) {
-                let hash = from.hash(pos);
-                let cursor = to.cursor(hash);
-                to.insert(hash, cursor, from.key(pos).clone(), from.clone_value(pos));
+            for b in (0..from.used()).filter_map(|p| from.at(p)) {
+                to.insert(from.hash(b), from.key(b).clone(), from.clone_value(b));
             }
         }
         let fresh = Self::with_capacity_and_hasher(self.len(), self.hasher.clone());
@@ -520,8 +525,8 @@ where
     pub fn snapshot(&self) -> Vec<(K, V)> {
         fn collect<K: Clone, V: Clone>(s: &impl Section<K, V>) -> Vec<(K, V)> {
             (0..s.used())
-                .filter(|&p| s.live(p))
-                .map(|p| (s.key(p).clone(), s.clone_value(p)))
+                .filter_map(|p| s.at(p))
+                .map(|b| (s.key(b).clone(), s.clone_value(b)))
                 .collect()
         }
         match self.store.exclusive() {
@@ -779,10 +784,10 @@ impl<'d, K, V: Storable, S> Pinned<'d, K, V, S> {
     ) -> Result<Option<Ref<'_, V>>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
         let mut cursor = self.read.cursor(hash);
-        while let Some(c) = self.read.next(hash, &mut cursor) {
-            let stored = self.read.key(c.pos);
+        while let Some(b) = self.read.next(hash, &mut cursor) {
+            let stored = self.read.key(b);
             if m.identical(stored, key) || m.eq(stored, key).map_err(Error::Callback)? {
-                return Ok(Some(self.read.value(c.pos)));
+                return Ok(Some(self.read.value(b)));
             }
         }
         Ok(None)
@@ -802,8 +807,8 @@ impl<'d, K, V: Storable, S> Pinned<'d, K, V, S> {
         &'s self,
     ) -> impl DoubleEndedIterator<Item = (&'s K, Ref<'s, V>)> + use<'d, 's, K, V, S> {
         (0..self.read.used())
-            .filter(move |&p| self.read.live(p))
-            .map(move |p| (self.read.key(p), self.read.value(p)))
+            .filter_map(move |p| self.read.at(p))
+            .map(move |b| (self.read.key(b), self.read.value(b)))
     }
 }
 
@@ -827,24 +832,28 @@ where
     S: BuildHasher,
     St: DictStore<K, V>,
 {
-    fn find<Q: ?Sized + Hash + Eq>(&self, key: &Q) -> (u64, Result<usize, Cursor>)
+    fn find<Q: ?Sized + Hash + Eq>(&self, key: &Q) -> (u64, Option<usize>)
     where
         K: Borrow<Q>,
     {
         let hash = self.hasher.hash_one(key);
-        let mut cursor = self.section.cursor(hash);
-        while let Some(c) = self.section.next(hash, &mut cursor) {
-            if self.section.key(c.pos).borrow() == key {
-                return (hash, Ok(c.pos));
-            }
+        let found = self.section.find(hash, |k| {
+            Ok::<_, std::convert::Infallible>(if k.borrow() == key {
+                Verdict::Match
+            } else {
+                Verdict::Skip
+            })
+        });
+        match found {
+            Ok(Found::At(pos)) => (hash, Some(pos)),
+            _ => (hash, None),
         }
-        (hash, Err(cursor))
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
         (0..self.section.used())
-            .filter(|&p| self.section.live(p))
+            .filter(|&p| self.section.at(p).is_some())
             .count()
     }
 
@@ -858,7 +867,7 @@ where
     where
         K: Borrow<Q>,
     {
-        self.find(key).1.ok().map(|pos| self.section.value_ref(pos))
+        self.find(key).1.map(|pos| self.section.value_ref(pos))
     }
 
     /// Whether `key` is present.
@@ -866,7 +875,7 @@ where
     where
         K: Borrow<Q>,
     {
-        self.find(key).1.is_ok()
+        self.find(key).1.is_some()
     }
 
     /// Inserts or overwrites; returns the previous value.
@@ -875,9 +884,9 @@ where
         K: Hash + Eq,
     {
         match self.find(&key) {
-            (_, Ok(pos)) => Ok(Some(self.section.replace(pos, value))),
-            (hash, Err(cursor)) => {
-                self.section.insert(hash, cursor, key, value);
+            (_, Some(pos)) => Ok(Some(self.section.replace(pos, value))),
+            (hash, None) => {
+                self.section.insert(hash, key, value);
                 Ok(None)
             }
         }
@@ -888,10 +897,7 @@ where
     where
         K: Borrow<Q>,
     {
-        Ok(match self.find(key).1 {
-            Ok(pos) => Some(self.section.remove(pos).1),
-            Err(_) => None,
-        })
+        Ok(self.find(key).1.map(|pos| self.section.remove(pos).1))
     }
 
     /// Borrowed entries, in order.
@@ -899,8 +905,8 @@ where
         &'s self,
     ) -> impl DoubleEndedIterator<Item = (&'s K, Ref<'s, V>)> + use<'a, 's, K, V, S, St> {
         (0..self.section.used())
-            .filter(|&p| self.section.live(p))
-            .map(|p| (self.section.key(p), self.section.value_ref(p)))
+            .filter_map(|p| self.section.at(p))
+            .map(|b| (self.section.key(b), self.section.value_ref(b)))
     }
 
     /// Calls `f` on every entry, in order.
@@ -931,8 +937,7 @@ impl<K: Clone, V: Clone, S, St: DictStore<K, V>> iter::CheckedSource<K, V> for D
         if pos >= s.used() {
             return Err(());
         }
-        Ok(s.live(pos)
-            .then(|| (s.key(pos).clone(), s.clone_value(pos))))
+        Ok(s.at(pos).map(|b| (s.key(b).clone(), s.clone_value(b))))
     }
 }
 
@@ -951,17 +956,19 @@ where
 
     fn visit_children(&self, f: &mut dyn FnMut(&V) -> bool) {
         let s = self.store.read();
-        for pos in 0..s.used() {
-            if s.live(pos) && !s.with_value(pos, |v| f(v)) {
-                return;
+        for p in 0..s.used() {
+            if let Some(b) = s.at(p) {
+                if !s.with_value(b, |v| f(v)) {
+                    return;
+                }
             }
         }
     }
 
     fn child_step(&self, index: usize) -> Option<crate::freeze::Step> {
         let s = self.store.read();
-        let pos = (0..s.used()).filter(|&p| s.live(p)).nth(index)?;
-        Some(crate::freeze::Step::Key(s.key(pos).repr()))
+        let b = (0..s.used()).filter_map(|p| s.at(p)).nth(index)?;
+        Some(crate::freeze::Step::Key(s.key(b).repr()))
     }
 
     fn version_tag(&self) -> u64 {
@@ -983,10 +990,10 @@ where
         let mut replaced = Vec::new();
         {
             let mut w = self.store.write()?;
-            for pos in 0..w.used() {
-                if w.live(pos) {
-                    if let Some(value) = w.with_value(pos, |v| f(v)) {
-                        replaced.push(w.replace(pos, value));
+            for p in 0..w.used() {
+                if let Some(b) = w.at(p) {
+                    if let Some(value) = w.with_value(b, |v| f(v)) {
+                        replaced.push(w.replace(b, value));
                     }
                 }
             }

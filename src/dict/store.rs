@@ -12,16 +12,16 @@
 //!   compact table.
 //!
 //! A store hands out *sections*: a read section (a pin, or the lock) and a write section (the
-//! lock). Inside one, the core probes candidates (entry positions whose hash tag matches) and
-//! reads or changes entries by position. Positions are append-only within one table
-//! *generation*; a [`Stamp`] taken in one section lets the core check, in a later one, that the
-//! positions it compared are still what they were (the table was not rebuilt, the key it found
-//! was not removed, and no new candidate for its hash was appended).
+//! lock). Inside one, the core probes candidate *buckets* (entries whose hash tag matches) and
+//! reads or changes entries by bucket; ordered walks go through the *order positions* of the
+//! table, append-only within one table *generation*. A [`Stamp`] taken in one section lets the
+//! core check, in a later one, that what it compared still holds (the table was not rebuilt,
+//! the key it found was not removed, and no entry with the same hash tag was inserted).
 //!
 //! The trait is sealed: its methods are this crate's plumbing, hidden from the docs. Use it as
 //! a bound to be generic over the variant (`fn f<St: DictStore<K, V>>(d: &Dict<K, V, S, St>)`).
 
-use crate::dict::index::{Candidate, Cursor};
+use crate::dict::index::{Cursor, Found, Verdict};
 use crate::storage::Ref;
 use crate::Error;
 
@@ -41,70 +41,76 @@ pub struct Stamp {
 #[doc(hidden)]
 /// What both kinds of section offer: probing and reading entries by position.
 pub trait Section<K, V> {
-    /// A probe for `hash` from the start of its chain.
+    /// The fast path of a lookup: probes the chain of `hash`, asking `judge` about each
+    /// candidate's key, until it says `Match` or `Unsure` or the chain ends; `At` names a
+    /// bucket.
+    #[doc(hidden)]
+    fn find<E>(&self, hash: u64, judge: impl FnMut(&K) -> Result<Verdict, E>) -> Result<Found, E>;
+    /// A step-by-step probe for `hash` from the start of its chain (the slow path).
     #[doc(hidden)]
     fn cursor(&self, hash: u64) -> Cursor;
-    /// The next candidate (a live entry whose hash tag matches) on the chain, if any.
+    /// The next bucket on the chain whose entry is live and whose hash tag matches, if any.
     #[doc(hidden)]
-    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<Candidate>;
-    /// The key at a live `pos` (a candidate's, or one `live` reported).
+    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize>;
+    /// The key in live bucket `b`.
     #[doc(hidden)]
-    fn key(&self, pos: usize) -> &K;
-    /// Calls user code `f` with the value at `pos` (a store whose lock this thread holds
+    fn key(&self, b: usize) -> &K;
+    /// Calls user code `f` with the value in bucket `b` (a store whose lock this thread holds
     /// re-entrantly lends a clone, never its storage).
     #[doc(hidden)]
-    fn with_value<R>(&self, pos: usize, f: impl FnOnce(&V) -> R) -> R;
-    /// A clone of the value at `pos`.
+    fn with_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R;
+    /// A clone of the value in bucket `b`.
     #[doc(hidden)]
-    fn clone_value(&self, pos: usize) -> V
+    fn clone_value(&self, b: usize) -> V
     where
         V: Clone;
-    /// A hash with the same tag as the key at live `pos` (for copying an entry into another
-    /// table without hashing its key again). Exact only while no writer runs.
+    /// A hash with the same tag as the key in bucket `b` (for copying an entry into another
+    /// table without hashing its key again).
     #[doc(hidden)]
-    fn hash(&self, pos: usize) -> u64;
-    /// Positions handed out in this table (the bound of an ordered walk).
+    fn hash(&self, b: usize) -> u64;
+    /// Order positions handed out in this table (the bound of an ordered walk).
     #[doc(hidden)]
     fn used(&self) -> usize;
-    /// Whether the entry at `pos < used()` is live.
+    /// The bucket of the entry at order position `p < used()`, if it is live.
     #[doc(hidden)]
-    fn live(&self, pos: usize) -> bool;
+    fn at(&self, p: usize) -> Option<usize>;
 }
 
 #[doc(hidden)]
 /// A writer's section: the dict's lock, held until the section is dropped. Dropping it
 /// releases the lock first, then drops or retires what the section removed.
 pub trait WriteSection<K, V>: Section<K, V> {
-    /// The value at live `pos`, borrowed for as long as the section (no user code can change
-    /// it meanwhile: writes go through `&mut self`).
+    /// The value in live bucket `b`, borrowed for as long as the section (no user code can
+    /// change it meanwhile: writes go through `&mut self`).
     #[doc(hidden)]
-    fn value_ref(&self, pos: usize) -> Ref<'_, V>;
+    fn value_ref(&self, b: usize) -> Ref<'_, V>;
     /// Where the table stands now.
     #[doc(hidden)]
     fn stamp(&self) -> Stamp;
     /// Whether what a probe for `hash` saw under `stamp` still holds: same table, `found` (a
-    /// position) still live, and no candidate for `hash` appended since.
+    /// bucket) still holding the entry that was compared, and no entry with `hash`'s tag
+    /// inserted since.
     #[doc(hidden)]
     fn still_valid(&self, stamp: Stamp, hash: u64, found: Option<usize>) -> bool;
-    /// Appends a new entry; `cursor` is a probe for `hash` that ended without finding the key.
+    /// Appends a new entry for a key known to be absent.
     #[doc(hidden)]
-    fn insert(&mut self, hash: u64, cursor: Cursor, key: K, value: V);
-    /// Replaces the value at live `pos`, keeping the position and the key; returns the old
-    /// value (moved out, or a clone if lock-free readers may still see it).
+    fn insert(&mut self, hash: u64, key: K, value: V);
+    /// Replaces the value in live bucket `b`, keeping the position and the key; returns the
+    /// old value (moved out, or a clone if lock-free readers may still see it).
     #[doc(hidden)]
-    fn replace(&mut self, pos: usize, value: V) -> V
+    fn replace(&mut self, b: usize, value: V) -> V
     where
         V: Clone;
-    /// Removes the live entry at `pos`; returns its key and value (moved out, or clones).
+    /// Removes the live entry in bucket `b`; returns its key and value (moved out, or clones).
     #[doc(hidden)]
-    fn remove(&mut self, pos: usize) -> (K, V)
+    fn remove(&mut self, b: usize) -> (K, V)
     where
         K: Clone,
         V: Clone;
-    /// Removes the live entry at `pos` and drops it once the section ends.
+    /// Removes the live entry in bucket `b` and drops it once the section ends.
     #[doc(hidden)]
-    fn discard(&mut self, pos: usize);
-    /// The last live position (for `popitem`).
+    fn discard(&mut self, b: usize);
+    /// The bucket of the last live entry in order (for `popitem`).
     #[doc(hidden)]
     fn last(&mut self) -> Option<usize>;
     /// Removes every entry (dropped or retired once the section ends).
@@ -201,7 +207,7 @@ pub trait DictStore<K, V>: sealed::Sealed + Sized {
         hash: u64,
         is_key: impl FnMut(&K) -> Result<bool, E>,
     ) -> Result<Option<&V>, E>;
-    /// The entry at `pos` of a frozen store, if live.
+    /// The entry at order position `pos` of a frozen store, if live.
     ///
     /// # Safety
     /// As [`frozen_find`](Self::frozen_find).
