@@ -153,7 +153,7 @@ impl Seq for Pinned {
         self.0.pop().ok()
     }
     fn sum(&self) -> u64 {
-        self.0.pin().iter().sum()
+        self.0.pin().iter().map(|x| *x).sum()
     }
 }
 

@@ -70,12 +70,12 @@ fn total(tree: &Value) -> i64 {
     pinned
         .iter()
         .map(|rec| {
-            let Value::Dict(rec) = rec else { return 0 };
+            let Value::Dict(rec) = &*rec else { return 0 };
             rec.get_with(&key("scores"), |scores| match scores {
                 Value::List(s) => s
                     .pin()
                     .iter()
-                    .map(|v| if let Value::Int(n) = v { *n } else { 0 })
+                    .map(|v| if let Value::Int(n) = *v { n } else { 0 })
                     .sum(),
                 _ => 0,
             })

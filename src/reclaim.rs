@@ -49,11 +49,6 @@ struct Retired {
     drop: unsafe fn(u64),
 }
 
-unsafe fn drop_box<T>(word: u64) {
-    // SAFETY: `word` is the exposed address of a `Box<T>` (see `retire_box`), dropped once.
-    drop(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<T>(word as usize)) });
-}
-
 /// A bag stamped with the epoch it was sealed in.
 struct Sealed {
     epoch: u64,
@@ -390,15 +385,6 @@ pub(crate) unsafe fn retire(word: u64, drop: unsafe fn(u64)) {
         };
         GLOBAL.orphans.lock().push(sealed);
     }
-}
-
-/// [`retire`] for a `Box::into_raw` pointer.
-///
-/// # Safety
-/// As [`retire`]; `ptr` came from `Box::into_raw` and `T` is safe to drop on another thread.
-pub(crate) unsafe fn retire_box<T>(ptr: *mut T) {
-    // SAFETY: forwarded; `drop_box::<T>` rebuilds the box from the exposed address.
-    unsafe { retire(ptr.expose_provenance() as u64, drop_box::<T>) }
 }
 
 /// Called by a writer after it released its container's lock: collects if this thread has

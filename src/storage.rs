@@ -364,6 +364,25 @@ impl<V: PartialEq> PartialEq<V> for Ref<'_, V> {
     }
 }
 
+impl<V: PartialEq> PartialEq for Ref<'_, V> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<V: std::fmt::Display> std::fmt::Display for Ref<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl<V: Clone> Ref<'_, V> {
+    /// A clone of the value (a refcount increment for a handle).
+    pub fn cloned(&self) -> V {
+        (**self).clone()
+    }
+}
+
 /// A value of any type, stored boxed in a GIL-free container: the wrapper for a type from
 /// another crate that does not implement [`Storable`] (Rust's orphan rule keeps you from
 /// implementing it there). Dereferences to `T`.

@@ -43,47 +43,6 @@ impl<T> Mutex<T> {
     }
 }
 
-/// A value written once before it is published to other threads, then only read.
-///
-/// In normal builds this is a transparent wrapper. Under loom every read is checked to
-/// happen-after the write, so a publication with too weak an ordering fails the loom models
-/// (plain memory is invisible to loom otherwise).
-#[cfg(not(gilfree_loom))]
-#[repr(transparent)]
-pub(crate) struct Published<T>(T);
-
-#[cfg(not(gilfree_loom))]
-impl<T> Published<T> {
-    #[inline]
-    pub(crate) fn new(value: T) -> Self {
-        Published(value)
-    }
-
-    #[inline]
-    pub(crate) fn get(&self) -> &T {
-        &self.0
-    }
-}
-
-#[cfg(gilfree_loom)]
-pub(crate) struct Published<T>(loom::cell::UnsafeCell<T>);
-
-#[cfg(gilfree_loom)]
-impl<T> Published<T> {
-    pub(crate) fn new(value: T) -> Self {
-        let cell = loom::cell::UnsafeCell::new(value);
-        // Record the initialisation as a write, so that reads are checked against it.
-        cell.with_mut(|_| ());
-        Published(cell)
-    }
-
-    pub(crate) fn get(&self) -> &T {
-        // SAFETY: written only by `new` (or through `get_mut` with every reader excluded);
-        // loom checks that this read happens-after the write.
-        self.0.with(|p| unsafe { &*p })
-    }
-}
-
 /// A cell written once by a writer before the cell is published to readers, then only read
 /// until its owner takes the value back out or drops it (a dict entry's key).
 ///

@@ -214,19 +214,22 @@ fn iterator_follows_the_current_list() {
 fn gilfree_borrowed_reads() {
     let l: GilFreeList<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
     let pin = l.pin();
-    let b: &String = pin.get(1).unwrap();
+    let b = pin.get(1).unwrap();
     // A writer may remove the item: the borrow stays valid while pinned.
     l.pop_at(1).unwrap();
     l.clear().unwrap();
-    assert_eq!(b, "b");
+    assert_eq!(*b, "b");
     assert_eq!(pin.len(), 0);
-    assert_eq!(pin.get(0), Err(Error::IndexOutOfRange));
+    assert_eq!(pin.get(0).unwrap_err(), Error::IndexOutOfRange);
     drop(pin);
     l.extend(["x".to_string(), "y".to_string()]).unwrap();
     let mut pin = l.pin();
-    assert_eq!(pin.iter().cloned().collect::<Vec<_>>(), vec!["x", "y"]);
+    assert_eq!(
+        pin.iter().map(|r| r.cloned()).collect::<Vec<_>>(),
+        vec!["x", "y"]
+    );
     pin.repin();
-    assert_eq!(pin.get(-1).unwrap(), "y");
+    assert_eq!(*pin.get(-1).unwrap(), "y");
     // get_with may write to the list: it holds no lock.
     let n = l.get_with(0, |s| {
         l.append(s.clone() + "!").unwrap();
@@ -306,7 +309,7 @@ fn gilfree_with_lock() {
             assert_eq!(l.insert(0, 9), Err(Error::Reentrant(Container::List)));
             v.extend([7, 8]).unwrap();
             v.reverse().unwrap();
-            let sum = v.iter().sum::<i32>();
+            let sum = v.iter().map(|x| *x).sum::<i32>();
             v.clear().unwrap();
             v.append(sum).unwrap();
             sum
@@ -352,6 +355,8 @@ fn values_are_dropped_exactly_once() {
     static LIVE: AtomicIsize = AtomicIsize::new(0);
     #[derive(Debug)]
     struct D(Arc<()>);
+    // SAFETY: one `Arc`: a non-null pointer, the count on the heap.
+    unsafe impl gilfree::InlineWord for D {}
     impl Clone for D {
         fn clone(&self) -> D {
             LIVE.fetch_add(1, SeqCst);

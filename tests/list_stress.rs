@@ -82,7 +82,7 @@ impl Drop for Tagged {
 }
 
 trait List<T>: Sequence<T> + Default + Send + Sync + 'static {}
-impl<T: Clone + Send + Sync + 'static> List<T> for GilFreeList<T> {}
+impl<T: gilfree::Storable + Clone + Send + Sync + 'static> List<T> for GilFreeList<T> {}
 impl<T: Clone + Send + Sync + 'static> List<T> for LockedList<T> {}
 
 fn appends_from_many_threads<L: List<u64>>() {
@@ -253,7 +253,7 @@ fn gilfree_readers_during_shifts() {
     readers_during_shifts::<GilFreeList<Tagged>>(|l, rng, issued| {
         // Borrowed reads under one pin; items stay valid even if removed meanwhile.
         let pin = l.pin();
-        let held: Vec<&Tagged> = pin.iter().take(16).collect();
+        let held: Vec<gilfree::Ref<'_, Tagged>> = pin.iter().take(16).collect();
         for _ in 0..8 {
             if let Ok(x) = pin.get(rng.below(40) as isize) {
                 x.check(issued.load(SeqCst));

@@ -139,7 +139,7 @@ fn pinned_iteration_vs_insert_front() {
         };
         {
             let pin = l.pin();
-            let seen: Vec<u64> = pin.iter().copied().collect();
+            let seen: Vec<u64> = pin.iter().map(|r| *r).collect();
             // Each step sees an item that was at that index before or after the shift
             // (possibly one twice), never a torn or foreign one.
             assert!((2..=3).contains(&seen.len()), "{seen:?}");

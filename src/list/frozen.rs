@@ -6,13 +6,15 @@
 //! read-modify-write — and lends `&T` for the list's whole lifetime.
 
 use crate::list::item_index;
-use crate::sync::{AtomicPtr, Ordering, Published};
+use crate::storage::{Storable, Storage};
+use crate::sync::AtomicU64;
 use crate::Error;
 
 /// Where a frozen list's items are.
 enum Source<'l, T> {
-    /// A `GilFreeList`'s slots (`0..len`, each a published, boxed item).
-    Boxed(&'l [AtomicPtr<Published<T>>]),
+    /// A `GilFreeList`'s words (`0..len`, each an item: inline, or a box pointer), and how to
+    /// read one as a `&T`.
+    Words(&'l [AtomicU64], unsafe fn(&AtomicU64) -> &T),
     /// A `LockedList`'s vector.
     Inline(&'l [T]),
 }
@@ -32,6 +34,12 @@ impl<T> Clone for FrozenList<'_, T> {
 
 impl<T> Copy for FrozenList<'_, T> {}
 
+impl<T: std::fmt::Debug> std::fmt::Debug for FrozenList<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 impl<T> Clone for Source<'_, T> {
     fn clone(&self) -> Self {
         *self
@@ -42,11 +50,14 @@ impl<T> Copy for Source<'_, T> {}
 
 impl<'l, T> FrozenList<'l, T> {
     /// # Safety
-    /// The list owning `slots` is frozen (observed with Acquire), `'l` borrows it, and
-    /// `slots` are exactly its live items (all non-null, published).
-    pub(crate) unsafe fn boxed(slots: &'l [AtomicPtr<Published<T>>]) -> Self {
+    /// The list owning `words` is frozen (observed with Acquire), `'l` borrows it, and `words`
+    /// are exactly its items.
+    pub(crate) unsafe fn words(words: &'l [AtomicU64]) -> Self
+    where
+        T: Storable,
+    {
         FrozenList {
-            source: Source::Boxed(slots),
+            source: Source::Words(words, T::Storage::frozen),
         }
     }
 
@@ -62,7 +73,7 @@ impl<'l, T> FrozenList<'l, T> {
     /// Number of items.
     pub fn len(&self) -> usize {
         match self.source {
-            Source::Boxed(s) => s.len(),
+            Source::Words(s, _) => s.len(),
             Source::Inline(s) => s.len(),
         }
     }
@@ -81,10 +92,10 @@ impl<'l, T> FrozenList<'l, T> {
     #[inline]
     fn at(&self, at: usize) -> &'l T {
         match self.source {
-            Source::Boxed(s) => {
-                // SAFETY: a frozen list's slots `0..len` hold published items that are never
-                // replaced or retired while the list lives (`boxed`'s contract).
-                unsafe { (*s[at].load(Ordering::Acquire)).get() }
+            Source::Words(s, read) => {
+                // SAFETY: a frozen list's words `0..len` are items that are never replaced or
+                // retired while the list lives (`words`'s contract).
+                unsafe { read(&s[at]) }
             }
             Source::Inline(s) => &s[at],
         }

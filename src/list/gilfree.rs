@@ -2,42 +2,41 @@
 //!
 //! ## Layout
 //!
-//! The list points (`array: AtomicPtr`) to its current [`Array`]: a capacity-sized boxed
-//! slice of `AtomicPtr<T>` slots plus the array's own `len`. Every item lives in its own box,
-//! written once before it is published and never mutated afterwards (`set` publishes a new
-//! box), so a reader that loads a slot pointer sees a whole, initialised item: there is no
-//! torn item, whatever the size of `T`. The list also mirrors the length in `len` (for a
-//! lock-free `len()` that needs no pin) and counts mutations in `version`.
+//! The list points (`array: AtomicPtr`) to its current [`Array`]: a capacity-sized slice of
+//! atomic *words*, one per item, plus the array's own `len`. A word holds the item itself when
+//! its type is a one-word handle, or a pointer to a box written once before it was published
+//! ([`crate::storage`]): either way a reader loads a whole item with one atomic load, never a
+//! torn one. Append and pop allocate nothing (for inline items) and retire nothing (for items
+//! that own nothing to drop). The list also mirrors the length in `len` (for a lock-free
+//! `len()` that needs no pin) and counts mutations in `version`.
 //!
 //! ## Invariants (lock released)
 //!
 //! - **I1** `array` points to a live array, the *current* one. Only a writer holding `writer`
 //!   replaces it, by a Release store of a fully built array; the replaced array is never
 //!   written again and is retired to the epoch collector right after the critical section.
-//! - **I2** In the current array, `len <= capacity`, slots `0..len` hold distinct pointers to
-//!   live boxed items, slots `len..capacity` are null. Each live item is in exactly one slot.
-//! - **I3** An item pointer is retired only after every slot of the current array that held
-//!   it was overwritten (by another live item or null), and it is never stored again. Old
-//!   arrays may still hold it, but they were retired earlier (I1).
+//! - **I2** In the current array, `len <= capacity`, and the words `0..len` are the items,
+//!   each owned once. Words at `len..` are stale copies the array does not own.
+//! - **I3** A word is retired (if its type owns anything) only once no word `0..len` of the
+//!   current array holds it any more, and it is never stored again. Older arrays and stale
+//!   slots may still hold copies: a reader that loaded one was pinned before the retirement.
 //!
 //! ## Synchronization protocol
 //!
 //! Readers (`get`, `get_with`, `pin`, `iter`, `index`/`count`/`contains`) pin an epoch (a
 //! store to their own thread-local slot: no shared cache line written), load `array`
-//! (Acquire), load that array's `len` (Acquire), check the index against it, load the slot
-//! (Acquire) and, if it is not null, clone or borrow the item. Writers take `writer` and:
+//! (Acquire), load that array's `len` (Acquire), check the index against it, load the word
+//! (Acquire) and clone or borrow the item. Writers take `writer` and:
 //!
-//! - store every slot with Release (readers Acquire), so the item a pointer designates is
-//!   visible with it, even to a reader that loaded an older `len`;
+//! - store every word with Release (readers Acquire), so the item a word designates is visible
+//!   with it, even to a reader that loaded an older `len`;
 //! - when the list grows in place, fill the new slots *before* the Release store of the larger
 //!   `len`, so any index below a `len` a reader loads has been written;
-//! - when it shrinks in place, store the smaller `len` *before* nulling the freed slots, and a
-//!   reader that finds a null slot reports the index as out of range (the list was that short
-//!   at some moment during the read);
-//! - shift items (insert, pop, delete, slice assignment) with **pointer-wise atomic stores**,
+//! - when it shrinks in place, store the smaller `len`; a reader that loaded the larger one may
+//!   still read a removed item (it was at that index during the read, and I3 keeps it alive);
+//! - shift items (insert, pop, delete, slice assignment) with **word-wise atomic stores**,
 //!   never a memmove (CPython gh-129069: memmove let readers see torn pointers). Insertion
 //!   moves the tail up starting from the end, deletion moves it down starting from the gap;
-//!   the removed items' slots are always overwritten;
 //! - when the array is full (growth, doubling) or under a quarter full (shrink, halving), or
 //!   when the whole order changes (`sort`, `clear`), build a new array privately and publish
 //!   it with one Release store: a reader sees the old array or the new one, both complete.
@@ -49,25 +48,19 @@
 //! may return the item that was at `i` or the one at `i - 1`; an iteration racing with
 //! `insert(0)`/`pop(0)` may see an item twice or skip one (as CPython's list iterator does).
 //! It never sees a torn item, a freed item, an item that was never in the list, or an index
-//! past the array: the slot pointer is loaded atomically, items are immutable once published,
-//! indices are checked against the `len` of the same array, and a null slot reads as "out of
-//! range". Operations that must be atomic as a whole (`snapshot`, `copy`, slices,
+//! past the array. Operations that must be atomic as a whole (`snapshot`, `copy`, slices,
 //! comparisons, `sort`'s copy) take the writer lock instead.
 //!
 //! ## Reclamation
 //!
 //! Replaced arrays and removed items are retired (epoch reclamation, see `crate::reclaim`) after
 //! the lock is released, and freed only when every reader pinned before the retirement has
-//! unpinned. A reader loads an item pointer either from the current array, where I3 means the
-//! pointer was not yet retired when the reader pinned (or the reader would see the overwrite),
-//! or from an older array, which it could load only because it pinned before that array was
-//! retired, which precedes the retirement of any item removed later. Memory stays bounded:
-//! arrays grow and shrink geometrically (retired arrays sum to at most twice the live one per
-//! growth cycle), a critical section flushes its garbage to the global queue whenever it
-//! retires an array or a large batch, and readers pin per operation. Scans that call script
-//! `eq` clone the candidate and *unpin* around the call, so a long callback never holds back
-//! reclamation; `ListPin` sessions and `get_with` callbacks do pin for their duration, so keep
-//! them short (or call [`ListPin::repin`]).
+//! unpinned. Memory stays bounded: arrays grow and shrink geometrically, a critical section
+//! flushes its garbage whenever it retires an array or a large batch, and readers pin per
+//! operation. Writers do not pin: under the lock nothing they read can be retired by anyone
+//! else. Scans that call script `eq` clone the candidate and *unpin* around the call, so a long
+//! callback never holds back reclamation; `ListPin` sessions and `get_with` callbacks do pin for
+//! their duration, so keep them short (or call [`ListPin::repin`]).
 //!
 //! Items are never dropped under the lock (a destructor is script code): they are dropped by
 //! the collector, and removing methods return clones.
@@ -87,34 +80,24 @@ use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::EqModel;
 use crate::reclaim::{self, Guard};
 use crate::reentry::{self, Holding};
-use crate::sync::{
-    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Published,
-};
+use crate::storage::{Ref, Storable, Storage};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::{Container, Error};
 
-/// An item in its box: written once, before its pointer is published (under loom, every read
-/// is checked to happen-after that write).
-type Item<T> = Published<T>;
-
-/// Boxes a new item.
-#[inline]
-fn boxed<T>(x: T) -> Box<Item<T>> {
-    Box::new(Published::new(x))
-}
-
 /// One generation of the list's storage; see the module docs.
-struct Array<T> {
+struct Array {
     /// Items in this array; `len <= slots.len()`.
     len: AtomicUsize,
-    slots: Box<[AtomicPtr<Item<T>>]>,
+    slots: Box<[AtomicU64]>,
 }
 
-impl<T> Array<T> {
-    /// An empty array of `cap` null slots.
-    fn boxed(cap: usize) -> Box<Array<T>> {
+impl Array {
+    /// An empty array of `cap` slots.
+    fn boxed(cap: usize) -> Box<Array> {
         Box::new(Array {
             len: AtomicUsize::new(0),
-            slots: (0..cap).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            // SAFETY: zero atomics.
+            slots: unsafe { crate::sync::zeroed_slice(cap) },
         })
     }
 
@@ -123,22 +106,20 @@ impl<T> Array<T> {
         self.slots.len()
     }
 
-    /// The item pointer at `i` if `i` is below this array's length and the slot is not null.
-    #[inline]
-    fn load(&self, i: usize) -> *mut Item<T> {
-        if i < self.len.load(Ordering::Acquire) {
-            self.slots[i].load(Ordering::Acquire)
-        } else {
-            ptr::null_mut()
-        }
+    /// The word at `i` if `i` is below this array's length.
+    #[inline(always)]
+    fn load(&self, i: usize) -> Option<u64> {
+        (i < self.len.load(Ordering::Acquire)).then(|| self.slots[i].load(Ordering::Acquire))
     }
 }
 
 /// A concurrent list with Python semantics whose readers take no lock.
 ///
 /// Index reads, `len`, iteration and `index`/`count`/`contains` take no lock and write no
-/// shared cache line; writers serialize on the list's own lock. See the module docs of
-/// `list::gilfree` (in the source) for the protocol, and the semantics shared with [`LockedList`](crate::LockedList) on [`Sequence`](crate::Sequence).
+/// shared cache line; writers serialize on the list's own lock. Items are stored inline when
+/// their type is a one-word handle ([`Storable`]), boxed otherwise. See the module docs of
+/// `list::gilfree` (in the source) for the protocol, and the semantics shared with
+/// [`LockedList`](crate::LockedList) on [`Sequence`](crate::Sequence).
 ///
 /// ```
 /// use gilfree::{GilFreeList, Slice};
@@ -155,12 +136,14 @@ impl<T> Array<T> {
 /// assert_eq!(l.get(5).unwrap_err().to_string(), "list index out of range");
 /// ```
 pub struct GilFreeList<T> {
-    array: AtomicPtr<Array<T>>,
+    array: AtomicPtr<Array>,
     writer: Mutex<()>,
     len: AtomicUsize,
     version: AtomicU64,
     frozen: AtomicBool,
-    _owns: PhantomData<Box<T>>,
+    /// Drops the items of an array (made where `T: Storable` is known).
+    doom: unsafe fn(u64),
+    _owns: PhantomData<T>,
 }
 
 // SAFETY: the list owns its items: readers on any thread get `&T` (needs Sync), and any
@@ -169,7 +152,65 @@ unsafe impl<T: Send + Sync> Send for GilFreeList<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send + Sync> Sync for GilFreeList<T> {}
 
-impl<T> GilFreeList<T> {
+/// A retired array that owns its items `0..len` (after `clear`, or when the list is dropped).
+struct Doomed<T: Storable>(*mut Array, PhantomData<T>);
+
+impl<T: Storable> Drop for Doomed<T> {
+    fn drop(&mut self) {
+        // SAFETY: a `Doomed` holds an unlinked array whose words `0..len` are owned by no one
+        // else, dropped once after every reader that could see them unpinned (or by the list's
+        // own `Drop`, with no reader left).
+        let array = unsafe { Box::from_raw(self.0) };
+        if T::Storage::OWNS {
+            let len = array.len.load(Ordering::Relaxed);
+            crate::cleanup::drop_all(
+                array.slots[..len]
+                    .iter()
+                    .map(|s| Word::<T>(s.load(Ordering::Relaxed), PhantomData)),
+            );
+        }
+    }
+}
+
+/// A word owned by the code holding it: dropping it drops the item.
+struct Word<T: Storable>(u64, PhantomData<T>);
+
+impl<T: Storable> Drop for Word<T> {
+    fn drop(&mut self) {
+        // SAFETY: a word that left the list (or its doomed array), dropped once.
+        unsafe { T::Storage::drop_word(self.0) };
+    }
+}
+
+unsafe fn drop_doomed<T: Storable>(word: u64) {
+    // SAFETY: `word` is the exposed address of an unlinked array owning its items.
+    drop(Doomed::<T>(
+        ptr::with_exposed_provenance_mut(word as usize),
+        PhantomData,
+    ));
+}
+
+unsafe fn drop_array(word: u64) {
+    // SAFETY: `word` is the exposed address of a replaced array whose items live on in the
+    // newer array (a plain `Array` frees its slots, not the items).
+    drop(unsafe { Box::from_raw(ptr::with_exposed_provenance_mut::<Array>(word as usize)) });
+}
+
+/// Items retired together; dropped together.
+struct Batch<T: Storable>(Vec<u64>, PhantomData<T>);
+
+impl<T: Storable> Drop for Batch<T> {
+    fn drop(&mut self) {
+        crate::cleanup::drop_all(self.0.drain(..).map(|w| Word::<T>(w, PhantomData)));
+    }
+}
+
+unsafe fn drop_batch<T: Storable>(word: u64) {
+    // SAFETY: `word` is the exposed address of a boxed batch of unlinked words (I3).
+    drop(unsafe { Box::from_raw(ptr::with_exposed_provenance_mut::<Batch<T>>(word as usize)) });
+}
+
+impl<T: Storable> GilFreeList<T> {
     /// An empty list.
     pub fn new() -> Self {
         Self::with_capacity(0)
@@ -185,23 +226,26 @@ impl<T> GilFreeList<T> {
         let array = Array::boxed(items.len().max(MIN_CAP));
         let n = items.len();
         for (slot, item) in array.slots.iter().zip(items) {
-            slot.store(Box::into_raw(boxed(item)), Ordering::Relaxed);
+            slot.store(T::Storage::into_word(item), Ordering::Relaxed);
         }
         array.len.store(n, Ordering::Relaxed);
         Self::from_array(array)
     }
 
-    fn from_array(array: Box<Array<T>>) -> Self {
+    fn from_array(array: Box<Array>) -> Self {
         GilFreeList {
             len: AtomicUsize::new(array.len.load(Ordering::Relaxed)),
             array: AtomicPtr::new(Box::into_raw(array)),
             writer: Mutex::new(()),
             version: AtomicU64::new(0),
             frozen: AtomicBool::new(false),
+            doom: drop_doomed::<T>,
             _owns: PhantomData,
         }
     }
+}
 
+impl<T> GilFreeList<T> {
     /// Number of items: one atomic load, no lock, no pin. Exact when no writer is running.
     #[inline]
     pub fn len(&self) -> usize {
@@ -242,55 +286,61 @@ impl<T> GilFreeList<T> {
 
     /// The read-only view of this list if it is frozen: borrowed reads with no lock, no epoch
     /// pin and no refcount traffic, valid for as long as the list.
-    pub fn frozen(&self) -> Option<FrozenList<'_, T>> {
+    pub fn frozen(&self) -> Option<FrozenList<'_, T>>
+    where
+        T: Storable,
+    {
         if !self.frozen.load(Ordering::Acquire) {
             return None;
         }
         // SAFETY: frozen (Acquire pairs with the Release in `freeze`, made under the writer
         // lock after every earlier write): the current array is never replaced again and its
-        // items `0..len` are never overwritten or retired while `&self` lives.
+        // words `0..len` are never overwritten or retired while `&self` lives.
         let array = unsafe { &*self.array.load(Ordering::Acquire) };
         let len = array.len.load(Ordering::Acquire);
-        // SAFETY: as above; slots `0..len` hold published items (I2).
-        Some(unsafe { FrozenList::boxed(&array.slots[..len]) })
+        // SAFETY: as above; words `0..len` are items (I2).
+        Some(unsafe { FrozenList::words(&array.slots[..len]) })
     }
 
     fn addr(&self) -> usize {
         self as *const Self as usize
     }
 
-    /// The current array, valid while `guard` is pinned.
-    #[inline]
-    fn current<'g>(&'g self, _guard: &'g Guard) -> &'g Array<T> {
+    /// The current array, valid while `guard` is pinned (or the writer lock is held).
+    #[inline(always)]
+    fn current<'g>(&'g self, _guard: &'g Guard) -> &'g Array {
         // SAFETY: `array` always points to a live array (I1); a replaced one is retired only
         // after the new one is published, so it outlives every guard pinned before that.
         unsafe { &*self.array.load(Ordering::Acquire) }
     }
+}
 
+impl<T: Storable> GilFreeList<T> {
     /// Lock-free read of the item at Python index `i`, borrowed for the guard's lifetime.
-    #[inline]
-    fn load<'g>(&'g self, guard: &'g Guard, i: isize) -> Option<&'g T> {
+    #[inline(always)]
+    fn load<'g>(&'g self, guard: &'g Guard, i: isize) -> Option<Ref<'g, T>> {
         let array = self.current(guard);
         let idx = item_index(i, array.len.load(Ordering::Acquire))?;
-        let p = array.slots[idx].load(Ordering::Acquire);
-        // SAFETY: a non-null slot pointer loaded while pinned designates a live, immutable
-        // item (I2) that is freed only after `guard` unpins (I3 and the module docs).
-        unsafe { p.as_ref() }.map(Published::get)
+        let word = array.slots[idx].load(Ordering::Acquire);
+        // SAFETY: a word loaded while pinned designates an item that stays alive until
+        // `guard` unpins (I3).
+        Some(unsafe { T::Storage::borrow(word) })
     }
 
     /// Lock-free read of the item at `i`; `None` past the current end.
     #[inline]
-    fn load_at<'g>(&'g self, guard: &'g Guard, i: usize) -> Option<&'g T> {
+    fn load_at<'g>(&'g self, guard: &'g Guard, i: usize) -> Option<Ref<'g, T>> {
+        let word = self.current(guard).load(i)?;
         // SAFETY: as in `load`.
-        unsafe { self.current(guard).load(i).as_ref() }.map(Published::get)
+        Some(unsafe { T::Storage::borrow(word) })
     }
 }
 
-derived_list_api!(GilFreeList, + Send + Sync + 'static);
+derived_list_api!(GilFreeList, + Storable + Send + Sync + 'static);
 
-impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
+impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Takes the writer lock for a mutation: refuses re-entry and frozen targets.
-    fn write<'g, E>(&'g self, guard: &'g Guard) -> Result<Writer<'g, T>, Error<E>> {
+    fn write<E>(&self) -> Result<Writer<'_, T>, Error<E>> {
         if reentry::held_by_me(self.addr()) {
             return Err(Error::Reentrant(Container::List));
         }
@@ -301,8 +351,6 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         Ok(Writer {
             list: self,
             lock: Some(lock),
-            guard,
-            dead_one: ptr::null_mut(),
             dead: Vec::new(),
             old: Vec::new(),
             doomed: Vec::new(),
@@ -311,7 +359,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
 
     /// Runs `f` on the current array with no writer running: under the writer lock, or
     /// directly if this thread's outer frame holds it.
-    fn read_locked<R>(&self, f: impl FnOnce(&Array<T>) -> R) -> R {
+    fn read_locked<R>(&self, f: impl FnOnce(&Array) -> R) -> R {
         let guard = reclaim::pin();
         let lock = (!reentry::held_by_me(self.addr())).then(|| self.writer.lock());
         let out = f(self.current(&guard));
@@ -325,23 +373,25 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     pub fn get(&self, i: isize) -> Result<T, Error> {
         let guard = reclaim::pin();
         match self.load(&guard, i) {
-            Some(item) => Ok(item.clone()),
+            Some(item) => Ok((*item).clone()),
             None => Err(Error::IndexOutOfRange),
         }
     }
 
     /// Calls `f` with a borrowed reference to the item at `i` (no refcount traffic), lock-free.
-    /// `f` runs pinned but holds no lock: it may use the list, including writing to it.
+    /// `f` runs pinned but holds no lock: it may use the list, including writing to it. Keep
+    /// it short: a pin holds back memory reclamation.
     pub fn get_with<R>(&self, i: isize, f: impl FnOnce(&T) -> R) -> Result<R, Error> {
         let guard = reclaim::pin();
         match self.load(&guard, i) {
-            Some(item) => Ok(f(item)),
+            Some(item) => Ok(f(&item)),
             None => Err(Error::IndexOutOfRange),
         }
     }
 
     /// Pins the current thread for a batch of borrowed reads: no pin, no lock and no refcount
-    /// per read. Reclamation waits for the session to end, so keep it short.
+    /// per read. Reclamation waits for the session to end, for every GIL-free container of the
+    /// process, so keep it short; a leaked session (`mem::forget`) stops reclamation for good.
     pub fn pin(&self) -> ListPin<'_, T> {
         ListPin {
             list: self,
@@ -359,9 +409,10 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     pub fn snapshot(&self) -> Vec<T> {
         self.read_locked(|array| {
             let n = array.len.load(Ordering::Acquire);
-            (0..n)
-                // SAFETY: no writer runs (lock held): slots `0..len` hold live items (I2).
-                .map(|i| unsafe { (*array.slots[i].load(Ordering::Acquire)).get().clone() })
+            array.slots[..n]
+                .iter()
+                // SAFETY: no writer runs (lock held): words `0..len` are live items (I2).
+                .map(|s| (*unsafe { T::Storage::borrow(s.load(Ordering::Acquire)) }).clone())
                 .collect()
         })
     }
@@ -377,14 +428,18 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
             let ind = s.indices(array.len.load(Ordering::Acquire))?;
             Ok(ind
                 .iter()
-                // SAFETY: no writer runs; every selected index is below `len` (I2).
-                .map(|i| unsafe { (*array.slots[i].load(Ordering::Acquire)).get().clone() })
+                .map(|i| {
+                    let word = array.slots[i].load(Ordering::Acquire);
+                    // SAFETY: no writer runs; every selected index is below `len` (I2).
+                    (*unsafe { T::Storage::borrow(word) }).clone()
+                })
                 .collect())
         })
     }
 
     /// Index of the first item in `start..stop` equal to `x`, lock-free, scanning like CPython
-    /// (see [`Sequence`](crate::Sequence)); `stop` is checked against the current length at every step.
+    /// (see [`Sequence`](crate::Sequence)); `stop` is checked against the current length at
+    /// every step.
     fn find<M: EqModel<T>>(
         &self,
         m: &M,
@@ -397,12 +452,12 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
             let Some(item) = self.load_at(&guard, i) else {
                 break;
             };
-            match quick_compare(m, item, x)? {
+            match quick_compare(m, &*item, x)? {
                 Quick::Equal => return Ok(Some(i)),
                 Quick::NotEqual => {}
                 Quick::Script => {
                     // Script code: compare a clone with no pin held, then read on.
-                    let item = item.clone();
+                    let item = (*item).clone();
                     drop(guard);
                     let eq = m.eq(&item, x);
                     drop(item);
@@ -418,37 +473,34 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     }
 
     /// Python's `append(x)`.
+    #[inline]
     pub fn append(&self, x: T) -> Result<(), Error> {
-        let item = boxed(x);
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
-        w.push(Box::into_raw(item));
+        let mut w = self.write()?;
+        w.push(T::Storage::into_word(x));
         Ok(())
     }
 
     /// Python's `extend(iterable)`: the items are collected first (the iterator runs with no
     /// lock held, so it may read this list), then appended in one critical section.
     pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
-        let items: Vec<Box<Item<T>>> = items.into_iter().map(boxed).collect();
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
-        let ptrs: Vec<*mut Item<T>> = items.into_iter().map(Box::into_raw).collect();
+        let words = Words::<T>::new(items);
+        let mut w = self.write()?;
         let len = w.len();
-        w.splice(len, 0, &ptrs);
+        w.splice(len, 0, &words.into_inner());
         Ok(())
     }
 
     /// Python's `insert(i, x)`: `i` is clamped into `0..=len` (negative counts from the end).
     pub fn insert(&self, i: isize, x: T) -> Result<(), Error> {
-        let item = boxed(x);
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
+        let words = Words::<T>::new([x]);
+        let mut w = self.write()?;
         let at = insert_index(i, w.len());
-        w.splice(at, 0, &[Box::into_raw(item)]);
+        w.splice(at, 0, &words.into_inner());
         Ok(())
     }
 
     /// Python's `pop()`: removes and returns (a clone of) the last item.
+    #[inline]
     pub fn pop(&self) -> Result<T, Error> {
         self.pop_at(-1)
     }
@@ -456,44 +508,38 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Python's `pop(i)`: removes and returns (a clone of) the item at `i`.
     /// [`Error::Empty`] on an empty list, [`Error::IndexOutOfRange`] for a bad index.
     pub fn pop_at(&self, i: isize) -> Result<T, Error> {
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
-        let p = w.take_at(i)?;
-        drop(w);
-        // SAFETY: `p` was unlinked and retired by `w` while `guard` is pinned: still allocated.
-        Ok(unsafe { (*p).get().clone() })
+        let mut w = self.write()?;
+        let word = w.take_at(i)?;
+        Ok(w.release(word))
     }
 
     /// Python's `list[i] = x`.
     pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
-        let item = boxed(x);
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
+        let words = Words::<T>::new([x]);
+        let mut w = self.write()?;
         let idx = item_index(i, w.len()).ok_or(Error::IndexOutOfRange)?;
-        w.set(idx, Box::into_raw(item));
+        w.set(idx, words.into_inner()[0]);
         Ok(())
     }
 
     /// Python's `list[slice] = items`. A step-1 slice is replaced by any number of items; an
     /// extended slice needs exactly as many items as it selects ([`Error::SliceLength`]).
     pub fn set_slice(&self, s: Slice, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
-        let items: Vec<Box<Item<T>>> = items.into_iter().map(boxed).collect();
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
+        let words = Words::<T>::new(items);
+        let mut w = self.write()?;
         let ind = s.indices(w.len())?;
         if ind.step == 1 {
             let (start, stop) = ind.contiguous();
-            let ptrs: Vec<*mut Item<T>> = items.into_iter().map(Box::into_raw).collect();
-            w.splice(start, stop - start, &ptrs);
+            w.splice(start, stop - start, &words.into_inner());
         } else {
-            if items.len() != ind.len {
+            if words.0.len() != ind.len {
                 return Err(Error::SliceLength {
                     slice: ind.len,
-                    given: items.len(),
+                    given: words.0.len(),
                 });
             }
-            for (idx, item) in ind.iter().zip(items) {
-                w.set(idx, Box::into_raw(item));
+            for (idx, word) in ind.iter().zip(words.into_inner()) {
+                w.set(idx, word);
             }
         }
         Ok(())
@@ -501,8 +547,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
 
     /// Python's `del list[slice]`.
     pub fn del_slice(&self, s: Slice) -> Result<(), Error> {
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
+        let mut w = self.write()?;
         let ind = s.indices(w.len())?;
         if ind.len == 0 {
             return Ok(());
@@ -527,24 +572,23 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         start: usize,
         confirm: Option<(usize, u64, &T)>,
     ) -> Result<Removal<T>, Error<M::Error>> {
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
+        let mut w = self.write()?;
         if let Some((index, version, item)) = confirm {
             // Unchanged version: the same items in the same places. Otherwise the item at
             // `index` must still be the very object compared (we hold a clone: no ABA).
             let same =
-                w.version() == version || (index < w.len() && m.identical(w.elem(index), item));
+                w.version() == version || (index < w.len() && m.identical(&w.elem(index), item));
             if !same {
                 return Ok(Removal::Restart);
             }
-            w.take(index);
+            w.discard(index);
             return Ok(Removal::Done);
         }
         for i in start..w.len() {
             let item = w.elem(i);
-            match quick_compare(m, item, x)? {
+            match quick_compare(m, &*item, x)? {
                 Quick::Equal => {
-                    w.take(i);
+                    w.discard(i);
                     return Ok(Removal::Done);
                 }
                 Quick::NotEqual => {}
@@ -552,7 +596,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
                     return Ok(Removal::Confirm {
                         index: i,
                         version: w.version(),
-                        item: item.clone(),
+                        item: (*item).clone(),
                     })
                 }
             }
@@ -602,22 +646,20 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         &self,
         order: impl FnOnce(&[T]) -> Result<Vec<usize>, E>,
     ) -> Result<(), Error<E>> {
-        let (version, ptrs, items) = {
-            let guard = reclaim::pin();
-            let w = self.write::<E>(&guard)?;
+        let (version, words, items) = {
+            let w = self.write::<E>()?;
             let n = w.len();
-            let ptrs: Vec<*mut Item<T>> = (0..n).map(|i| w.ptr(i)).collect();
-            let items: Vec<T> = (0..n).map(|i| w.elem(i).clone()).collect();
-            (w.version(), ptrs, items)
+            let words: Vec<u64> = (0..n).map(|i| w.word(i)).collect();
+            let items: Vec<T> = (0..n).map(|i| (*w.elem(i)).clone()).collect();
+            (w.version(), words, items)
         };
         let order = order(&items).map_err(Error::Callback)?;
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
+        let mut w = self.write()?;
         if w.version() != version {
             return Err(Error::ModifiedDuringSort);
         }
-        // Unchanged version: the current array holds exactly `ptrs`, in that order.
-        w.install(order.iter().map(|&k| ptrs[k]));
+        // Unchanged version: the current array holds exactly `words`, in that order.
+        w.install(order.iter().map(|&k| words[k]));
         Ok(())
     }
 
@@ -656,38 +698,34 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     where
         T: Ord,
     {
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
+        let mut w = self.write()?;
         let n = w.len();
         if n < 2 {
             return Ok(());
         }
-        let mut ptrs: Vec<*mut Item<T>> = (0..n).map(|i| w.ptr(i)).collect();
-        // SAFETY: live items (I2, lock held), allocated while `guard` is pinned.
-        ptrs.sort_by(|a, b| unsafe { (**a).get().cmp((**b).get()) });
-        w.install(ptrs.into_iter());
+        let mut words: Vec<u64> = (0..n).map(|i| w.word(i)).collect();
+        // SAFETY: live items (I2, lock held) stay alive while the lock is held.
+        words.sort_by(|a, b| unsafe { (*T::Storage::borrow(*a)).cmp(&T::Storage::borrow(*b)) });
+        w.install(words.into_iter());
         Ok(())
     }
 
     /// Python's `reverse()`, in place (a racing reader may see an item at both ends).
     pub fn reverse(&self) -> Result<(), Error> {
-        let guard = reclaim::pin();
-        self.write(&guard)?.reverse();
+        self.write()?.reverse();
         Ok(())
     }
 
     /// Python's `clear()`. The items are dropped by the collector, after the lock is released.
     pub fn clear(&self) -> Result<(), Error> {
-        let guard = reclaim::pin();
-        self.write(&guard)?.clear();
+        self.write()?.clear();
         Ok(())
     }
 
     /// Python's `self *= n`, atomically (the clones are made under the lock);
     /// [`Error::TooLarge`] if the length cannot be addressed (Python's `MemoryError`).
     pub fn repeat_in_place(&self, n: usize) -> Result<(), Error> {
-        let guard = reclaim::pin();
-        let mut w = self.write(&guard)?;
+        let mut w = self.write()?;
         if n == 0 {
             w.clear();
             return Ok(());
@@ -695,10 +733,8 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         let len = w.len();
         repeat_len(len, n)?;
         let extra = len * (n - 1);
-        let ptrs: Vec<*mut Item<T>> = (0..extra)
-            .map(|k| Box::into_raw(boxed(w.elem(k % len).clone())))
-            .collect();
-        w.splice(len, 0, &ptrs);
+        let words = Words::<T>::new((0..extra).map(|k| (*w.elem(k % len)).clone()));
+        w.splice(len, 0, &words.into_inner());
         Ok(())
     }
 
@@ -710,8 +746,7 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
         &self,
         f: impl FnOnce(&mut GilFreeListView<'_, T>) -> R,
     ) -> Result<R, Error> {
-        let guard = reclaim::pin();
-        let w = self.write(&guard)?;
+        let w = self.write()?;
         let mut view = GilFreeListView { w };
         let out = {
             let _held = Holding::new(self.addr());
@@ -722,46 +757,67 @@ impl<T: Clone + Send + Sync + 'static> GilFreeList<T> {
     }
 }
 
-/// A writer inside its critical section. Dropping it releases the lock, then retires what the
-/// section unlinked (never freeing anything under the lock).
-struct Writer<'g, T: Send + Sync + 'static> {
-    list: &'g GilFreeList<T>,
-    lock: Option<MutexGuard<'g, ()>>,
-    guard: &'g Guard,
-    /// Items unlinked by this section.
-    /// The first item unlinked by this section (most sections unlink at most one: no
-    /// allocation for them), or null.
-    dead_one: *mut Item<T>,
-    /// The others, when there are several (then `dead_one` is null).
-    dead: Vec<*mut Item<T>>,
-    /// Arrays replaced by this section (their items live on in the newer array).
-    old: Vec<*mut Array<T>>,
-    /// Arrays unlinked together with their items (`clear`).
-    doomed: Vec<*mut Array<T>>,
-}
+/// Words of fresh items, made before a critical section; dropped (with their items) unless
+/// the section takes them.
+struct Words<T: Storable>(Vec<u64>, PhantomData<T>);
 
-impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
-    #[inline]
-    fn array(&self) -> &'g Array<T> {
-        self.list.current(self.guard)
+impl<T: Storable> Words<T> {
+    fn new(items: impl IntoIterator<Item = T>) -> Self {
+        Words(
+            items.into_iter().map(T::Storage::into_word).collect(),
+            PhantomData,
+        )
     }
 
-    #[inline]
+    /// The words, now owned by the caller (the list).
+    fn into_inner(mut self) -> Vec<u64> {
+        mem::take(&mut self.0)
+    }
+}
+
+impl<T: Storable> Drop for Words<T> {
+    fn drop(&mut self) {
+        crate::cleanup::drop_all(self.0.drain(..).map(|w| Word::<T>(w, PhantomData)));
+    }
+}
+
+/// A writer inside its critical section. Dropping it releases the lock, then retires what the
+/// section unlinked (never freeing anything under the lock).
+struct Writer<'g, T: Storable> {
+    list: &'g GilFreeList<T>,
+    lock: Option<MutexGuard<'g, ()>>,
+    /// Words unlinked by this section (only for items that own something).
+    dead: Vec<u64>,
+    /// Arrays replaced by this section (their items live on in the newer array).
+    old: Vec<*mut Array>,
+    /// Arrays unlinked together with their items (`clear`).
+    doomed: Vec<*mut Array>,
+}
+
+impl<'g, T: Storable> Writer<'g, T> {
+    #[inline(always)]
+    fn array(&self) -> &'g Array {
+        // SAFETY: the writer lock is held: only lock holders replace or retire arrays (I1),
+        // so the current one outlives this section.
+        unsafe { &*self.list.array.load(Ordering::Acquire) }
+    }
+
+    #[inline(always)]
     fn len(&self) -> usize {
         self.array().len.load(Ordering::Relaxed)
     }
 
-    #[inline]
-    fn ptr(&self, i: usize) -> *mut Item<T> {
+    #[inline(always)]
+    fn word(&self, i: usize) -> u64 {
         self.array().slots[i].load(Ordering::Relaxed)
     }
 
-    /// The item at `i < len`, valid while `guard` is pinned (even after this section ends).
+    /// The item at `i < len`, borrowed while the section holds the lock.
     #[inline]
-    fn elem(&self, i: usize) -> &'g T {
-        // SAFETY: lock held and `i < len`: a live item (I2), freed no earlier than an epoch
-        // after its retirement, which `guard` (pinned since before the lock) holds back.
-        unsafe { (*self.ptr(i)).get() }
+    fn elem(&self, i: usize) -> Ref<'_, T> {
+        // SAFETY: lock held and `i < len`: a live item (I2) that only this section could
+        // unlink, which needs `&mut self`.
+        unsafe { T::Storage::borrow(self.word(i)) }
     }
 
     fn version(&self) -> u64 {
@@ -776,20 +832,34 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
         }
     }
 
-    /// Records an unlinked item, to be retired when the section ends.
-    fn bury(&mut self, p: *mut Item<T>) {
-        if self.dead_one.is_null() && self.dead.is_empty() {
-            self.dead_one = p;
+    /// Records an unlinked word, to be retired when the section ends (I3).
+    #[inline]
+    fn bury(&mut self, word: u64) {
+        if T::Storage::OWNS {
+            self.dead.push(word);
+        }
+    }
+
+    /// Gives up a word that left the list: returns the item, keeping the stored word for
+    /// retirement if readers may still be looking at it.
+    #[inline]
+    fn release(&mut self, word: u64) -> T
+    where
+        T: Clone,
+    {
+        if T::Storage::OWNS {
+            // SAFETY: unlinked by this section, not retired before it ends: alive.
+            let item = (*unsafe { T::Storage::borrow(word) }).clone();
+            self.dead.push(word);
+            item
         } else {
-            if !self.dead_one.is_null() {
-                self.dead
-                    .push(mem::replace(&mut self.dead_one, ptr::null_mut()));
-            }
-            self.dead.push(p);
+            // SAFETY: nothing to drop: a bitwise copy is the item.
+            unsafe { T::Storage::from_word(word) }
         }
     }
 
     /// Records a mutation.
+    #[inline]
     fn bump(&self) {
         self.list.len.store(self.len(), Ordering::Release);
         let v = self.list.version.load(Ordering::Relaxed);
@@ -797,7 +867,7 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     }
 
     /// Publishes `fresh` as the current array (Release: readers see it complete).
-    fn publish(&mut self, fresh: Box<Array<T>>) -> *mut Array<T> {
+    fn publish(&mut self, fresh: Box<Array>) -> *mut Array {
         let old = self.list.array.load(Ordering::Relaxed);
         self.list
             .array
@@ -805,13 +875,13 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
         old
     }
 
-    /// Publishes a new array of `cap` slots holding `ptrs`; the old one is retired later.
-    fn rebuild(&mut self, cap: usize, ptrs: impl Iterator<Item = *mut Item<T>>) {
+    /// Publishes a new array of `cap` slots holding `words`; the old one is retired later.
+    fn rebuild(&mut self, cap: usize, words: impl Iterator<Item = u64>) {
         let fresh = Array::boxed(cap);
         let mut n = 0;
-        for p in ptrs {
+        for w in words {
             // Private until published: Relaxed is enough.
-            fresh.slots[n].store(p, Ordering::Relaxed);
+            fresh.slots[n].store(w, Ordering::Relaxed);
             n += 1;
         }
         fresh.len.store(n, Ordering::Relaxed);
@@ -819,32 +889,33 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
         self.old.push(old);
     }
 
-    /// Replaces the whole order with `ptrs`, a permutation of the current items.
-    fn install(&mut self, ptrs: impl ExactSizeIterator<Item = *mut Item<T>>) {
-        let cap = self.array().cap().max(ptrs.len());
-        self.rebuild(cap, ptrs);
+    /// Replaces the whole order with `words`, a permutation of the current items.
+    fn install(&mut self, words: impl ExactSizeIterator<Item = u64>) {
+        let cap = self.array().cap().max(words.len());
+        self.rebuild(cap, words);
         self.bump();
     }
 
-    /// Appends `p` (a fresh box).
-    fn push(&mut self, p: *mut Item<T>) {
+    /// Appends `word` (a fresh item).
+    #[inline]
+    fn push(&mut self, word: u64) {
         let array = self.array();
         let len = array.len.load(Ordering::Relaxed);
         if len < array.cap() {
-            array.slots[len].store(p, Ordering::Release);
+            array.slots[len].store(word, Ordering::Release);
             array.len.store(len + 1, Ordering::Release);
         } else {
             let cap = grown_cap(array.cap(), len + 1);
-            let ptrs = (0..len).map(|i| array.slots[i].load(Ordering::Relaxed));
-            self.rebuild(cap, ptrs.chain(std::iter::once(p)));
+            let words = (0..len).map(|i| array.slots[i].load(Ordering::Relaxed));
+            self.rebuild(cap, words.chain(std::iter::once(word)));
         }
         self.bump();
     }
 
-    /// Replaces the `del` items at `start` with `items` (fresh boxes): the primitive behind
-    /// insert, delete and slice assignment. Shifts in place with pointer-wise atomic stores, or
+    /// Replaces the `del` items at `start` with `items` (fresh words): the primitive behind
+    /// insert, delete and slice assignment. Shifts in place with word-wise atomic stores, or
     /// publishes a new array when the result does not fit (or should shrink).
-    fn splice(&mut self, start: usize, del: usize, items: &[*mut Item<T>]) {
+    fn splice(&mut self, start: usize, del: usize, items: &[u64]) {
         let array = self.array();
         let len = array.len.load(Ordering::Relaxed);
         let cap = array.cap();
@@ -861,11 +932,11 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
             } else {
                 shrunk_cap(new_len)
             };
-            let ptrs = (0..start)
+            let words = (0..start)
                 .map(load)
                 .chain(items.iter().copied())
                 .chain((end..len).map(load));
-            self.rebuild(new_cap, ptrs);
+            self.rebuild(new_cap, words);
         } else if m >= del {
             let d = m - del;
             if d > 0 {
@@ -875,38 +946,52 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
                     array.slots[j + d].store(load(j), Ordering::Release);
                 }
             }
-            for (k, &p) in items.iter().enumerate() {
-                array.slots[start + k].store(p, Ordering::Release);
+            for (k, &w) in items.iter().enumerate() {
+                array.slots[start + k].store(w, Ordering::Release);
             }
             if d > 0 {
                 array.len.store(new_len, Ordering::Release);
             }
         } else {
             let d = del - m;
-            for (k, &p) in items.iter().enumerate() {
-                array.slots[start + k].store(p, Ordering::Release);
+            for (k, &w) in items.iter().enumerate() {
+                array.slots[start + k].store(w, Ordering::Release);
             }
-            // Move the tail down, from the gap; every removed slot is overwritten or nulled.
+            // Move the tail down, from the gap.
             for j in end..len {
                 array.slots[j - d].store(load(j), Ordering::Release);
             }
             array.len.store(new_len, Ordering::Release);
-            for j in new_len..len {
-                array.slots[j].store(ptr::null_mut(), Ordering::Release);
-            }
         }
         self.bump();
     }
 
-    /// Unlinks the item at `i < len` and returns it (retired when the section ends).
-    fn take(&mut self, i: usize) -> *mut Item<T> {
-        let p = self.ptr(i);
-        self.splice(i, 1, &[]);
-        p
+    /// Unlinks the item at `i < len` and returns its word (the caller releases or buries it).
+    fn take(&mut self, i: usize) -> u64 {
+        let word = self.word(i);
+        let array = self.array();
+        let len = array.len.load(Ordering::Relaxed);
+        if i + 1 == len && !should_shrink(len - 1, array.cap()) {
+            // Pop at the end: one store, nothing shifted.
+            array.len.store(len - 1, Ordering::Release);
+            self.bump();
+        } else {
+            // `splice` buries what it removes; this word goes back to the caller instead.
+            let dead = self.dead.len();
+            self.splice(i, 1, &[]);
+            self.dead.truncate(dead);
+        }
+        word
+    }
+
+    /// Unlinks and buries the item at `i < len`.
+    fn discard(&mut self, i: usize) {
+        let word = self.take(i);
+        self.bury(word);
     }
 
     /// Python's `pop(i)` checks, then [`take`](Self::take).
-    fn take_at(&mut self, i: isize) -> Result<*mut Item<T>, Error> {
+    fn take_at(&mut self, i: isize) -> Result<u64, Error> {
         let len = self.len();
         if len == 0 {
             return Err(Error::Empty(Container::List));
@@ -915,9 +1000,9 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
         Ok(self.take(idx))
     }
 
-    /// Stores `p` (a fresh box) at `i < len`; the old item is retired later.
-    fn set(&mut self, i: usize, p: *mut Item<T>) {
-        let old = self.array().slots[i].swap(p, Ordering::AcqRel);
+    /// Stores `word` (a fresh item) at `i < len`; the old item is retired later.
+    fn set(&mut self, i: usize, word: u64) {
+        let old = self.array().slots[i].swap(word, Ordering::AcqRel);
         self.bury(old);
         self.bump();
     }
@@ -927,9 +1012,9 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
         let len = array.len.load(Ordering::Relaxed);
         for k in 0..len / 2 {
             let (a, b) = (&array.slots[k], &array.slots[len - 1 - k]);
-            let (pa, pb) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
-            a.store(pb, Ordering::Release);
-            b.store(pa, Ordering::Release);
+            let (wa, wb) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+            a.store(wb, Ordering::Release);
+            b.store(wa, Ordering::Release);
         }
         self.bump();
     }
@@ -938,25 +1023,22 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     fn compact(&mut self, mut keep: impl FnMut(usize) -> bool) {
         let array = self.array();
         let len = array.len.load(Ordering::Relaxed);
-        let mut w = 0;
+        let mut kept = 0;
         for j in 0..len {
-            let p = array.slots[j].load(Ordering::Relaxed);
+            let w = array.slots[j].load(Ordering::Relaxed);
             if keep(j) {
-                if w != j {
-                    array.slots[w].store(p, Ordering::Release);
+                if kept != j {
+                    array.slots[kept].store(w, Ordering::Release);
                 }
-                w += 1;
+                kept += 1;
             } else {
-                self.bury(p);
+                self.bury(w);
             }
         }
-        array.len.store(w, Ordering::Release);
-        for j in w..len {
-            array.slots[j].store(ptr::null_mut(), Ordering::Release);
-        }
-        if should_shrink(w, array.cap()) {
-            let ptrs = (0..w).map(|i| array.slots[i].load(Ordering::Relaxed));
-            self.rebuild(shrunk_cap(w), ptrs);
+        array.len.store(kept, Ordering::Release);
+        if should_shrink(kept, array.cap()) {
+            let words = (0..kept).map(|i| array.slots[i].load(Ordering::Relaxed));
+            self.rebuild(shrunk_cap(kept), words);
         }
         self.bump();
     }
@@ -968,66 +1050,40 @@ impl<'g, T: Send + Sync + 'static> Writer<'g, T> {
     }
 }
 
-impl<T: Send + Sync + 'static> Drop for Writer<'_, T> {
+impl<T: Storable> Drop for Writer<'_, T> {
     fn drop(&mut self) {
         drop(self.lock.take());
         let mut flush = !self.old.is_empty() || !self.doomed.is_empty();
         for a in self.old.drain(..) {
-            // SAFETY: replaced by a newer published array (I1) and retired once, here. Dropping
-            // an `Array` frees its slots, not the items, which live on in the newer array.
-            unsafe { reclaim::retire_box(a) };
+            // SAFETY: replaced by a newer published array (I1) and retired once, here.
+            // Dropping an `Array` frees its slots, not the items, which live on in the newer
+            // array.
+            unsafe { reclaim::retire(a.expose_provenance() as u64, drop_array) };
         }
         for a in self.doomed.drain(..) {
             // SAFETY: unlinked by `clear` (an empty array is current) and retired once; its
             // items `0..len` are in no other live array and retired by no one else.
-            unsafe { reclaim::retire_box(Box::into_raw(Box::new(Doomed(a)))) };
-        }
-        if !self.dead_one.is_null() {
-            // SAFETY: unlinked from the current array (I3) and retired once, here.
-            unsafe { reclaim::retire_box(self.dead_one) };
+            unsafe { reclaim::retire(a.expose_provenance() as u64, drop_doomed::<T>) };
         }
         match self.dead.len() {
             0 => {}
+            1 => {
+                // SAFETY: unlinked from the current array (I3) and retired once, here.
+                unsafe { reclaim::retire(self.dead[0], T::Storage::drop_word) };
+                self.dead.clear();
+            }
             n => {
                 flush |= n > 64;
-                let batch = Box::into_raw(Box::new(Batch(mem::take(&mut self.dead))));
-                // SAFETY: each pointer was unlinked (I3) and is in this batch only.
-                unsafe { reclaim::retire_box(batch) };
+                let batch = Box::new(Batch::<T>(mem::take(&mut self.dead), PhantomData));
+                let word = Box::into_raw(batch).expose_provenance() as u64;
+                // SAFETY: each word was unlinked (I3) and is in this batch only.
+                unsafe { reclaim::retire(word, drop_batch::<T>) };
             }
         }
         if flush {
             reclaim::flush();
-        }
-    }
-}
-
-/// Items retired together; freed together.
-struct Batch<T>(Vec<*mut Item<T>>);
-
-impl<T> Drop for Batch<T> {
-    fn drop(&mut self) {
-        for &p in &self.0 {
-            // SAFETY: a batch is made of unlinked items and dropped once, after every reader
-            // that could see them unpinned.
-            drop(unsafe { Box::from_raw(p) });
-        }
-    }
-}
-
-/// A retired array that owns its items `0..len`.
-struct Doomed<T>(*mut Array<T>);
-
-impl<T> Drop for Doomed<T> {
-    fn drop(&mut self) {
-        // SAFETY: a `Doomed` holds an unlinked array whose items are in no other live array,
-        // dropped once after every reader that could see them unpinned (or by the list's own
-        // `Drop`, with no reader left).
-        unsafe {
-            let array = Box::from_raw(self.0);
-            let len = array.len.load(Ordering::Relaxed);
-            for slot in &array.slots[..len] {
-                drop(Box::from_raw(slot.load(Ordering::Relaxed)));
-            }
+        } else {
+            reclaim::after_write();
         }
     }
 }
@@ -1036,19 +1092,21 @@ impl<T> Drop for GilFreeList<T> {
     fn drop(&mut self) {
         // `&mut self`: no reader or writer is left. Arrays and items retired earlier belong to
         // the collector; the current array and its items are ours.
-        drop(Doomed(self.array.load(Ordering::Relaxed)));
+        let word = self.array.load(Ordering::Relaxed).expose_provenance() as u64;
+        // SAFETY: the current array, owned, dropped once, by the destructor made for `T`.
+        unsafe { (self.doom)(word) };
     }
 }
 
-/// A pinned read session on a [`GilFreeList`]: borrowed reads (`&T`, no refcount traffic) with
-/// no per-read pin, lock or shared write. Items read stay valid while the session lives,
-/// even if a writer removes them meanwhile.
+/// A pinned read session on a [`GilFreeList`]: borrowed reads (no refcount traffic) with no
+/// per-read pin, lock or shared write. Items read stay valid while the session lives, even if
+/// a writer removes them meanwhile.
 pub struct ListPin<'l, T> {
     list: &'l GilFreeList<T>,
     guard: Guard,
 }
 
-impl<T> ListPin<'_, T> {
+impl<T: Storable> ListPin<'_, T> {
     /// Number of items in the current array.
     #[inline]
     pub fn len(&self) -> usize {
@@ -1063,12 +1121,12 @@ impl<T> ListPin<'_, T> {
 
     /// A borrowed reference to the item at `i` (negative counts from the end).
     #[inline]
-    pub fn get(&self, i: isize) -> Result<&T, Error> {
+    pub fn get(&self, i: isize) -> Result<Ref<'_, T>, Error> {
         self.list.load(&self.guard, i).ok_or(Error::IndexOutOfRange)
     }
 
     /// Borrowed items, index by index over the current list (the [`ListIter`] semantics).
-    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Ref<'_, T>> + '_ {
         let mut i = 0;
         std::iter::from_fn(move || {
             let item = self.list.load_at(&self.guard, i)?;
@@ -1084,13 +1142,19 @@ impl<T> ListPin<'_, T> {
     }
 }
 
+impl<T> std::fmt::Debug for ListPin<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListPin").finish_non_exhaustive()
+    }
+}
+
 /// Write access to a [`GilFreeList`] inside [`GilFreeList::with_lock`]. Each step is visible
 /// to lock-free readers as it happens; removed items are retired when the section ends.
-pub struct GilFreeListView<'g, T: Send + Sync + 'static> {
+pub struct GilFreeListView<'g, T: Storable> {
     w: Writer<'g, T>,
 }
 
-impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
+impl<T: Storable + Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
     /// Number of items.
     pub fn len(&self) -> usize {
         self.w.len()
@@ -1102,38 +1166,38 @@ impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
     }
 
     /// A borrowed reference to the item at `i` (negative counts from the end).
-    pub fn get(&self, i: isize) -> Result<&T, Error> {
+    pub fn get(&self, i: isize) -> Result<Ref<'_, T>, Error> {
         let idx = item_index(i, self.w.len()).ok_or(Error::IndexOutOfRange)?;
         Ok(self.w.elem(idx))
     }
 
     /// Borrowed items, in order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Ref<'_, T>> + '_ {
         (0..self.w.len()).map(|i| self.w.elem(i))
     }
 
     /// Python's `append(x)`.
     pub fn append(&mut self, x: T) -> Result<(), Error> {
         self.w.check_frozen()?;
-        self.w.push(Box::into_raw(boxed(x)));
+        self.w.push(T::Storage::into_word(x));
         Ok(())
     }
 
     /// Python's `extend(iterable)` (the iterator runs before anything changes).
     pub fn extend(&mut self, items: impl IntoIterator<Item = T>) -> Result<(), Error> {
-        let items: Vec<Box<Item<T>>> = items.into_iter().map(boxed).collect();
+        let words = Words::<T>::new(items);
         self.w.check_frozen()?;
-        let ptrs: Vec<*mut Item<T>> = items.into_iter().map(Box::into_raw).collect();
         let len = self.w.len();
-        self.w.splice(len, 0, &ptrs);
+        self.w.splice(len, 0, &words.into_inner());
         Ok(())
     }
 
     /// Python's `insert(i, x)`.
     pub fn insert(&mut self, i: isize, x: T) -> Result<(), Error> {
+        let words = Words::<T>::new([x]);
         self.w.check_frozen()?;
         let at = insert_index(i, self.w.len());
-        self.w.splice(at, 0, &[Box::into_raw(boxed(x))]);
+        self.w.splice(at, 0, &words.into_inner());
         Ok(())
     }
 
@@ -1145,16 +1209,16 @@ impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
     /// Python's `pop(i)`: a clone of the removed item.
     pub fn pop_at(&mut self, i: isize) -> Result<T, Error> {
         self.w.check_frozen()?;
-        let p = self.w.take_at(i)?;
-        // SAFETY: unlinked but not yet retired (the section is still running).
-        Ok(unsafe { (*p).get().clone() })
+        let word = self.w.take_at(i)?;
+        Ok(self.w.release(word))
     }
 
     /// Python's `list[i] = x`.
     pub fn set(&mut self, i: isize, x: T) -> Result<(), Error> {
+        let words = Words::<T>::new([x]);
         self.w.check_frozen()?;
         let idx = item_index(i, self.w.len()).ok_or(Error::IndexOutOfRange)?;
-        self.w.set(idx, Box::into_raw(boxed(x)));
+        self.w.set(idx, words.into_inner()[0]);
         Ok(())
     }
 
@@ -1173,11 +1237,17 @@ impl<T: Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
     }
 }
 
+impl<T: Storable> std::fmt::Debug for GilFreeListView<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GilFreeListView").finish_non_exhaustive()
+    }
+}
+
 impl<T> crate::freeze::Sealed for GilFreeList<T> {}
 
 impl<T> crate::freeze::Freezable<T> for GilFreeList<T>
 where
-    T: crate::Freeze + Send + Sync + 'static,
+    T: crate::Freeze + Storable + Send + Sync + 'static,
 {
     fn is_frozen(&self) -> bool {
         GilFreeList::is_frozen(self)
@@ -1186,7 +1256,7 @@ where
     fn visit_children(&self, f: &mut dyn FnMut(&T) -> bool) {
         let pinned = self.pin();
         for item in pinned.iter() {
-            if !f(item) {
+            if !f(&item) {
                 return;
             }
         }
@@ -1214,7 +1284,8 @@ where
     fn map_children(&self, f: &mut dyn FnMut(&T) -> Option<T>) -> Result<(), Error> {
         self.with_lock(|view| {
             for i in 0..view.len() as isize {
-                if let Some(new) = f(view.get(i)?) {
+                let new = f(&*view.get(i)?);
+                if let Some(new) = new {
                     view.set(i, new)?;
                 }
             }

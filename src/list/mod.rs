@@ -341,7 +341,10 @@ macro_rules! plain_list_api {
             }
         }
 
-        impl<T> Default for $List<T> {
+        impl<T> Default for $List<T>
+        where
+            T: Clone $($bound)*,
+        {
             fn default() -> Self {
                 Self::new()
             }
@@ -398,7 +401,7 @@ macro_rules! plain_list_api {
     };
 }
 
-plain_list_api!(GilFreeList, + Send + Sync + 'static);
+plain_list_api!(GilFreeList, + crate::Storable + Send + Sync + 'static);
 plain_list_api!(LockedList,);
 
 #[cfg(test)]

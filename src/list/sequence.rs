@@ -324,5 +324,5 @@ macro_rules! forward_sequence {
     };
 }
 
-forward_sequence!(GilFreeList, + Send + Sync + 'static);
+forward_sequence!(GilFreeList, + crate::Storable + Send + Sync + 'static);
 forward_sequence!(LockedList,);
