@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Suites (see BENCHMARKS.md for the reading of the results):
-//! - `dict`: read-only (100% get), read-heavy (98% get, 1% insert, 1% remove), exchange
-//!   (10/40/40/10 get/insert/remove/update), rapid-grow from empty (5/80/5/10), with
+//! - `dict`: read-only (100% get), read-heavy (98% get, 1% insert, 1% remove), write-heavy
+//!   (50% get, 25% insert, 25% remove), exchange (10/40/40/10 get/insert/remove/update),
+//!   rapid-grow from empty (5/80/5/10), grow (100% insert from empty), with
 //!   conc-map-bench's (bustle's) key schedule, over `GilFreeDict`, `LockedDict` (and their
 //!   frozen views on read-only), std `HashMap` unsynchronized (the single-thread limit) and
 //!   frozen (the read limit), parking_lot `RwLock<HashMap>`, `RwLock<IndexMap>`,
@@ -22,6 +23,8 @@
 //!   and dict reads that clone a handle vs borrow it vs read a frozen dict.
 //! - `gil`: one interpreter-like script (global reads, list appends) under a GIL taken per
 //!   operation or per 100 operations, per-container locks, GIL-free containers, frozen globals.
+//! - `memory`: bytes per entry (10^6 `u64 -> u64`) and per item (10^6 `u64`), counted by the
+//!   global allocator, for the dicts and lists and their peers.
 //!
 //! Each cell runs for a fixed wall time (`--duration-ms`, default 250) on a fresh container
 //! (read-only: one container shared by the thread counts); throughput is all threads'
@@ -35,6 +38,8 @@ mod gil;
 mod harness;
 #[path = "compare/lists.rs"]
 mod lists;
+#[path = "compare/memory.rs"]
+mod memory;
 #[path = "compare/plot.rs"]
 mod plot;
 #[path = "compare/refcount.rs"]
@@ -51,15 +56,20 @@ use std::time::{Duration, Instant};
 use report::Group;
 use workload::Settings;
 
-const SUITES: [&str; 4] = ["dict", "list", "refcount", "gil"];
+const SUITES: [&str; 5] = ["dict", "list", "refcount", "gil", "memory"];
+
+/// Counts live bytes for the memory suite (and only forwards to the system allocator otherwise).
+#[global_allocator]
+static ALLOC: memory::Counting = memory::Counting;
 
 const HELP: &str = "\
 compare: throughput of gilfree's dicts and lists against their peers, at 1..N threads
 
 USAGE: cargo run --release --example compare -- [FLAGS]
 
-  --suite LIST        suites to run, comma-separated: dict,list,refcount,gil (default: all)
-  --workload LIST     dict/list workloads: read-only,read-heavy,exchange,rapid-grow (default: all)
+  --suite LIST        suites to run, comma-separated: dict,list,refcount,gil,memory (default: all)
+  --workload LIST     dict/list workloads: read-only,read-heavy,write-heavy,exchange,rapid-grow,
+                      grow (default: all)
   --threads LIST      thread counts, e.g. 1,2,4,8,16 (default: 1, 2, 4, ... up to the cores, and
                       the number of cores)
   --max-threads N     the default list, up to N instead of the number of cores
@@ -247,6 +257,10 @@ fn main() -> ExitCode {
             "dict" => dicts::run(s, &workloads),
             "list" => lists::run(s, &workloads),
             "refcount" => refcount::run(s),
+            "memory" => {
+                print!("{}", memory::run());
+                Vec::new()
+            }
             _ => gil::run(s),
         };
         for g in &done {

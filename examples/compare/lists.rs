@@ -6,7 +6,7 @@ use std::cell::UnsafeCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use gilfree::{GilFreeList, LockedList};
+use gilfree::{FrozenList, GilFreeList, LockedList};
 use parking_lot::{Mutex, RwLock};
 
 use crate::harness::{self, Rng, BATCH};
@@ -74,6 +74,18 @@ impl List for LockedList<u64> {
     #[inline]
     fn set(&self, i: usize, v: u64) {
         let _ = LockedList::set(self, i as isize, v);
+    }
+}
+
+/// The read-only view of a frozen list: borrowed reads, no pin, no lock.
+impl ListReader for FrozenList<'_, u64> {
+    #[inline]
+    fn get(&self, i: usize) -> Option<u64> {
+        FrozenList::get(self, i as isize).ok().copied()
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        FrozenList::len(self)
     }
 }
 
@@ -271,13 +283,13 @@ pub fn run(s: &Settings, workloads: &[Workload]) -> Vec<Group> {
                 let l = GilFreeList::from_vec((0..n).collect());
                 read_only(s, &mut g, "GilFreeList", true, &l);
                 l.freeze().unwrap();
-                read_only(s, &mut g, "GilFreeList frozen", true, &l);
+                read_only(s, &mut g, "GilFreeList frozen", true, &l.frozen().unwrap());
             }
             if s.wants("LockedList") {
                 let l = LockedList::from_vec((0..n).collect());
                 read_only(s, &mut g, "LockedList", true, &l);
                 l.freeze().unwrap();
-                read_only(s, &mut g, "LockedList frozen", true, &l);
+                read_only(s, &mut g, "LockedList frozen", true, &l.frozen().unwrap());
             }
             if s.wants("RwLock<Vec>") {
                 read_only(

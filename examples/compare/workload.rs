@@ -43,6 +43,14 @@ pub const READ_HEAVY: Workload = Workload {
     update: 0,
     prefill: 0.75,
 };
+pub const WRITE_HEAVY: Workload = Workload {
+    name: "write-heavy",
+    read: 50,
+    insert: 25,
+    remove: 25,
+    update: 0,
+    prefill: 0.75,
+};
 pub const EXCHANGE: Workload = Workload {
     name: "exchange",
     read: 10,
@@ -60,7 +68,23 @@ pub const RAPID_GROW: Workload = Workload {
     prefill: 0.0,
 };
 
-pub const ALL: [Workload; 4] = [READ_ONLY, READ_HEAVY, EXCHANGE, RAPID_GROW];
+pub const GROW: Workload = Workload {
+    name: "grow",
+    read: 0,
+    insert: 100,
+    remove: 0,
+    update: 0,
+    prefill: 0.0,
+};
+
+pub const ALL: [Workload; 6] = [
+    READ_ONLY,
+    READ_HEAVY,
+    WRITE_HEAVY,
+    EXCHANGE,
+    RAPID_GROW,
+    GROW,
+];
 
 impl Workload {
     /// The 100 operations of one pass, shuffled with a fixed seed (as bustle does).
