@@ -82,41 +82,23 @@ pub struct FreezeLock<'a>(#[allow(dead_code)] pub(crate) Held<'a>);
 #[allow(dead_code)]
 pub(crate) enum Held<'a> {
     Mutex(crate::sync::MutexGuard<'a, ()>),
-    RwLock(parking_lot::RwLockWriteGuard<'a, ()>),
 }
 
 impl<'a> FreezeLock<'a> {
-    /// Takes a container's writer mutex for the commit phase (one attempt, then a timed one);
+    /// Takes a container's lock for the commit phase (one attempt, then a timed one);
     /// refuses a container whose lock this thread already holds.
     pub(crate) fn mutex(
         addr: usize,
         what: crate::Container,
-        lock: &'a crate::sync::Mutex<()>,
+        lock: &'a crate::bias::BiasedMutex,
         timeout: Duration,
     ) -> Result<Option<FreezeLock<'a>>, Error> {
         if crate::reentry::held_by_me(addr) {
             return Err(Error::Reentrant(what));
         }
         Ok(lock
-            .try_lock()
-            .or_else(|| lock.try_lock_for(timeout))
+            .try_lock_for(timeout)
             .map(|g| FreezeLock(Held::Mutex(g))))
-    }
-
-    /// Takes a container's reader-writer lock exclusively for the commit phase (as `mutex`).
-    pub(crate) fn rwlock(
-        addr: usize,
-        what: crate::Container,
-        lock: &'a parking_lot::RwLock<()>,
-        timeout: Duration,
-    ) -> Result<Option<FreezeLock<'a>>, Error> {
-        if crate::reentry::held_by_me(addr) {
-            return Err(Error::Reentrant(what));
-        }
-        Ok(lock
-            .try_write()
-            .or_else(|| lock.try_write_for(timeout))
-            .map(|g| FreezeLock(Held::RwLock(g))))
     }
 }
 

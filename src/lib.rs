@@ -73,6 +73,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod bias;
 mod cleanup;
 pub mod dict;
 mod error;

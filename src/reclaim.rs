@@ -499,8 +499,8 @@ fn try_advance() {
         .compare_exchange(epoch, epoch + 1, Ordering::SeqCst, Ordering::Relaxed);
 }
 
-/// The two sides of the asymmetric fence.
-mod barrier {
+/// The two sides of the asymmetric fence (also used by the biased locks, `crate::bias`).
+pub(crate) mod barrier {
     #[cfg(all(target_os = "linux", not(gilfree_loom)))]
     mod imp {
         use std::sync::atomic::{compiler_fence, fence, AtomicU8, Ordering};

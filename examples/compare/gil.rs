@@ -325,8 +325,11 @@ fn variant(s: &Settings, lists: Lists) -> Group {
         frozen_globals.insert(k, v).unwrap();
     }
     frozen_globals.freeze().unwrap();
-    let locked_lists: Vec<LockedList<u64>> = (0..max).map(|_| LockedList::new()).collect();
-    let free_lists: Vec<GilFreeList<u64>> = (0..max).map(|_| GilFreeList::new()).collect();
+    // The one list all threads share; with `Own`, each thread makes its own list (a separate
+    // heap object, as an interpreter's list is: lists side by side in one array would share
+    // cache lines between threads).
+    let locked_shared: LockedList<u64> = LockedList::new();
+    let free_shared: GilFreeList<u64> = GilFreeList::new();
 
     each(
         s,
@@ -335,9 +338,10 @@ fn variant(s: &Settings, lists: Lists) -> Group {
         true,
         true,
         |t, stop| {
+            let own = Box::new(LockedList::new());
             let o = Locked {
                 globals: &locked_globals,
-                list: &locked_lists[list_of(t)],
+                list: if shared { &locked_shared } else { &own },
             };
             script(stop, t, &names, appends, o)
         },
@@ -349,9 +353,10 @@ fn variant(s: &Settings, lists: Lists) -> Group {
         true,
         true,
         |t, stop| {
+            let own = Box::new(GilFreeList::new());
             let o = Free {
                 globals: &free_globals,
-                list: &free_lists[list_of(t)],
+                list: if shared { &free_shared } else { &own },
             };
             script(stop, t, &names, appends, o)
         },
@@ -363,9 +368,10 @@ fn variant(s: &Settings, lists: Lists) -> Group {
         true,
         true,
         |t, stop| {
+            let own = Box::new(GilFreeList::new());
             let o = Frozen {
                 globals: frozen_globals.frozen().unwrap(),
-                list: &free_lists[list_of(t)],
+                list: if shared { &free_shared } else { &own },
             };
             script(stop, t, &names, appends, o)
         },

@@ -115,7 +115,8 @@ pub fn run() -> String {
         m
     });
     dict_row("std HashMap", std, std, &mut out);
-    let rows: [(&str, Box<dyn Fn() -> f64>); 6] = [
+    type Row = (&'static str, Box<dyn Fn() -> f64>);
+    let rows: [Row; 6] = [
         (
             "GilFreeDict",
             Box::new(|| {

@@ -49,12 +49,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr;
 
+use crate::bias::{BiasGuard, BiasedMutex};
 use crate::dict::index::{self, tag32, Ctrl, Cursor, Found, Verdict};
 use crate::dict::store::{sealed, DictStore, Section, Stamp, WriteSection};
 use crate::reclaim::{self, Guard};
 use crate::reentry;
 use crate::storage::{Ref, Storable, Storage};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, MutexGuard};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 use crate::sync::{Ordering, WriteOnce};
 use crate::{Container, Error};
 
@@ -262,7 +263,7 @@ unsafe fn drop_doomed<K, V: Storable>(word: u64) {
 /// The storage of a [`GilFreeDict`](crate::GilFreeDict); see the [module docs](self).
 pub struct GilFreeStore<K, V> {
     table: AtomicPtr<Table<K>>,
-    lock: Mutex<()>,
+    lock: BiasedMutex,
     len: AtomicUsize,
     version: AtomicU64,
     keys_version: AtomicU64,
@@ -386,7 +387,7 @@ impl<K, V: Storable> Section<K, V> for Read<'_, K, V> {
 /// anyone else while it holds the lock, T1/T4).
 pub struct Write<'a, K, V: Storable> {
     store: &'a GilFreeStore<K, V>,
-    lock: Option<MutexGuard<'a, ()>>,
+    lock: Option<BiasGuard<'a>>,
     /// Tables this section unlinked, retired when it ends (`(address, doomed)`).
     unlinked: Vec<(*mut Table<K>, bool)>,
 }
@@ -693,7 +694,7 @@ where
     fn with_capacity(capacity: usize) -> Self {
         GilFreeStore {
             table: AtomicPtr::new(Box::into_raw(Box::new(Table::new(capacity, 0)))),
-            lock: Mutex::new(()),
+            lock: BiasedMutex::new(),
             len: AtomicUsize::new(0),
             version: AtomicU64::new(0),
             keys_version: AtomicU64::new(0),

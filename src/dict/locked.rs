@@ -28,11 +28,12 @@
 use std::cell::UnsafeCell;
 use std::mem::{self, MaybeUninit};
 
+use crate::bias::{BiasGuard, BiasedMutex};
 use crate::dict::index::{self, tag32, Ctrl, Cursor, Found, Verdict};
 use crate::dict::store::{sealed, DictStore, Section, Stamp, WriteSection};
 use crate::reentry;
 use crate::storage::Ref;
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::{Container, Error};
 
 /// `order[pos]` of a removed entry.
@@ -183,7 +184,7 @@ impl<K, V> Compact<K, V> {
 
 /// The storage of a [`LockedDict`](crate::LockedDict); see the [module docs](self).
 pub struct LockedStore<K, V> {
-    lock: Mutex<()>,
+    lock: BiasedMutex,
     table: UnsafeCell<Compact<K, V>>,
     len: AtomicUsize,
     version: AtomicU64,
@@ -226,7 +227,7 @@ impl<K, V> LockedStore<K, V> {
 pub struct Read<'a, K, V> {
     store: &'a LockedStore<K, V>,
     /// `None`: re-entrant (an outer frame of this thread holds the lock).
-    _lock: Option<MutexGuard<'a, ()>>,
+    _lock: Option<BiasGuard<'a>>,
 }
 
 impl<K, V> Read<'_, K, V> {
@@ -304,7 +305,7 @@ impl<K, V: Clone> Section<K, V> for Read<'_, K, V> {
 /// A write section: the lock, and the graveyard of what it removed (L4).
 pub struct Write<'a, K, V> {
     store: &'a LockedStore<K, V>,
-    lock: Option<MutexGuard<'a, ()>>,
+    lock: Option<BiasGuard<'a>>,
     grave: Vec<(K, V)>,
     cleared: Vec<Compact<K, V>>,
 }
@@ -497,7 +498,7 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
 
     fn with_capacity(capacity: usize) -> Self {
         LockedStore {
-            lock: Mutex::new(()),
+            lock: BiasedMutex::new(),
             table: UnsafeCell::new(Compact::new(capacity, 0)),
             len: AtomicUsize::new(0),
             version: AtomicU64::new(0),

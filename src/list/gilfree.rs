@@ -69,6 +69,7 @@ use std::marker::PhantomData;
 use std::mem;
 use std::ptr;
 
+use crate::bias::{BiasGuard, BiasedMutex};
 use crate::list::iter::ListIter;
 use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
@@ -81,7 +82,7 @@ use crate::model::EqModel;
 use crate::reclaim::{self, Guard};
 use crate::reentry::{self, Holding};
 use crate::storage::{Ref, Storable, Storage};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::{Container, Error};
 
 /// One generation of the list's storage; see the module docs.
@@ -137,7 +138,7 @@ impl Array {
 /// ```
 pub struct GilFreeList<T> {
     array: AtomicPtr<Array>,
-    writer: Mutex<()>,
+    writer: BiasedMutex,
     len: AtomicUsize,
     version: AtomicU64,
     frozen: AtomicBool,
@@ -236,7 +237,7 @@ impl<T: Storable> GilFreeList<T> {
         GilFreeList {
             len: AtomicUsize::new(array.len.load(Ordering::Relaxed)),
             array: AtomicPtr::new(Box::into_raw(array)),
-            writer: Mutex::new(()),
+            writer: BiasedMutex::new(),
             version: AtomicU64::new(0),
             frozen: AtomicBool::new(false),
             doom: drop_doomed::<T>,
@@ -785,7 +786,7 @@ impl<T: Storable> Drop for Words<T> {
 /// section unlinked (never freeing anything under the lock).
 struct Writer<'g, T: Storable> {
     list: &'g GilFreeList<T>,
-    lock: Option<MutexGuard<'g, ()>>,
+    lock: Option<BiasGuard<'g>>,
     /// Words unlinked by this section (only for items that own something).
     dead: Vec<u64>,
     /// Arrays replaced by this section (their items live on in the newer array).

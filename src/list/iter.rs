@@ -7,7 +7,7 @@ use crate::list::Sequence;
 /// An iterator over clones of a list's items with CPython's `listiterator` semantics.
 ///
 /// It keeps only an index: each step reads the item at that index in the list *as it is now*
-/// (one short lock-free read for `GilFreeList`, one short shared lock for `LockedList`), and
+/// (one short lock-free read for `GilFreeList`, one short lock for `LockedList`), and
 /// the iteration ends at the first index past the current end; once ended it stays ended. It
 /// never fails, never blocks writers between steps and holds no epoch pin or lock while the
 /// caller's loop body runs, so a long loop never delays memory reclamation. A list that

@@ -1,8 +1,11 @@
 //! `LockedList`: one reader-writer lock per list; every operation is linearizable.
 //!
-//! The items are a plain `Vec<T>` in an `UnsafeCell`, guarded by `lock` (parking_lot, no
-//! poisoning: a panicking callback never wedges the list). Reads take it shared, writes take
-//! it exclusive; `len` and `version` are mirrored in atomics so that they read without it.
+//! The items are a plain `Vec<T>` in an `UnsafeCell`, guarded by `lock` (a mutex biased toward
+//! the thread that uses the list, [`crate::bias`]; no poisoning: a panicking callback never
+//! wedges the list). Reads and writes both take it: for the short critical sections of a list
+//! a mutex beats a reader-writer lock even with two readers (two read-modify-writes of one
+//! line either way, and no reader-writer bookkeeping). `len` and `version` are mirrored in
+//! atomics so that they read without it.
 //!
 //! ## Invariants and protocol
 //!
@@ -33,7 +36,7 @@ use std::marker::PhantomData;
 use std::mem;
 use std::ops::Deref;
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::bias::{BiasGuard, BiasedMutex};
 
 use crate::list::iter::ListIter;
 use crate::list::slice::Slice;
@@ -66,7 +69,7 @@ use crate::{Container, Error};
 /// assert_eq!(l.index(&10).unwrap(), 2);
 /// ```
 pub struct LockedList<T> {
-    lock: RwLock<()>,
+    lock: BiasedMutex,
     items: UnsafeCell<Vec<T>>,
     len: AtomicUsize,
     version: AtomicU64,
@@ -81,7 +84,7 @@ unsafe impl<T: Send + Sync> Sync for LockedList<T> {}
 
 /// How the current thread reads the list.
 enum Read<'a> {
-    Locked(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+    Locked(#[allow(dead_code)] BiasGuard<'a>),
     /// An outer frame of this thread holds the lock (L2): clone, never lend.
     Reentrant,
 }
@@ -100,7 +103,7 @@ impl<T> LockedList<T> {
     /// A list holding `items`, in order.
     pub fn from_vec(items: Vec<T>) -> Self {
         LockedList {
-            lock: RwLock::new(()),
+            lock: BiasedMutex::new(),
             len: AtomicUsize::new(items.len()),
             items: UnsafeCell::new(items),
             version: AtomicU64::new(0),
@@ -141,7 +144,7 @@ impl<T> LockedList<T> {
         if reentry::held_by_me(self.addr()) {
             return Err(Error::Reentrant(Container::List));
         }
-        let _lock = self.lock.write();
+        let _lock = self.lock.lock();
         self.frozen.store(true, Ordering::Release);
         Ok(())
     }
@@ -166,14 +169,14 @@ impl<T> LockedList<T> {
         if reentry::held_by_me(self.addr()) {
             Read::Reentrant
         } else {
-            Read::Locked(self.lock.read())
+            Read::Locked(self.lock.lock())
         }
     }
 
     /// The items.
     ///
     /// # Safety
-    /// The caller holds a [`Read`] (shared lock, or re-entrant: no `&mut` alive, L1) and drops
+    /// The caller holds a [`Read`] (the lock, or re-entrant: no `&mut` alive, L1) and drops
     /// the reference before releasing it; in the re-entrant case it only clones (L2).
     #[inline]
     unsafe fn items(&self) -> &Vec<T> {
@@ -185,7 +188,7 @@ impl<T> LockedList<T> {
         if reentry::held_by_me(self.addr()) {
             return Err(Error::Reentrant(Container::List));
         }
-        let lock = self.lock.write();
+        let lock = self.lock.lock();
         if self.frozen.load(Ordering::Relaxed) {
             return Err(Error::Frozen(Container::List));
         }
@@ -217,13 +220,13 @@ impl<T: Clone> LockedList<T> {
         })
     }
 
-    /// Calls `f` with a borrowed reference to the item at `i`, under the shared lock (no
+    /// Calls `f` with a borrowed reference to the item at `i`, under the lock (no
     /// refcount traffic). `f` may read this list; writing to it from inside fails with
     /// [`Error::Reentrant`]. Called re-entrantly (from inside `with_lock`), `f` gets a clone.
     pub fn get_with<R>(&self, i: isize, f: impl FnOnce(&T) -> R) -> Result<R, Error> {
         match self.read_access() {
             Read::Locked(lock) => {
-                // SAFETY: shared lock held until the end of this arm; no `&mut` exists (L1).
+                // SAFETY: the lock is held until the end of this arm; no `&mut` exists (L1).
                 let items = unsafe { self.items() };
                 let idx = item_index(i, items.len()).ok_or(Error::IndexOutOfRange)?;
                 let _held = Holding::new(self.addr());
@@ -238,14 +241,14 @@ impl<T: Clone> LockedList<T> {
         }
     }
 
-    /// Borrowed access to all items under the shared lock, for as long as the guard lives.
+    /// Borrowed access to all items under the lock, for as long as the guard lives.
     /// While it lives, this thread's writes to the list fail with [`Error::Reentrant`]. Fails
     /// with `Reentrant` if this thread already holds the list's lock.
     pub fn read(&self) -> Result<ListReadGuard<'_, T>, Error> {
         if reentry::held_by_me(self.addr()) {
             return Err(Error::Reentrant(Container::List));
         }
-        let lock = self.lock.read();
+        let lock = self.lock.lock();
         Ok(ListReadGuard {
             list: self,
             _held: Holding::new(self.addr()),
@@ -255,7 +258,7 @@ impl<T: Clone> LockedList<T> {
     }
 
     /// An iterator over clones of the items with CPython's list-iterator semantics (see
-    /// [`ListIter`]); each step takes the shared lock briefly.
+    /// [`ListIter`]); each step takes the lock briefly.
     pub fn iter(&self) -> ListIter<'_, T, Self> {
         ListIter::new(self)
     }
@@ -619,7 +622,7 @@ impl<T: Clone> LockedList<T> {
 /// drop once it is released (L3).
 struct Writer<'l, T> {
     list: &'l LockedList<T>,
-    lock: Option<RwLockWriteGuard<'l, ()>>,
+    lock: Option<BiasGuard<'l>>,
     grave: Vec<T>,
 }
 
@@ -701,12 +704,12 @@ impl<T> Drop for Writer<'_, T> {
     }
 }
 
-/// Borrowed access to a [`LockedList`]'s items under its shared lock (see
+/// Borrowed access to a [`LockedList`]'s items under its lock (see
 /// [`LockedList::read`]). Dereferences to `[T]`.
 pub struct ListReadGuard<'l, T> {
     list: &'l LockedList<T>,
     _held: Holding,
-    _lock: RwLockReadGuard<'l, ()>,
+    _lock: BiasGuard<'l>,
     /// The re-entry registration is per thread.
     _not_send: PhantomData<*const ()>,
 }
@@ -715,7 +718,7 @@ impl<T> Deref for ListReadGuard<'_, T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
-        // SAFETY: the shared lock is held while the guard lives, and this thread's writes are
+        // SAFETY: the lock is held while the guard lives, and this thread's writes are
         // refused meanwhile (it is registered), so no `&mut` to the items can exist (L1, L2).
         unsafe { &*self.list.items.get() }
     }
@@ -860,7 +863,7 @@ where
         &self,
         timeout: std::time::Duration,
     ) -> Result<Option<crate::freeze::FreezeLock<'_>>, Error> {
-        crate::freeze::FreezeLock::rwlock(self.addr(), Container::List, &self.lock, timeout)
+        crate::freeze::FreezeLock::mutex(self.addr(), Container::List, &self.lock, timeout)
     }
 
     fn mark_frozen(&self, _lock: &crate::freeze::FreezeLock<'_>) {
