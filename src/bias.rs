@@ -109,8 +109,13 @@ impl BiasedMutex {
     /// Takes the lock.
     #[inline]
     pub(crate) fn lock(&self) -> BiasGuard<'_> {
+        let owner = self.owner.load(Ordering::Relaxed);
+        if owner == REVOKED {
+            // Shared by threads: the mutex, with one load of overhead.
+            return BiasGuard::Locked(self.mutex.lock());
+        }
         let me = my_id();
-        if self.owner.load(Ordering::Relaxed) == me {
+        if owner == me {
             self.busy.store(1, Ordering::Relaxed);
             crate::reclaim::barrier::light();
             if self.owner.load(Ordering::Relaxed) == me {

@@ -18,7 +18,9 @@
 //!   the epoch at most `e + 1`, and a bag stamped `s` is freed once the epoch reaches `s + 2`.
 //! - Freeing runs destructors (script code), so it never happens inside a container's lock:
 //!   only in [`collect_now`] and [`after_write`] (called by containers after unlocking) and when
-//!   a thread drops its outermost guard with enough garbage pending. Destructors run under the
+//!   a thread drops its outermost guard with enough garbage pending. "Enough" is weighed: a
+//!   retired table or array counts one per 4 KiB, so memory stays bounded under resize churn
+//!   (CPython gh-132519) without a collection, and its heavy fence, after every small rebuild. Destructors run under the
 //!   [`crate::cleanup`] policy: a panic is reported, never propagated, and the rest of the batch
 //!   is still freed. Garbage of exited threads moves to a global list that any collection frees.
 //! - Writers that hold a container's lock do not pin: nothing reachable from the container can
@@ -38,10 +40,18 @@ use crate::sync::{fence, AtomicBool, AtomicU64, Mutex, Ordering};
 
 /// Retired objects per bag; a full bag is sealed.
 const BAG: usize = 64;
-/// New sealed objects a thread accumulates before its next collection (each costs a
-/// `membarrier`, a few microseconds, so it is amortized over this many retirements; what a
-/// collection cannot free yet waits for the next one).
+/// Weight of sealed garbage a thread accumulates before its next collection (each costs a
+/// `membarrier`, a few microseconds, so it is amortized over this much; what a collection
+/// cannot free yet waits for the next one). An object weighs 1, a large one (a table, an
+/// array) one per 4 KiB: a thread holds back at most about 4 MiB of large garbage, or 1024
+/// small objects, plus what the last collection could not free yet.
 const COLLECT_EVERY: usize = 16 * BAG;
+
+/// The weight of a retired object of `bytes` bytes (see [`COLLECT_EVERY`]).
+#[inline]
+pub(crate) fn weight_of(bytes: usize) -> usize {
+    (bytes / 4096).max(1)
+}
 
 /// One object waiting to be freed: a word (an address or an inline value) and its destructor.
 struct Retired {
@@ -53,6 +63,8 @@ struct Retired {
 struct Sealed {
     epoch: u64,
     items: Vec<Retired>,
+    /// Its weight (see [`COLLECT_EVERY`]).
+    weight: usize,
 }
 
 // SAFETY: retired objects are `Send` (the containers require it of what they store), and a
@@ -150,6 +162,8 @@ impl PinState {
 struct Local {
     participant: &'static Participant,
     bag: RefCell<Vec<Retired>>,
+    /// The weight of `bag` (objects, large ones counting more).
+    bag_weight: Cell<usize>,
     sealed: RefCell<Vec<Sealed>>,
 }
 
@@ -175,6 +189,7 @@ impl Local {
         Local {
             participant,
             bag: RefCell::new(Vec::new()),
+            bag_weight: Cell::new(0),
             sealed: RefCell::new(Vec::new()),
         }
     }
@@ -185,11 +200,14 @@ impl Local {
             return;
         }
         let n = items.len();
+        let weight = self.bag_weight.replace(0);
         self.sealed.borrow_mut().push(Sealed {
             epoch: stamp(),
             items,
+            weight,
         });
-        let _ = PIN.try_with(|s| s.pending.set(s.pending.get() + n));
+        debug_assert!(weight >= n);
+        let _ = PIN.try_with(|s| s.pending.set(s.pending.get() + weight));
     }
 }
 
@@ -367,13 +385,24 @@ pub(crate) fn is_pinned() -> bool {
 /// call can load it) and is retired exactly once; `drop(word)` frees it, on any thread, and it
 /// borrows nothing (it may outlive its container).
 pub(crate) unsafe fn retire(word: u64, drop: unsafe fn(u64)) {
+    // SAFETY: forwarded.
+    unsafe { retire_weighted(word, drop, 1) }
+}
+
+/// [`retire`] for an object of weight `weight` (see [`weight_of`]): a heavy one seals its bag
+/// at once, so that the next collection can free it.
+///
+/// # Safety
+/// As [`retire`].
+pub(crate) unsafe fn retire_weighted(word: u64, drop: unsafe fn(u64), weight: usize) {
     let mut item = Some(Retired { word, drop });
     let _ = LOCAL.try_with(|l| {
         let mut bag = l.bag.borrow_mut();
         bag.push(item.take().expect("retired once"));
         let full = bag.len() >= BAG;
         std::mem::drop(bag);
-        if full {
+        l.bag_weight.set(l.bag_weight.get() + weight);
+        if full || weight >= BAG {
             l.seal();
         }
     });
@@ -382,6 +411,7 @@ pub(crate) unsafe fn retire(word: u64, drop: unsafe fn(u64)) {
         let sealed = Sealed {
             epoch: stamp(),
             items: vec![item],
+            weight,
         };
         GLOBAL.orphans.lock().push(sealed);
     }
@@ -399,16 +429,6 @@ pub(crate) fn after_write() {
     if due {
         collect();
     }
-}
-
-/// Seals this thread's garbage and frees whatever is old enough (a writer that retired a large
-/// table calls this after unlocking, so that memory stays bounded under resize churn). Runs
-/// destructors: call it only with no container lock held.
-pub(crate) fn flush() {
-    // Under loom, memory is reclaimed only at the models' explicit quiescent points (see
-    // `barrier`), so that the containers' own orderings are what the models check.
-    #[cfg(not(gilfree_loom))]
-    collect_now();
 }
 
 /// Seals this thread's garbage, tries to advance the epoch, and frees every bag old enough.
@@ -459,7 +479,7 @@ fn collect() {
     let mut ready = LOCAL
         .try_with(|l| {
             let ready = ripe(&mut l.sealed.borrow_mut());
-            let freed: usize = ready.iter().map(|b| b.items.len()).sum();
+            let freed: usize = ready.iter().map(|b| b.weight).sum();
             let _ = PIN.try_with(|s| {
                 let pending = s.pending.get().saturating_sub(freed);
                 s.pending.set(pending);

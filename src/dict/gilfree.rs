@@ -126,6 +126,11 @@ impl<K> Table<K> {
         self.order_bucket.len()
     }
 
+    /// Bytes of the table's arrays (for reclamation's weighing).
+    fn bytes(&self) -> usize {
+        self.buckets.len() * (std::mem::size_of::<Bucket<K>>() + 4 + 1) + self.cap() * 12
+    }
+
     #[inline(always)]
     fn bucket(&self, b: usize) -> &Bucket<K> {
         debug_assert!(b < self.buckets.len());
@@ -403,7 +408,7 @@ impl<K, V: Storable> Write<'_, K, V> {
     fn rebuild(&mut self, extra: usize) {
         let old = self.table();
         let live = old.live.load(Ordering::Relaxed);
-        let fresh = Table::new(index::grown(live, old.cap(), extra), old.generation + 1);
+        let fresh = Table::new(index::grown(live, extra), old.generation + 1);
         let mut n = 0;
         for p in 0..old.used.load(Ordering::Relaxed) {
             let b = old.order_bucket[p].load(Ordering::Relaxed) as usize;
@@ -658,27 +663,36 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
 }
 
 impl<K, V: Storable> Drop for Write<'_, K, V> {
+    #[inline]
     fn drop(&mut self) {
         drop(self.lock.take());
-        let rebuilt = !self.unlinked.is_empty();
+        if !self.unlinked.is_empty() {
+            self.retire_tables();
+        }
+        reclaim::after_write();
+    }
+}
+
+impl<K, V: Storable> Write<'_, K, V> {
+    /// Retires the tables this section unlinked (the lock is released already).
+    #[cold]
+    fn retire_tables(&mut self) {
         for (table, doomed) in self.unlinked.drain(..) {
             let word = table.expose_provenance() as u64;
-            // SAFETY: unlinked (a newer table is published, T1) and retired once, here, after
-            // the lock is released.
+            // SAFETY: unlinked (a newer table is published, T1), not freed while the lock was
+            // held; reading its size is a read of a live table.
+            let weight = reclaim::weight_of(unsafe { (*table).bytes() });
+            // SAFETY: unlinked and retired once, here, after the lock is released.
             unsafe {
                 if doomed {
-                    reclaim::retire(word, drop_doomed::<K, V>);
+                    reclaim::retire_weighted(word, drop_doomed::<K, V>, weight);
                 } else {
-                    reclaim::retire(word, drop_moved::<K>);
+                    reclaim::retire_weighted(word, drop_moved::<K>, weight);
                 }
             }
         }
-        if rebuilt {
-            // Free old tables promptly, so memory stays bounded under resize churn.
-            reclaim::flush();
-        } else {
-            reclaim::after_write();
-        }
+        // The next `after_write` collects when enough (weighed) garbage is pending: old
+        // tables are freed promptly and memory stays bounded under resize churn.
     }
 }
 

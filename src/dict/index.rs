@@ -87,14 +87,13 @@ pub(crate) fn positions_for(n: usize) -> usize {
     cap
 }
 
-/// The order positions of a table rebuilt from one of `cap` positions holding `live` entries,
-/// with room for `extra` more: mostly live (growing), it doubles, as a vector does; mostly
-/// removed (churn), it keeps half as much room again as it holds. Either way the next rebuild
-/// is at least `live / 2` insertions away, so rebuilds cost O(1) amortized.
+/// The order positions of a table rebuilt from one holding `live` entries, with room for
+/// `extra` more: twice what it holds (as a vector doubles), so the next rebuild is at least
+/// `live` insertions away and rebuilds cost O(1) amortized, whether the table grows or churns
+/// (inserts and removes at a steady size).
 #[inline]
-pub(crate) fn grown(live: usize, cap: usize, extra: usize) -> usize {
-    let room = if live * 4 >= cap * 3 { live } else { live / 2 };
-    positions_for(live + room.max(extra).max(1))
+pub(crate) fn grown(live: usize, extra: usize) -> usize {
+    positions_for(live + live.max(extra).max(1))
 }
 
 /// The number of buckets for a table of `positions` order positions (a whole number of

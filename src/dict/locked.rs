@@ -417,8 +417,8 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
         let tag = tag32(hash);
         let t = self.table_mut();
         if t.order.len() == t.cap() {
-            // Full: compact (many removed) or grow (see `index::grown`).
-            t.rebuild(index::grown(t.live, t.cap(), 1));
+            // Full: compact and grow (see `index::grown`).
+            t.rebuild(index::grown(t.live, 1));
         }
         t.push(tag, (key, value));
         let live = t.live;
@@ -473,8 +473,19 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
 }
 
 impl<K, V> Drop for Write<'_, K, V> {
+    #[inline]
     fn drop(&mut self) {
         drop(self.lock.take());
+        if !self.grave.is_empty() || !self.cleared.is_empty() {
+            self.bury();
+        }
+    }
+}
+
+impl<K, V> Write<'_, K, V> {
+    /// Drops what the section removed (the lock is released already).
+    #[cold]
+    fn bury(&mut self) {
         crate::cleanup::drop_all(mem::take(&mut self.grave));
         for t in self.cleared.drain(..) {
             t.drop_live();

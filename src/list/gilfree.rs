@@ -1054,17 +1054,22 @@ impl<'g, T: Storable> Writer<'g, T> {
 impl<T: Storable> Drop for Writer<'_, T> {
     fn drop(&mut self) {
         drop(self.lock.take());
-        let mut flush = !self.old.is_empty() || !self.doomed.is_empty();
+        let weight = |a: *mut Array| {
+            // SAFETY: unlinked but not freed (retired below): a live array.
+            reclaim::weight_of(unsafe { (&*a).cap() } * 8)
+        };
         for a in self.old.drain(..) {
+            let w = weight(a);
             // SAFETY: replaced by a newer published array (I1) and retired once, here.
             // Dropping an `Array` frees its slots, not the items, which live on in the newer
             // array.
-            unsafe { reclaim::retire(a.expose_provenance() as u64, drop_array) };
+            unsafe { reclaim::retire_weighted(a.expose_provenance() as u64, drop_array, w) };
         }
         for a in self.doomed.drain(..) {
+            let w = weight(a);
             // SAFETY: unlinked by `clear` (an empty array is current) and retired once; its
             // items `0..len` are in no other live array and retired by no one else.
-            unsafe { reclaim::retire(a.expose_provenance() as u64, drop_doomed::<T>) };
+            unsafe { reclaim::retire_weighted(a.expose_provenance() as u64, drop_doomed::<T>, w) };
         }
         match self.dead.len() {
             0 => {}
@@ -1074,18 +1079,13 @@ impl<T: Storable> Drop for Writer<'_, T> {
                 self.dead.clear();
             }
             n => {
-                flush |= n > 64;
                 let batch = Box::new(Batch::<T>(mem::take(&mut self.dead), PhantomData));
                 let word = Box::into_raw(batch).expose_provenance() as u64;
                 // SAFETY: each word was unlinked (I3) and is in this batch only.
-                unsafe { reclaim::retire(word, drop_batch::<T>) };
+                unsafe { reclaim::retire_weighted(word, drop_batch::<T>, n) };
             }
         }
-        if flush {
-            reclaim::flush();
-        } else {
-            reclaim::after_write();
-        }
+        reclaim::after_write();
     }
 }
 
