@@ -105,6 +105,9 @@ struct Global {
     participants: Mutex<Vec<&'static Participant>>,
     /// Garbage left by exited threads.
     orphans: Mutex<Vec<Sealed>>,
+    /// Whether `orphans` may be non-empty (set under its lock; lets the exclusive collection
+    /// skip the lock).
+    has_orphans: AtomicBool,
 }
 
 impl Global {
@@ -114,6 +117,7 @@ impl Global {
             epoch: AtomicU64::new(1),
             participants: parking_lot::const_mutex(Vec::new()),
             orphans: parking_lot::const_mutex(Vec::new()),
+            has_orphans: AtomicBool::new(false),
         }
     }
 }
@@ -127,6 +131,7 @@ loom::lazy_static! {
         epoch: AtomicU64::new(1),
         participants: Mutex::new(Vec::new()),
         orphans: Mutex::new(Vec::new()),
+        has_orphans: AtomicBool::new(false),
     };
 }
 
@@ -218,7 +223,7 @@ impl Drop for Local {
             self.seal();
             let sealed = mem::take(&mut *self.sealed.borrow_mut());
             if !sealed.is_empty() {
-                GLOBAL.orphans.lock().extend(sealed);
+                adopt(sealed);
             }
         }
         // Loom tears its statics down before the main thread's thread-locals, so a model
@@ -248,6 +253,13 @@ impl Drop for Local {
             p.owned.store(false, Ordering::Release);
         }
     }
+}
+
+/// Hands garbage of an exiting thread to the global list.
+fn adopt(bags: Vec<Sealed>) {
+    let mut orphans = GLOBAL.orphans.lock();
+    orphans.extend(bags);
+    GLOBAL.has_orphans.store(true, Ordering::Release);
 }
 
 fn acquire_participant() -> &'static Participant {
@@ -413,7 +425,7 @@ pub(crate) unsafe fn retire_weighted(word: u64, drop: unsafe fn(u64), weight: us
             items: vec![item],
             weight,
         };
-        GLOBAL.orphans.lock().push(sealed);
+        adopt(vec![sealed]);
     }
 }
 
@@ -449,19 +461,41 @@ pub(crate) unsafe fn collect_exclusive() {
     if is_pinned() {
         return;
     }
-    let mine = LOCAL
-        .try_with(|l| {
-            l.seal();
-            let _ = PIN.try_with(|s| {
-                s.pending.set(0);
-                s.collect_at.set(COLLECT_EVERY);
-            });
-            mem::take(&mut *l.sealed.borrow_mut())
-        })
-        .unwrap_or_default();
-    let orphans = mem::take(&mut *GLOBAL.orphans.lock());
-    for bag in mine.into_iter().chain(orphans) {
-        bag.free();
+    // The bag is drained in place (its capacity is kept for the next writes): this runs after
+    // every write of a caller such as the CPython binding, so it must cost little more than
+    // the destructors it runs.
+    let taken = LOCAL.try_with(|l| {
+        let items = mem::take(&mut *l.bag.borrow_mut());
+        l.bag_weight.set(0);
+        let sealed = mem::take(&mut *l.sealed.borrow_mut());
+        let _ = PIN.try_with(|s| {
+            s.pending.set(0);
+            s.collect_at.set(COLLECT_EVERY);
+        });
+        (items, sealed)
+    });
+    if let Ok((mut items, sealed)) = taken {
+        // No borrow is held while destructors run: they may use containers (and retire).
+        cleanup::drop_all(items.drain(..).map(Freeing));
+        for bag in sealed {
+            bag.free();
+        }
+        let _ = LOCAL.try_with(|l| {
+            let mut bag = l.bag.borrow_mut();
+            if bag.capacity() == 0 {
+                *bag = items;
+            }
+        });
+    }
+    if GLOBAL.has_orphans.load(Ordering::Acquire) {
+        let orphans = {
+            let mut orphans = GLOBAL.orphans.lock();
+            GLOBAL.has_orphans.store(false, Ordering::Relaxed);
+            mem::take(&mut *orphans)
+        };
+        for bag in orphans {
+            bag.free();
+        }
     }
 }
 
@@ -490,9 +524,12 @@ fn collect() {
         })
         .unwrap_or_default();
     {
-        let mut orphans = GLOBAL.orphans.lock();
-        if !orphans.is_empty() {
+        if GLOBAL.has_orphans.load(Ordering::Acquire) {
+            let mut orphans = GLOBAL.orphans.lock();
             ready.extend(ripe(&mut orphans));
+            GLOBAL
+                .has_orphans
+                .store(!orphans.is_empty(), Ordering::Relaxed);
         }
     }
     // No borrow or lock is held here: destructors may use containers (and retire).

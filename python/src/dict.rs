@@ -115,11 +115,11 @@ impl DictPy {
     }
 
     /// The value for `key`. A frozen dict is read through its lock-free `frozen()` view.
-    pub(crate) fn lookup(&self, py: Python<'_>, key: &Obj) -> PyResult<Option<Obj>> {
+    pub(crate) fn lookup(&self, py: Python<'_>, key: &Obj) -> PyResult<Option<Py<PyAny>>> {
         let m = Model(py);
         on_dict!(&*self.inner, d => match d.frozen() {
-            Some(f) => f.get_in(&m, key).map(|v| v.cloned()),
-            None => d.get_in(&m, key),
+            Some(f) => f.get_in(&m, key).map(|v| v.map(|v| v.to_py(py))),
+            None => d.get_with_in(&m, key, |v| v.to_py(py)),
         })
         .py()
     }
@@ -336,8 +336,8 @@ impl DictPy {
     fn __getitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let _s = Settle::read();
         let py = slf.py();
-        if let Some(v) = slf.get().lookup(py, &Obj::new(key))? {
-            return Ok(v.to_py(py));
+        if let Some(v) = slf.get().lookup(py, &Obj::probe(key))? {
+            return Ok(v);
         }
         // Subclasses may define `__missing__`, as for `dict`.
         if !slf.is_exact_instance_of::<DictPy>() && !slf.is_exact_instance_of::<LockedDictPy>() {
@@ -361,7 +361,7 @@ impl DictPy {
     fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
         let _s = Settle::write();
         let m = Model(py);
-        match on_dict!(&*self.inner, d => d.remove_in(&m, &Obj::new(key))).py()? {
+        match on_dict!(&*self.inner, d => d.remove_in(&m, &Obj::probe(key))).py()? {
             Some(_) => Ok(()),
             None => Err(key_error(key)),
         }
@@ -370,7 +370,7 @@ impl DictPy {
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let _s = Settle::read();
         let m = Model(py);
-        on_dict!(&*self.inner, d => d.contains_key_in(&m, &Obj::new(key))).py()
+        on_dict!(&*self.inner, d => d.contains_key_in(&m, &Obj::probe(key))).py()
     }
 
     fn __iter__(slf: &Bound<'_, Self>) -> DictIterPy {
@@ -447,8 +447,8 @@ impl DictPy {
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let _s = Settle::read();
-        Ok(match self.lookup(py, &Obj::new(key))? {
-            Some(v) => v.to_py(py),
+        Ok(match self.lookup(py, &Obj::probe(key))? {
+            Some(v) => v,
             None => default.unwrap_or_else(|| py.None()),
         })
     }
@@ -483,7 +483,7 @@ impl DictPy {
             )));
         }
         let m = Model(py);
-        match on_dict!(&*self.inner, d => d.remove_in(&m, &Obj::new(key))).py()? {
+        match on_dict!(&*self.inner, d => d.remove_in(&m, &Obj::probe(key))).py()? {
             Some(v) => Ok(v.to_py(py)),
             None => match default.get_item(0) {
                 Ok(d) => Ok(d.unbind()),
@@ -681,7 +681,7 @@ impl DictViewPy {
         match self.kind {
             ViewKind::Keys => {
                 let m = Model(py);
-                on_dict!(&*d.inner, d => d.contains_key_in(&m, &Obj::new(x))).py()
+                on_dict!(&*d.inner, d => d.contains_key_in(&m, &Obj::probe(x))).py()
             }
             ViewKind::Items => {
                 let Ok(pair) = x.cast::<PyTuple>() else {
@@ -691,8 +691,8 @@ impl DictViewPy {
                     return Ok(false);
                 }
                 let (k, v) = (pair.get_item(0)?, pair.get_item(1)?);
-                match d.lookup(py, &Obj::new(&k))? {
-                    Some(w) => Ok(w.addr() == v.as_ptr() as usize || w.bind(py).eq(&v)?),
+                match d.lookup(py, &Obj::probe(&k))? {
+                    Some(w) => Ok(w.as_ptr() == v.as_ptr() || w.bind(py).eq(&v)?),
                     None => Ok(false),
                 }
             }

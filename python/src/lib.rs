@@ -33,8 +33,10 @@ fn frozen_copy(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     Ok(copy.to_py(py))
 }
 
-/// The Python module `gilfree`.
-#[pymodule(name = "gilfree")]
+/// The Python module `gilfree`. It needs the GIL (`gil_used = true`): the binding relies on it
+/// to free removed values promptly (see `obj`), and a free-threaded CPython therefore enables
+/// the GIL when it imports the module.
+#[pymodule(name = "gilfree", gil_used = true)]
 mod gilfree_module {
     #[pymodule_export]
     use super::dict::{DictIterPy, DictPy, DictViewPy, LockedDictPy};
@@ -49,6 +51,7 @@ mod gilfree_module {
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::{PyAnyMethods, PyModuleMethods};
         m.add("MAX_LOOKUP_RESTARTS", gilfree::MAX_LOOKUP_RESTARTS)?;
+        super::obj::note_gil(m.py())?;
         // `isinstance(d, collections.abc.Mapping)` etc., as for dict and list (UserDict and
         // friends compare with registered mappings).
         let abc = m.py().import("collections.abc")?;

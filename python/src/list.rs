@@ -9,7 +9,7 @@ use gilfree::{Error, GilFreeList, LockedList, Shape, Slice};
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
-use pyo3::types::{PyDict, PyList, PySlice, PyTuple, PyType};
+use pyo3::types::{PyDict, PyInt, PyList, PySlice, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::obj::{
@@ -215,15 +215,17 @@ fn to_slice(s: &Bound<'_, PySlice>) -> PyResult<Slice> {
 
 /// An item index: an integer (too large: `IndexError`), or a `TypeError` naming the type.
 fn item_index(index: &Bound<'_, PyAny>) -> PyResult<isize> {
+    let too_big = |_| PyIndexError::new_err("cannot fit 'int' into an index-sized integer");
+    if index.is_exact_instance_of::<PyInt>() {
+        return index.extract::<isize>().map_err(too_big);
+    }
     if !is_index(index)? {
         return Err(PyTypeError::new_err(format!(
             "list indices must be integers or slices, not {}",
             index.get_type().name()?
         )));
     }
-    index_of(index)?
-        .extract::<isize>()
-        .map_err(|_| PyIndexError::new_err("cannot fit 'int' into an index-sized integer"))
+    index_of(index)?.extract::<isize>().map_err(too_big)
 }
 
 /// `IndexError` with a specific message for an out-of-range index.
@@ -276,10 +278,8 @@ impl ListPy {
             let items = on_list!(&self.inner, l => l.get_slice(to_slice(s)?)).py()?;
             return self.new_like(py, items);
         }
-        let item = self
-            .get(item_index(index)?)
-            .map_err(index_err("list index out of range"))?;
-        Ok(item.bind(py).clone())
+        on_list!(&self.inner, l => l.get_with(item_index(index)?, |o| o.bind(py).clone()))
+            .map_err(index_err("list index out of range"))
     }
 
     fn __setitem__(&self, index: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -314,7 +314,7 @@ impl ListPy {
     fn __contains__(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
         let _s = Settle::read();
         let m = Model(py);
-        on_list!(&self.inner, l => l.contains_in(&m, &Obj::new(x))).py()
+        on_list!(&self.inner, l => l.contains_in(&m, &Obj::probe(x))).py()
     }
 
     fn __iter__(slf: &Bound<'_, Self>) -> ListIterPy {
@@ -441,7 +441,7 @@ impl ListPy {
     fn remove(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let _s = Settle::write();
         let m = Model(py);
-        on_list!(&self.inner, l => l.remove_in(&m, &Obj::new(x))).py()
+        on_list!(&self.inner, l => l.remove_in(&m, &Obj::probe(x))).py()
     }
 
     #[pyo3(signature = (x, start=None, stop=None))]
@@ -456,7 +456,8 @@ impl ListPy {
         let m = Model(py);
         let start = start.map_or(Ok(0), clamp_index)?;
         let stop = stop.map_or(Ok(isize::MAX), clamp_index)?;
-        on_list!(&self.inner, l => l.index_in(&m, &Obj::new(x), start, stop)).map_err(|e| match e {
+        on_list!(&self.inner, l => l.index_in(&m, &Obj::probe(x), start, stop)).map_err(|e| match e
+        {
             Error::ValueNotFound => match repr_of(x) {
                 Ok(r) => PyValueError::new_err(format!("{r} is not in list")),
                 Err(e) => e,
@@ -468,7 +469,7 @@ impl ListPy {
     fn count(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<usize> {
         let _s = Settle::read();
         let m = Model(py);
-        on_list!(&self.inner, l => l.count_in(&m, &Obj::new(x))).py()
+        on_list!(&self.inner, l => l.count_in(&m, &Obj::probe(x))).py()
     }
 
     fn reverse(&self) -> PyResult<()> {

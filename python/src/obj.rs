@@ -21,10 +21,18 @@
 //! runs no bytecode.
 //!
 //! `GilFreeDict` and `GilFreeList` retire removed entries to an epoch collector, which frees
-//! them once no reader can still see them. After a write, the binding calls
-//! `gilfree::collect_garbage` (a few rounds, cheap when nothing is pending) so that, as in
-//! CPython, a removed value's `__del__` runs before the statement that removed it returns,
-//! unless another thread is inside a read at that moment.
+//! them once no reader can still see them. In this module every access to a container happens
+//! with the GIL held, and no read session (a pin) ever spans Python code that could release it:
+//! lookups clone their candidates and unpin before a script `__eq__` runs, iterators pin only
+//! inside each step, and the garbage collector's traversal calls C visitors only. So when a
+//! binding method that wrote returns, no other thread can be inside a read, and the binding
+//! frees what the write retired at once, with `gilfree::collect_garbage_exclusive`: no epoch
+//! wait, no heavy fence (a `membarrier` system call per write, before), and a removed value's
+//! `__del__` runs before the statement that removed it returns, as in CPython. This holds
+//! because the module declares that it needs the GIL (`gil_used = true`: a free-threaded
+//! CPython enables the GIL when it imports it); if the GIL is off anyway (`PYTHON_GIL=0` on a
+//! free-threaded build, detected at import), the binding falls back to the epoch collector,
+//! which then frees removed values a few operations later.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -48,68 +56,78 @@ pyo3::create_exception!(
     "A frozen gilfree Dict or List was modified."
 );
 
-/// A strong reference to a Python object, as stored in a gilfree container.
-///
-/// The reference remembers whether it points to one of this module's containers, so that
-/// freezing can reach the Rust container behind it without a type check.
-pub struct Obj(ManuallyDrop<Handle>);
+/// A strong reference to a Python object, as stored in a gilfree container: one pointer, kept
+/// inline in the containers' words (no allocation per stored reference).
+pub struct Obj(ManuallyDrop<Py<PyAny>>);
 
-/// What an [`Obj`] holds.
-pub enum Handle {
-    /// Any Python object.
-    Any(Py<PyAny>),
-    /// A `gilfree.Dict` (or subclass).
-    Dict(Py<DictPy>),
-    /// A `gilfree.List` (or subclass).
-    List(Py<ListPy>),
-}
-
-impl Handle {
-    fn any(&self) -> &Py<PyAny> {
-        match self {
-            Handle::Any(p) => p,
-            Handle::Dict(p) => p.as_any(),
-            Handle::List(p) => p.as_any(),
-        }
-    }
-}
+// SAFETY: `Py<PyAny>` is one non-null pointer (`#[repr(transparent)]` over `NonNull`), every
+// byte initialized, no interior mutability inline (the refcount lives in the object), and it
+// is `Send + Sync`; a bitwise copy read by a container is only used for shared access (`bind`,
+// `clone_ref`), never dropped (the container drops the original once).
+unsafe impl gilfree::InlineWord for Obj {}
 
 impl Obj {
     /// A new reference to `obj`.
     pub fn new(obj: &Bound<'_, PyAny>) -> Obj {
-        let handle = if let Ok(d) = obj.cast::<DictPy>() {
-            Handle::Dict(d.clone().unbind())
-        } else if let Ok(l) = obj.cast::<ListPy>() {
-            Handle::List(l.clone().unbind())
-        } else {
-            Handle::Any(obj.clone().unbind())
-        };
-        Obj(ManuallyDrop::new(handle))
+        Obj(ManuallyDrop::new(obj.clone().unbind()))
     }
 
     /// Takes ownership of `obj`.
     pub fn from_owned(obj: Bound<'_, PyAny>) -> Obj {
-        Obj::new(&obj)
+        Obj(ManuallyDrop::new(obj.unbind()))
     }
 
     /// The object, bound to the GIL.
     pub fn bind<'a, 'py>(&'a self, py: Python<'py>) -> &'a Bound<'py, PyAny> {
-        self.0.any().bind(py)
+        self.0.bind(py)
     }
 
     /// A new Python reference to the object (to return to Python).
     pub fn to_py(&self, py: Python<'_>) -> Py<PyAny> {
-        self.0.any().clone_ref(py)
+        self.0.clone_ref(py)
     }
 
     /// The address of the object (Python's `id`).
     pub fn addr(&self) -> usize {
-        self.0.any().as_ptr() as usize
+        self.0.as_ptr() as usize
     }
 
     /// The reference itself (for the garbage collector's `visit`).
     pub fn py_ref(&self) -> &Py<PyAny> {
-        self.0.any()
+        &self.0
+    }
+
+    /// `obj` as an `Obj` for the length of a call, without taking a reference (no refcount
+    /// traffic): a lookup probe.
+    pub fn probe<'a>(obj: &'a Bound<'_, PyAny>) -> Probe<'a> {
+        // SAFETY: the pointer comes from a live `Bound`, which the probe borrows, so the
+        // object outlives it; the `Obj` is never dropped (`ManuallyDrop`), so the reference it
+        // did not take is never released. Clones of it take their own reference.
+        let obj = unsafe { Bound::from_owned_ptr(obj.py(), obj.as_ptr()) }.unbind();
+        Probe(
+            ManuallyDrop::new(Obj(ManuallyDrop::new(obj))),
+            std::marker::PhantomData,
+        )
+    }
+
+    /// The reference as one of this module's classes, if the object is an instance of it.
+    fn as_class<T: pyo3::PyTypeInfo>(&self) -> Option<&Py<T>> {
+        let is = Python::attach(|py| self.0.bind(py).is_instance_of::<T>());
+        // SAFETY: `Py<T>` is `#[repr(transparent)]` over the same object pointer for every
+        // `T`, and the object was just checked to be an instance of `T`; the reference keeps
+        // borrowing `self`, which keeps the object alive.
+        is.then(|| unsafe { &*(&*self.0 as *const Py<PyAny>).cast::<Py<T>>() })
+    }
+}
+
+/// A borrowed [`Obj`] (see [`Obj::probe`]).
+pub struct Probe<'a>(ManuallyDrop<Obj>, std::marker::PhantomData<&'a ()>);
+
+impl std::ops::Deref for Probe<'_> {
+    type Target = Obj;
+
+    fn deref(&self) -> &Obj {
+        &self.0
     }
 }
 
@@ -135,13 +153,7 @@ impl Clone for Obj {
     fn clone(&self) -> Obj {
         // An incref; the calling thread holds the GIL (see the module docs), so `attach` only
         // checks a thread-local.
-        Python::attach(|py| {
-            Obj(ManuallyDrop::new(match &*self.0 {
-                Handle::Any(p) => Handle::Any(p.clone_ref(py)),
-                Handle::Dict(p) => Handle::Dict(p.clone_ref(py)),
-                Handle::List(p) => Handle::List(p.clone_ref(py)),
-            }))
-        })
+        Python::attach(|py| Obj(ManuallyDrop::new(self.0.clone_ref(py))))
     }
 }
 
@@ -161,13 +173,13 @@ impl std::fmt::Debug for Obj {
 
 std::thread_local! {
     /// References dropped by gilfree on this thread, released at the next [`settle`].
-    static PENDING: RefCell<Vec<Handle>> = const { RefCell::new(Vec::new()) };
+    static PENDING: RefCell<Vec<Py<PyAny>>> = const { RefCell::new(Vec::new()) };
     /// Whether this thread is inside [`settle`] (nested calls leave the work to the outer one,
     /// so that releasing a deep tree is a loop, not a recursion).
     static SETTLING: Cell<bool> = const { Cell::new(false) };
 }
 
-fn defer_release(handle: Handle) {
+fn defer_release(handle: Py<PyAny>) {
     let mut slot = Some(handle);
     let _ = PENDING.try_with(|p| {
         if let Ok(mut p) = p.try_borrow_mut() {
@@ -192,21 +204,54 @@ pub fn settle() {
         }
     }
     let _done = Done;
+    // The queue's buffer is reused (swapped with `batch`), so that a call that released a
+    // reference does not allocate.
+    let mut batch = Vec::new();
     loop {
-        let batch = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        PENDING.with(|p| std::mem::swap(&mut *p.borrow_mut(), &mut batch));
         if batch.is_empty() {
             break;
         }
-        drop(batch);
+        // Releasing may run `__del__`, which may queue more (into the swapped-in buffer).
+        batch.clear();
     }
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.capacity() == 0 {
+            *p = batch;
+        }
+    });
 }
 
-/// Nudges the epoch collector so that entries retired by a write are freed (and queued for
-/// release) now rather than at some later operation.
+/// Whether the GIL serializes every access to the containers (checked at import; see the
+/// module docs). Without it, retired entries are left to the epoch collector.
+static GIL_SERIALIZES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records at import whether the GIL is on (it is, unless a free-threaded build runs with
+/// `PYTHON_GIL=0` despite the module's `gil_used = true`).
+pub fn note_gil(py: Python<'_>) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    let on = match sys.getattr("_is_gil_enabled") {
+        Ok(f) => f.call0()?.is_truthy()?,
+        // Before 3.13 every build has the GIL.
+        Err(_) => true,
+    };
+    GIL_SERIALIZES.store(on, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Frees (and queues for release) what a write retired, now rather than at some later
+/// operation. Call with the GIL held, no gilfree lock held and no read session open.
 pub fn collect_retired() {
-    // An entry retired at epoch `e` is freed once the epoch reaches `e + 2`; each call
-    // advances it by at most one (unless another thread is inside a read).
-    for _ in 0..3 {
+    if GIL_SERIALIZES.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: the GIL is held by this thread and serializes every access to gilfree
+        // containers in this process (they are only reached through this module, whose
+        // methods all run with the GIL held); no read session spans a release of the GIL
+        // (module docs). So no other thread is inside a read session, none can enter one
+        // until this returns, and every one that ran ended before its thread released the
+        // GIL that this thread then acquired.
+        unsafe { gilfree::collect_garbage_exclusive() };
+    } else {
         gilfree::collect_garbage();
     }
 }
@@ -364,22 +409,24 @@ fn is_leaf(o: &Bound<'_, PyAny>, depth: usize) -> bool {
 
 impl Freeze for Obj {
     fn shape(&self) -> Shape<'_, Obj> {
-        match &*self.0 {
-            Handle::Dict(d) => Shape::Container(d.get().freezable()),
-            Handle::List(l) => l.get().shape(),
-            Handle::Any(p) => Python::attach(|py| {
-                let o = p.bind(py);
-                if is_leaf(o, 0) {
-                    Shape::Leaf
-                } else {
-                    let name = o
-                        .get_type()
-                        .name()
-                        .map_or_else(|_| String::from("object"), |n| n.to_string());
-                    Shape::Unfreezable(type_name(name))
-                }
-            }),
+        if let Some(d) = self.as_class::<DictPy>() {
+            return Shape::Container(d.get().freezable());
         }
+        if let Some(l) = self.as_class::<ListPy>() {
+            return l.get().shape();
+        }
+        Python::attach(|py| {
+            let o = self.0.bind(py);
+            if is_leaf(o, 0) {
+                Shape::Leaf
+            } else {
+                let name = o
+                    .get_type()
+                    .name()
+                    .map_or_else(|_| String::from("object"), |n| n.to_string());
+                Shape::Unfreezable(type_name(name))
+            }
+        })
     }
 
     fn repr(&self) -> String {
@@ -391,10 +438,14 @@ impl Freeze for Obj {
     }
 
     fn shallow_copy(&self) -> Option<Obj> {
-        Python::attach(|py| match &*self.0 {
-            Handle::Dict(d) => d.get().shallow_copy(py).ok(),
-            Handle::List(l) => l.get().shallow_copy(py).ok(),
-            Handle::Any(_) => None,
+        Python::attach(|py| {
+            if let Some(d) = self.as_class::<DictPy>() {
+                d.get().shallow_copy(py).ok()
+            } else if let Some(l) = self.as_class::<ListPy>() {
+                l.get().shallow_copy(py).ok()
+            } else {
+                None
+            }
         })
     }
 }

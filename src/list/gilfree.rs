@@ -176,6 +176,23 @@ impl<T: Storable> Drop for Doomed<T> {
 /// A word owned by the code holding it: dropping it drops the item.
 struct Word<T: Storable>(u64, PhantomData<T>);
 
+impl<T: Storable> Word<T> {
+    /// The word of a fresh item, made before a critical section; dropped (with its item)
+    /// unless the section takes it.
+    #[inline]
+    fn new(x: T) -> Self {
+        Word(T::Storage::into_word(x), PhantomData)
+    }
+
+    /// The word, now owned by the caller (the list).
+    #[inline]
+    fn into_inner(self) -> u64 {
+        let word = self.0;
+        mem::forget(self);
+        word
+    }
+}
+
 impl<T: Storable> Drop for Word<T> {
     fn drop(&mut self) {
         // SAFETY: a word that left the list (or its doomed array), dropped once.
@@ -352,7 +369,7 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         Ok(Writer {
             list: self,
             lock: Some(lock),
-            dead: Vec::new(),
+            dead: Buried::default(),
             old: Vec::new(),
             doomed: Vec::new(),
         })
@@ -493,10 +510,10 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
 
     /// Python's `insert(i, x)`: `i` is clamped into `0..=len` (negative counts from the end).
     pub fn insert(&self, i: isize, x: T) -> Result<(), Error> {
-        let words = Words::<T>::new([x]);
+        let word = Word::new(x);
         let mut w = self.write()?;
         let at = insert_index(i, w.len());
-        w.splice(at, 0, &words.into_inner());
+        w.splice(at, 0, &[word.into_inner()]);
         Ok(())
     }
 
@@ -516,10 +533,10 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
 
     /// Python's `list[i] = x`.
     pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
-        let words = Words::<T>::new([x]);
+        let word = Word::new(x);
         let mut w = self.write()?;
         let idx = item_index(i, w.len()).ok_or(Error::IndexOutOfRange)?;
-        w.set(idx, words.into_inner()[0]);
+        w.set(idx, word.into_inner());
         Ok(())
     }
 
@@ -758,6 +775,43 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     }
 }
 
+/// Words a section unlinked, retired when it ends; the first one is kept inline, so that a
+/// one-item write allocates nothing.
+#[derive(Default)]
+struct Buried {
+    /// The first word buried (`None`: none yet; then `more` is empty).
+    one: Option<u64>,
+    /// The others, in order.
+    more: Vec<u64>,
+}
+
+impl Buried {
+    #[inline]
+    fn push(&mut self, word: u64) {
+        if self.one.is_none() {
+            self.one = Some(word);
+        } else {
+            self.more.push(word);
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        usize::from(self.one.is_some()) + self.more.len()
+    }
+
+    /// Keeps the first `n` words buried.
+    #[inline]
+    fn truncate(&mut self, n: usize) {
+        if n == 0 {
+            self.one = None;
+            self.more.clear();
+        } else {
+            self.more.truncate(n - 1);
+        }
+    }
+}
+
 /// Words of fresh items, made before a critical section; dropped (with their items) unless
 /// the section takes them.
 struct Words<T: Storable>(Vec<u64>, PhantomData<T>);
@@ -788,7 +842,7 @@ struct Writer<'g, T: Storable> {
     list: &'g GilFreeList<T>,
     lock: Option<BiasGuard<'g>>,
     /// Words unlinked by this section (only for items that own something).
-    dead: Vec<u64>,
+    dead: Buried,
     /// Arrays replaced by this section (their items live on in the newer array).
     old: Vec<*mut Array>,
     /// Arrays unlinked together with their items (`clear`).
@@ -1003,7 +1057,10 @@ impl<'g, T: Storable> Writer<'g, T> {
 
     /// Stores `word` (a fresh item) at `i < len`; the old item is retired later.
     fn set(&mut self, i: usize, word: u64) {
-        let old = self.array().slots[i].swap(word, Ordering::AcqRel);
+        // Only lock holders store slots, so a load and a store (no locked exchange) suffice.
+        let slot = &self.array().slots[i];
+        let old = slot.load(Ordering::Relaxed);
+        slot.store(word, Ordering::Release);
         self.bury(old);
         self.bump();
     }
@@ -1071,15 +1128,22 @@ impl<T: Storable> Drop for Writer<'_, T> {
             // items `0..len` are in no other live array and retired by no one else.
             unsafe { reclaim::retire_weighted(a.expose_provenance() as u64, drop_doomed::<T>, w) };
         }
-        match self.dead.len() {
-            0 => {}
-            1 => {
+        match mem::take(&mut self.dead) {
+            Buried { one: None, .. } => {}
+            Buried {
+                one: Some(word),
+                more,
+            } if more.is_empty() => {
                 // SAFETY: unlinked from the current array (I3) and retired once, here.
-                unsafe { reclaim::retire(self.dead[0], T::Storage::drop_word) };
-                self.dead.clear();
+                unsafe { reclaim::retire(word, T::Storage::drop_word) };
             }
-            n => {
-                let batch = Box::new(Batch::<T>(mem::take(&mut self.dead), PhantomData));
+            Buried {
+                one: Some(first),
+                mut more,
+            } => {
+                more.push(first);
+                let n = more.len();
+                let batch = Box::new(Batch::<T>(more, PhantomData));
                 let word = Box::into_raw(batch).expose_provenance() as u64;
                 // SAFETY: each word was unlinked (I3) and is in this batch only.
                 unsafe { reclaim::retire_weighted(word, drop_batch::<T>, n) };
@@ -1195,10 +1259,10 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
 
     /// Python's `insert(i, x)`.
     pub fn insert(&mut self, i: isize, x: T) -> Result<(), Error> {
-        let words = Words::<T>::new([x]);
+        let word = Word::new(x);
         self.w.check_frozen()?;
         let at = insert_index(i, self.w.len());
-        self.w.splice(at, 0, &words.into_inner());
+        self.w.splice(at, 0, &[word.into_inner()]);
         Ok(())
     }
 
@@ -1216,10 +1280,10 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeListView<'_, T> {
 
     /// Python's `list[i] = x`.
     pub fn set(&mut self, i: isize, x: T) -> Result<(), Error> {
-        let words = Words::<T>::new([x]);
+        let word = Word::new(x);
         self.w.check_frozen()?;
         let idx = item_index(i, self.w.len()).ok_or(Error::IndexOutOfRange)?;
-        self.w.set(idx, words.into_inner()[0]);
+        self.w.set(idx, word.into_inner());
         Ok(())
     }
 
