@@ -394,6 +394,7 @@ impl DictPy {
         other: &Bound<'_, PyAny>,
         op: CompareOp,
     ) -> PyResult<Py<PyAny>> {
+        let _deeper = crate::stack::deeper("in comparison")?;
         let _s = Settle::read();
         let eq = match op {
             CompareOp::Eq | CompareOp::Ne => self.equals(py, other)?,
@@ -410,6 +411,7 @@ impl DictPy {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let _deeper = crate::stack::deeper("while getting the repr of an object")?;
         let _s = Settle::read();
         let py = slf.py();
         repr_guarded(slf.as_any(), "{...}", || {
@@ -714,6 +716,7 @@ impl DictViewPy {
         other: &Bound<'py, PyAny>,
         op: CompareOp,
     ) -> PyResult<Py<PyAny>> {
+        let _deeper = crate::stack::deeper("in comparison")?;
         let _s = Settle::read();
         let py = slf.py();
         let this = slf.get();
@@ -813,6 +816,7 @@ impl DictViewPy {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let _deeper = crate::stack::deeper("while getting the repr of an object")?;
         let _s = Settle::read();
         let name = match self.kind {
             ViewKind::Keys => "dict_keys",

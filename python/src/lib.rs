@@ -10,6 +10,7 @@
 mod dict;
 mod list;
 mod obj;
+mod stack;
 
 use pyo3::prelude::*;
 

@@ -339,6 +339,7 @@ impl ListPy {
         other: &Bound<'_, PyAny>,
         op: CompareOp,
     ) -> PyResult<Py<PyAny>> {
+        let _deeper = crate::stack::deeper("in comparison")?;
         let _s = Settle::read();
         Ok(match self.compare(py, other, op)? {
             Some(r) => r.into_pyobject(py)?.to_owned().into_any().unbind(),
@@ -347,6 +348,7 @@ impl ListPy {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let _deeper = crate::stack::deeper("while getting the repr of an object")?;
         let _s = Settle::read();
         let py = slf.py();
         repr_guarded(slf.as_any(), "[...]", || {

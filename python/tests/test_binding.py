@@ -205,6 +205,93 @@ class ReentrancyTest(unittest.TestCase):
             self.assertEqual([id(x) for x in lst], [id(x) for x in before])
 
 
+class DeepNestingTest(unittest.TestCase):
+    """Deep trees raise RecursionError (or work) instead of overflowing the native stack."""
+
+    DEPTH = 100_000
+
+    def nested(self, cls, depth=DEPTH):
+        x = cls()
+        for _ in range(depth):
+            y = cls()
+            if isinstance(y, DICTS):
+                y[1] = x
+            else:
+                y.append(x)
+            x = y
+        return x
+
+    def test_repr_of_deep_trees(self):
+        for cls in DICTS + LISTS:
+            deep = self.nested(cls)
+            with self.assertRaises(RecursionError):
+                repr(deep)
+            with self.assertRaises(RecursionError):
+                str(deep)
+            self.assertTrue(repr(self.nested(cls, 50)).count("{") + repr(self.nested(cls, 50)).count("[") >= 51)
+            del deep  # releasing the tree is a loop, not a recursion
+
+    def test_comparison_of_deep_trees(self):
+        for cls in DICTS + LISTS:
+            a, b = self.nested(cls), self.nested(cls)
+            with self.assertRaises(RecursionError):
+                a == b
+            if cls in LISTS:
+                with self.assertRaises(RecursionError):
+                    a < b
+                with self.assertRaises(RecursionError):
+                    a in cls([b])
+            self.assertEqual(self.nested(cls, 50), self.nested(cls, 50))
+
+    def test_views_of_deep_trees(self):
+        for cls in DICTS:
+            deep = self.nested(cls)
+            with self.assertRaises(RecursionError):
+                repr(deep.values())
+            with self.assertRaises(RecursionError):
+                deep.items() == self.nested(cls).items()
+
+    def test_freeze_of_deep_trees(self):
+        for cls in DICTS + LISTS:
+            deep = self.nested(cls)
+            copy = gilfree.frozen_copy(deep)
+            self.assertTrue(copy.frozen)
+            self.assertFalse(deep.frozen)
+            gilfree.freeze(deep)
+            inner = deep
+            for _ in range(self.DEPTH):
+                self.assertTrue(inner.frozen)
+                inner = inner[0 if cls in LISTS else 1]
+            with self.assertRaises(gilfree.FrozenError):
+                deep[0 if cls in LISTS else 1] = None
+
+    def test_small_thread_stack(self):
+        """A thread with a 512 KiB stack gets RecursionError too."""
+        errors = []
+
+        def run():
+            try:
+                for cls in DICTS + LISTS:
+                    deep = self.nested(cls, 20_000)
+                    try:
+                        repr(deep)
+                    except RecursionError:
+                        pass
+                    else:
+                        errors.append(f"{cls.__name__}: no RecursionError")
+            except BaseException as e:  # reported to the main thread
+                errors.append(repr(e))
+
+        old = threading.stack_size(512 * 1024)
+        try:
+            t = threading.Thread(target=run)
+            t.start()
+        finally:
+            threading.stack_size(old)
+        t.join()
+        self.assertEqual(errors, [])
+
+
 class FreezeTest(unittest.TestCase):
     def test_freeze_tree(self):
         for cls in DICTS:
