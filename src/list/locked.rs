@@ -700,7 +700,16 @@ impl<T> Writer<'_, T> {
 impl<T> Drop for Writer<'_, T> {
     fn drop(&mut self) {
         drop(self.lock.take());
-        drop(mem::take(&mut self.grave));
+        if !self.grave.is_empty() {
+            crate::cleanup::drop_all(mem::take(&mut self.grave));
+        }
+    }
+}
+
+impl<T> Drop for LockedList<T> {
+    fn drop(&mut self) {
+        // Under the drop-panic policy: every item dropped, a panicking destructor reported.
+        crate::cleanup::drop_all(mem::take(self.items.get_mut()));
     }
 }
 
