@@ -98,6 +98,16 @@ pub(crate) fn drop_all<T>(items: impl IntoIterator<Item = T>) {
     }
 }
 
+/// Values dropped under the policy ([`drop_all`]) when the guard goes, also when a panic
+/// unwinds past it.
+pub(crate) struct DropAll<T>(pub(crate) Vec<T>);
+
+impl<T> Drop for DropAll<T> {
+    fn drop(&mut self) {
+        drop_all(std::mem::take(&mut self.0));
+    }
+}
+
 #[cfg(all(test, not(gilfree_loom)))]
 mod tests {
     use super::*;

@@ -412,3 +412,106 @@ fn values_are_dropped_exactly_once() {
     let live = LIVE.load(SeqCst);
     assert!(live >= 0, "a value was dropped twice ({live})");
 }
+
+/// `repeat` checks the size in bytes of the items it would allocate, not their count
+/// (`LockedList<[u64; 4]>` items are 32 bytes): `Error::TooLarge`, never a capacity panic.
+#[test]
+fn repeat_of_large_items_is_too_large() {
+    let l = LockedList::from_vec(vec![[7u64; 4]]);
+    let n = isize::MAX as usize / 16;
+    assert_eq!(l.repeat(n).err(), Some(Error::TooLarge));
+    assert_eq!(l.repeat_in_place(n), Err(Error::TooLarge));
+    assert_eq!(l.snapshot(), vec![[7u64; 4]]);
+    let g = GilFreeList::from_vec(vec![gilfree::BoxedValue([7u64; 4])]);
+    assert!(matches!(g.repeat(n), Err(Error::TooLarge)));
+    assert_eq!(g.repeat_in_place(n), Err(Error::TooLarge));
+}
+
+mod clone_panics {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    use gilfree::{GilFreeList, LockedList, Sequence};
+
+    /// Counts live values; the clone budget runs out (and `clone` panics) at zero.
+    #[derive(Default)]
+    struct Live {
+        live: AtomicUsize,
+        clones_left: AtomicIsize,
+    }
+
+    struct Fragile(Arc<Live>);
+
+    impl Fragile {
+        fn new(live: &Arc<Live>) -> Fragile {
+            live.live.fetch_add(1, SeqCst);
+            Fragile(live.clone())
+        }
+    }
+
+    impl Clone for Fragile {
+        fn clone(&self) -> Fragile {
+            if self.0.clones_left.fetch_sub(1, SeqCst) <= 0 {
+                panic!("clone budget exhausted");
+            }
+            Fragile::new(&self.0)
+        }
+    }
+
+    impl Drop for Fragile {
+        fn drop(&mut self) {
+            self.0.live.fetch_sub(1, SeqCst);
+        }
+    }
+
+    impl gilfree::Storable for Fragile {
+        type Storage = gilfree::storage::Boxed;
+    }
+
+    /// A `Clone` that panics part-way through `repeat`/`repeat_in_place` leaves the list as it
+    /// was and usable, and every clone made before the panic is dropped.
+    fn no_leak<L: Sequence<Fragile> + Default>() {
+        let live = Arc::new(Live::default());
+        let l = L::default();
+        for _ in 0..10 {
+            l.append(Fragile::new(&live)).unwrap();
+        }
+        for attempt in 0..2 {
+            live.clones_left.store(15, SeqCst);
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                if attempt == 0 {
+                    let _ = l.repeat_in_place(3);
+                } else {
+                    let _ = l.repeat(3);
+                }
+            }));
+            assert!(r.is_err(), "the 16th clone panics");
+            gilfree::collect_garbage();
+            gilfree::collect_garbage();
+            assert_eq!(l.len(), 10);
+            assert_eq!(
+                live.live.load(SeqCst),
+                10,
+                "attempt {attempt}: clones leaked"
+            );
+        }
+        // The lock was released: the list still works.
+        live.clones_left.store(1000, SeqCst);
+        l.repeat_in_place(2).unwrap();
+        assert_eq!(l.len(), 20);
+        drop(l);
+        gilfree::collect_garbage();
+        assert_eq!(live.live.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn gilfree_repeat_clone_panic_leaks_nothing() {
+        no_leak::<GilFreeList<Fragile>>();
+    }
+
+    #[test]
+    fn locked_repeat_clone_panic_leaks_nothing() {
+        no_leak::<LockedList<Fragile>>();
+    }
+}

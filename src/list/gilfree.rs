@@ -743,15 +743,24 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Python's `self *= n`, atomically (the clones are made under the lock);
     /// [`Error::TooLarge`] if the length cannot be addressed (Python's `MemoryError`).
     pub fn repeat_in_place(&self, n: usize) -> Result<(), Error> {
+        // Declared before the writer, so that if a `Clone` panics the lock is released before
+        // the clones made so far are dropped (a destructor may use this list).
+        let mut words = Words::<T>::new([]);
         let mut w = self.write()?;
         if n == 0 {
             w.clear();
             return Ok(());
         }
         let len = w.len();
-        repeat_len(len, n)?;
+        // The array holds one word per item.
+        repeat_len(len, n, std::mem::size_of::<u64>())?;
         let extra = len * (n - 1);
-        let words = Words::<T>::new((0..extra).map(|k| (*w.elem(k % len)).clone()));
+        // Python's MemoryError when the allocator refuses, instead of an abort.
+        words
+            .0
+            .try_reserve_exact(extra)
+            .map_err(|_| Error::TooLarge)?;
+        words.extend((0..extra).map(|k| (*w.elem(k % len)).clone()));
         w.splice(len, 0, &words.into_inner());
         Ok(())
     }
@@ -818,10 +827,19 @@ struct Words<T: Storable>(Vec<u64>, PhantomData<T>);
 
 impl<T: Storable> Words<T> {
     fn new(items: impl IntoIterator<Item = T>) -> Self {
-        Words(
-            items.into_iter().map(T::Storage::into_word).collect(),
-            PhantomData,
-        )
+        let mut words = Words(Vec::new(), PhantomData);
+        words.extend(items);
+        words
+    }
+
+    /// Adds items one word at a time, so that a panicking iterator (a `Clone` that panics)
+    /// leaves the items made so far in the guard, which drops them.
+    fn extend(&mut self, items: impl IntoIterator<Item = T>) {
+        let items = items.into_iter();
+        self.0.reserve(items.size_hint().0);
+        for x in items {
+            self.0.push(T::Storage::into_word(x));
+        }
     }
 
     /// The words, now owned by the caller (the list).

@@ -42,7 +42,7 @@ use crate::list::iter::ListIter;
 use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
 use crate::list::FrozenList;
-use crate::list::{insert_index, item_index, model_eq, permute, repeat_len, repeated, Removal};
+use crate::list::{insert_index, item_index, model_eq, permute, repeat_len, Removal};
 use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::EqModel;
 use crate::reentry::{self, Holding};
@@ -587,14 +587,25 @@ impl<T: Clone> LockedList<T> {
     /// Python's `self *= n`, atomically (the clones are made under the lock);
     /// [`Error::TooLarge`] if the length cannot be addressed (Python's `MemoryError`).
     pub fn repeat_in_place(&self, n: usize) -> Result<(), Error> {
+        // Declared before the writer, so that if a `Clone` panics the lock is released before
+        // the clones made so far are dropped (a destructor may use this list).
+        let mut extra = crate::cleanup::DropAll(Vec::new());
         let mut w = self.write()?;
         if n == 0 {
             w.clear();
             return Ok(());
         }
-        repeat_len(w.items().len(), n)?;
-        let mut extra = repeated(w.items(), n - 1)?;
-        w.vec().append(&mut extra);
+        let len = w.items().len();
+        let total = repeat_len(len, n, std::mem::size_of::<T>())?;
+        // Python's MemoryError when the allocator refuses, instead of an abort.
+        extra
+            .0
+            .try_reserve_exact(total - len)
+            .map_err(|_| Error::TooLarge)?;
+        for _ in 1..n {
+            extra.0.extend_from_slice(w.items());
+        }
+        w.vec().append(&mut extra.0);
         w.bump();
         Ok(())
     }

@@ -250,18 +250,25 @@ pub(crate) fn permute<T>(v: &mut [T], order: &[usize]) {
 /// The items `items` repeated `n` times; `TooLarge` if the length overflows (or exceeds what
 /// a `Vec` of `T` can address).
 pub(crate) fn repeated<T: Clone>(items: &[T], n: usize) -> Result<Vec<T>, Error> {
-    let total = repeat_len(items.len(), n)?;
-    let mut out = Vec::with_capacity(total);
+    let total = repeat_len(items.len(), n, std::mem::size_of::<T>())?;
+    // A panicking `Clone` leaves the clones made so far to the guard (dropped under the
+    // drop-panic policy).
+    let mut out = crate::cleanup::DropAll(Vec::new());
+    // Python's MemoryError when the allocator refuses, instead of an abort.
+    out.0
+        .try_reserve_exact(total)
+        .map_err(|_| Error::TooLarge)?;
     for _ in 0..n {
-        out.extend_from_slice(items);
+        out.0.extend_from_slice(items);
     }
-    Ok(out)
+    Ok(std::mem::take(&mut out.0))
 }
 
-/// The length of `len` items repeated `n` times, if a `Vec` of `T` can hold it.
-pub(crate) fn repeat_len(len: usize, n: usize) -> Result<usize, Error> {
+/// The length of `len` items repeated `n` times, if an allocation of items of `item_size`
+/// bytes each can hold it.
+pub(crate) fn repeat_len(len: usize, n: usize, item_size: usize) -> Result<usize, Error> {
     let total = len.checked_mul(n).ok_or(Error::TooLarge)?;
-    let bytes = total.checked_mul(std::mem::size_of::<usize>().max(1));
+    let bytes = total.checked_mul(item_size.max(1));
     match bytes {
         Some(b) if b <= isize::MAX as usize => Ok(total),
         _ => Err(Error::TooLarge),
