@@ -613,7 +613,7 @@ where
             // The previous values `update_in` returned, per key.
             let mut olds: Vec<Vec<u64>> = vec![Vec::new(); COUNTERS as usize];
             let mut n = 0u64;
-            while n < MAX_OPS && (n % 64 != 0 || Instant::now() < end) {
+            while n % 64 != 0 || Instant::now() < end {
                 n += 1;
                 let k = rng.below(COUNTERS);
                 if n % 2 == 0 {
@@ -762,7 +762,7 @@ where
             let mut rng = Rng::new(400 + w);
             let mut model: IndexMap<u64, u64> = IndexMap::new();
             let mut n = 0u64;
-            while n % 64 != 0 || Instant::now() < end {
+            while n < MAX_OPS && (n % 64 != 0 || Instant::now() < end) {
                 n += 1;
                 let k = rng.below(KEYS / 2) * 2 + w;
                 let probe = Obj::new(k);
@@ -775,7 +775,7 @@ where
                         .remove_in(&*vm, &probe)
                         .map(|old| assert_eq!(old, model.shift_remove(&k), "{ctx}")),
                     _ => d
-                        .update_in(&*vm, probe, |v| encode(k, v.map_or(0, |v| gen_of(v) + 1)))
+                        .update_in(&*vm, probe, |v| encode(k, v.map_or(0, |v| gen_of(*v) + 1)))
                         .map(|old| {
                             assert_eq!(old, model.get(&k).copied(), "{ctx}");
                             model.insert(k, encode(k, old.map_or(0, |v| gen_of(v) + 1)));
