@@ -323,3 +323,132 @@ fn gilfree_front_inserts_publish_before_reads() {
     stop.store(true, SeqCst);
     reader.join().unwrap();
 }
+
+/// `u64` compared as a script `__eq__` would be (never pure, no identity), or purely.
+struct Model {
+    pure: bool,
+}
+
+impl gilfree::EqModel<u64> for Model {
+    type Error = ();
+
+    fn eq(&self, stored: &u64, probe: &u64) -> Result<bool, ()> {
+        Ok(stored == probe)
+    }
+
+    fn identical(&self, _: &u64, _: &u64) -> bool {
+        false
+    }
+
+    fn eq_is_pure(&self, _: &u64, _: &u64) -> bool {
+        self.pure
+    }
+}
+
+/// Until `stop`: bursts of front inserts (of items other than `present`), then as many front
+/// pops. The 8 items the list starts with in front of `present` stay in front of it, so it is
+/// never popped, while every index shifts and the array grows and shrinks. Returns the number
+/// of bursts.
+fn shift_front<L: List<u64>>(
+    l: &Arc<L>,
+    stop: &Arc<AtomicBool>,
+    present: u64,
+) -> std::thread::JoinHandle<u64> {
+    let (l, stop) = (Arc::clone(l), Arc::clone(stop));
+    std::thread::spawn(move || {
+        let mut rng = Rng(11);
+        let mut n = 0u64;
+        while !stop.load(SeqCst) {
+            let burst = 1 + rng.below(48);
+            for _ in 0..burst {
+                l.insert(0, rng.below(present)).unwrap();
+            }
+            for _ in 0..burst {
+                assert_ne!(l.pop_at(0), Ok(present));
+            }
+            n += 1;
+        }
+        n
+    })
+}
+
+/// Searches never miss an item that is in the list the whole time, while another thread
+/// shifts the list under them (`insert(0)`/`pop(0)` of other items, growth and shrink): with
+/// script `eq` (compared on clones, the lock released) and with pure `eq` (in place).
+/// `contains`, `index` and `count` answer for the list at one moment, so the item is always
+/// found, exactly once; `remove` of it (put back by the same thread) always finds it.
+fn searches_never_miss<L: List<u64>>() {
+    const PRESENT: u64 = 1_000_000;
+    let l = Arc::new(L::default());
+    l.extend((0..8).chain([PRESENT]).chain(8..16)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let shifter = shift_front(&l, &stop, PRESENT);
+    let deadline = Instant::now() + stress_time();
+    let mut rounds = 0u64;
+    while Instant::now() < deadline || rounds < 100 {
+        for pure in [false, true] {
+            let m = Model { pure };
+            assert_eq!(
+                l.contains_in(&m, &PRESENT),
+                Ok(true),
+                "round {rounds} pure {pure}"
+            );
+            assert!(
+                l.index_in(&m, &PRESENT, 0, isize::MAX).is_ok(),
+                "round {rounds}"
+            );
+            assert_eq!(
+                l.count_in(&m, &PRESENT),
+                Ok(1),
+                "round {rounds} pure {pure}"
+            );
+        }
+        rounds += 1;
+    }
+    stop.store(true, SeqCst);
+    assert!(shifter.join().unwrap() > 0);
+}
+
+/// `remove` with script `eq` of an item present the whole time (only this thread removes it,
+/// and puts it back) while another thread shifts the list: never `ValueNotFound`.
+fn remove_never_misses<L: List<u64>>() {
+    const PRESENT: u64 = 1_000_000;
+    let l = Arc::new(L::default());
+    l.extend((0..8).chain([PRESENT])).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let shifter = shift_front(&l, &stop, PRESENT);
+    let deadline = Instant::now() + stress_time();
+    let mut rounds = 0u64;
+    let m = Model { pure: false };
+    while Instant::now() < deadline || rounds < 100 {
+        match l.remove_in(&m, &PRESENT) {
+            Ok(()) => l.append(PRESENT).unwrap(),
+            Err(Error::MutatedDuringLookup) => {} // bounded restarts under heavy contention
+            Err(e) => panic!("round {rounds}: {e:?}"),
+        }
+        rounds += 1;
+    }
+    stop.store(true, SeqCst);
+    assert!(shifter.join().unwrap() > 0);
+    assert_eq!(l.count_in(&m, &PRESENT), Ok(1));
+}
+
+#[test]
+fn gilfree_searches_never_miss() {
+    searches_never_miss::<GilFreeList<u64>>();
+}
+
+#[test]
+fn locked_searches_never_miss() {
+    searches_never_miss::<LockedList<u64>>();
+}
+
+#[test]
+fn gilfree_remove_never_misses() {
+    remove_never_misses::<GilFreeList<u64>>();
+}
+
+#[test]
+fn locked_remove_never_misses() {
+    remove_never_misses::<LockedList<u64>>();
+}

@@ -20,6 +20,12 @@
 //! - **I3** A word is retired (if its type owns anything) only once no word `0..len` of the
 //!   current array holds it any more, and it is never stored again. Older arrays and stale
 //!   slots may still hold copies: a reader that loaded one was pinned before the retirement.
+//! - **I4** `version` is even when no writer is inside. A writer makes it odd (a Relaxed store
+//!   right after taking the lock, ordered before its Release stores to the array) and even
+//!   again before it unlocks: advanced by 2 if it changed the list, else restored. So a reader
+//!   that loads an even `version` (Acquire), reads the array, and after an Acquire fence loads
+//!   the same `version` again saw the list as it was at one moment (a sequence lock): a
+//!   writer whose store it read has made the version odd before that store.
 //!
 //! ## Synchronization protocol
 //!
@@ -49,7 +55,10 @@
 //! `insert(0)`/`pop(0)` may see an item twice or skip one (as CPython's list iterator does).
 //! It never sees a torn item, a freed item, an item that was never in the list, or an index
 //! past the array. Operations that must be atomic as a whole (`snapshot`, `copy`, slices,
-//! comparisons, `sort`'s copy) take the writer lock instead.
+//! comparisons, `sort`'s copy) take the writer lock instead. Searches (`contains`, `index`,
+//! `count`) read optimistically and validate with `version` (I4), retrying a few times before
+//! they fall back to the writer lock, so they never miss an item that was in the list the
+//! whole time (see `crate::list::search`).
 //!
 //! ## Reclamation
 //!
@@ -65,24 +74,25 @@
 //! Items are never dropped under the lock (a destructor is script code): they are dropped by
 //! the collector, and removing methods return clones.
 
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::mem;
 use std::ptr;
 
 use crate::bias::{BiasGuard, BiasedMutex};
 use crate::list::iter::ListIter;
+use crate::list::search::{self, Found, InPlace, RemoveScan, RemoveSteps, Want};
 use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
 use crate::list::FrozenList;
 use crate::list::{
-    grown_cap, insert_index, item_index, repeat_len, should_shrink, shrunk_cap, Removal, MIN_CAP,
+    grown_cap, insert_index, item_index, repeat_len, should_shrink, shrunk_cap, MIN_CAP,
 };
-use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::EqModel;
 use crate::reclaim::{self, Guard};
 use crate::reentry::{self, Holding};
 use crate::storage::{Ref, Storable, Storage};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::{Container, Error};
 
 /// One generation of the list's storage; see the module docs.
@@ -276,7 +286,9 @@ impl<T> GilFreeList<T> {
         self.len() == 0
     }
 
-    /// A tag that changes on every mutation; one load, no lock.
+    /// A tag that changes on every mutation; one load, no lock. It is even when no writer is
+    /// inside the list and odd while one is (a value read then never equals a later one
+    /// unless no writer changed the list between the two reads).
     #[inline]
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
@@ -366,9 +378,15 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         if self.frozen.load(Ordering::Relaxed) {
             return Err(Error::Frozen(Container::List));
         }
+        // Odd while the section runs (I4). Relaxed suffices: every store the section makes
+        // to the array is a Release store, which orders this one before it.
+        let start_version = self.version.load(Ordering::Relaxed);
+        self.version.store(start_version + 1, Ordering::Relaxed);
         Ok(Writer {
             list: self,
             lock: Some(lock),
+            start_version,
+            mutated: Cell::new(false),
             dead: Buried::default(),
             old: Vec::new(),
             doomed: Vec::new(),
@@ -455,39 +473,58 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         })
     }
 
-    /// Index of the first item in `start..stop` equal to `x`, lock-free, scanning like CPython
-    /// (see [`Sequence`](crate::Sequence)); `stop` is checked against the current length at
-    /// every step.
-    fn find<M: EqModel<T>>(
+    /// The search behind `contains`, `index` and `count` over `start..stop` (see
+    /// `crate::list::search`): an optimistic pinned read validated by the version (I4), a few
+    /// times, then a read under the writer lock if writers kept interfering.
+    fn search<M: EqModel<T>>(
         &self,
         m: &M,
         x: &T,
-        mut i: usize,
+        start: usize,
         stop: usize,
-    ) -> Result<Option<usize>, Error<M::Error>> {
-        let mut guard = reclaim::pin();
-        while i < stop {
-            let Some(item) = self.load_at(&guard, i) else {
-                break;
-            };
-            match quick_compare(m, &*item, x)? {
-                Quick::Equal => return Ok(Some(i)),
-                Quick::NotEqual => {}
-                Quick::Script => {
-                    // Script code: compare a clone with no pin held, then read on.
-                    let item = (*item).clone();
-                    drop(guard);
-                    let eq = m.eq(&item, x);
-                    drop(item);
-                    if eq.map_err(Error::Callback)? {
-                        return Ok(Some(i));
-                    }
-                    guard = reclaim::pin();
+        want: Want,
+    ) -> Result<Found, Error<M::Error>> {
+        /// Optimistic reads before the search waits for the writers (takes their lock).
+        const OPTIMISTIC: usize = 4;
+        let scan = |array: &Array| {
+            let len = array.len.load(Ordering::Acquire);
+            let end = stop.min(len);
+            let start = start.min(end);
+            let items = (start..end).map(|i| {
+                let word = array.slots[i].load(Ordering::Acquire);
+                // SAFETY: `i < len` of an array the caller keeps alive (pinned or locked): a
+                // live item or one retired after this pin began (I2, I3).
+                unsafe { T::Storage::borrow(word) }
+            });
+            search::in_place(m, x, start, items, want)
+        };
+        let mut outcome = None;
+        for _ in 0..OPTIMISTIC {
+            let guard = reclaim::pin();
+            let before = self.version.load(Ordering::Acquire);
+            if before % 2 == 0 {
+                let seen = scan(self.current(&guard))?;
+                fence(Ordering::Acquire);
+                let valid = self.version.load(Ordering::Relaxed) == before;
+                // Unpinned before the clones of a failed attempt are dropped.
+                drop(guard);
+                if valid {
+                    outcome = Some(seen);
+                    break;
                 }
             }
-            i += 1;
+            std::hint::spin_loop();
         }
-        Ok(None)
+        let outcome = match outcome {
+            Some(o) => o,
+            None => self.read_locked(scan)?,
+        };
+        match outcome {
+            InPlace::Done(found) => Ok(found),
+            InPlace::Script { at, rest, found } => {
+                search::compare_rest(m, x, at, rest, found, want)
+            }
+        }
     }
 
     /// Python's `append(x)`.
@@ -581,81 +618,11 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         Ok(())
     }
 
-    /// One step of `remove`: a scan under the lock from `start`, or (with `confirm`) the
-    /// validation of a match that script `eq` found with the lock released.
-    fn remove_step<M: EqModel<T>>(
-        &self,
-        m: &M,
-        x: &T,
-        start: usize,
-        confirm: Option<(usize, u64, &T)>,
-    ) -> Result<Removal<T>, Error<M::Error>> {
-        let mut w = self.write()?;
-        if let Some((index, version, item)) = confirm {
-            // Unchanged version: the same items in the same places. Otherwise the item at
-            // `index` must still be the very object compared (we hold a clone: no ABA).
-            let same =
-                w.version() == version || (index < w.len() && m.identical(&w.elem(index), item));
-            if !same {
-                return Ok(Removal::Restart);
-            }
-            w.discard(index);
-            return Ok(Removal::Done);
-        }
-        for i in start..w.len() {
-            let item = w.elem(i);
-            match quick_compare(m, &*item, x)? {
-                Quick::Equal => {
-                    w.discard(i);
-                    return Ok(Removal::Done);
-                }
-                Quick::NotEqual => {}
-                Quick::Script => {
-                    return Ok(Removal::Confirm {
-                        index: i,
-                        version: w.version(),
-                        item: (*item).clone(),
-                    })
-                }
-            }
-        }
-        Ok(Removal::NotFound)
-    }
-
     /// Python's `remove(x)` under `m`: removes the first item equal to `x`;
     /// [`Error::ValueNotFound`] if none. Script `eq` runs with the lock released; see
     /// [`Sequence`](crate::Sequence) for the validation and restart rules.
     pub fn remove_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<(), Error<M::Error>> {
-        let mut restarts = 0;
-        let mut start = 0;
-        loop {
-            match self.remove_step(m, x, start, None)? {
-                Removal::Done => return Ok(()),
-                Removal::NotFound => return Err(Error::ValueNotFound),
-                Removal::Restart => {
-                    restart(&mut restarts)?;
-                    start = 0;
-                }
-                Removal::Confirm {
-                    index,
-                    version,
-                    item,
-                } => {
-                    if !m.eq(&item, x).map_err(Error::Callback)? {
-                        // CPython goes on with the next index of the list as it is now.
-                        start = index + 1;
-                        continue;
-                    }
-                    match self.remove_step(m, x, 0, Some((index, version, &item)))? {
-                        Removal::Done => return Ok(()),
-                        _ => {
-                            restart(&mut restarts)?;
-                            start = 0;
-                        }
-                    }
-                }
-            }
-        }
+        search::remove_in(self, m, x)
     }
 
     /// Copies the items out, computes the sorting permutation with `order` outside the lock,
@@ -859,6 +826,10 @@ impl<T: Storable> Drop for Words<T> {
 struct Writer<'g, T: Storable> {
     list: &'g GilFreeList<T>,
     lock: Option<BiasGuard<'g>>,
+    /// The list's (even) version when the section started; it is odd until the section ends.
+    start_version: u64,
+    /// Whether the section changed the list (its version then advances by 2).
+    mutated: Cell<bool>,
     /// Words unlinked by this section (only for items that own something).
     dead: Buried,
     /// Arrays replaced by this section (their items live on in the newer array).
@@ -893,8 +864,10 @@ impl<'g, T: Storable> Writer<'g, T> {
         unsafe { T::Storage::borrow(self.word(i)) }
     }
 
+    /// The version of the list as this section found it (equal in two sections exactly when
+    /// no section in between changed the list).
     fn version(&self) -> u64 {
-        self.list.version.load(Ordering::Relaxed)
+        self.start_version
     }
 
     fn check_frozen(&self) -> Result<(), Error> {
@@ -935,8 +908,7 @@ impl<'g, T: Storable> Writer<'g, T> {
     #[inline]
     fn bump(&self) {
         self.list.len.store(self.len(), Ordering::Release);
-        let v = self.list.version.load(Ordering::Relaxed);
-        self.list.version.store(v + 1, Ordering::Release);
+        self.mutated.set(true);
     }
 
     /// Publishes `fresh` as the current array (Release: readers see it complete).
@@ -1128,6 +1100,10 @@ impl<'g, T: Storable> Writer<'g, T> {
 
 impl<T: Storable> Drop for Writer<'_, T> {
     fn drop(&mut self) {
+        // Even again, before the lock is released (I4): advanced by 2 if the section changed
+        // the list, else back to where it was.
+        let end = self.start_version + if self.mutated.get() { 2 } else { 0 };
+        self.list.version.store(end, Ordering::Release);
         drop(self.lock.take());
         let weight = |a: *mut Array| {
             // SAFETY: unlinked but not freed (retired below): a live array.
@@ -1374,5 +1350,31 @@ where
             }
             Ok(())
         })?
+    }
+}
+
+impl<T: Storable + Clone + Send + Sync + 'static> RemoveSteps<T> for GilFreeList<T> {
+    fn remove_scan<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<RemoveScan<T>, Error<M::Error>> {
+        let mut w = self.write()?;
+        let version = w.version();
+        let outcome = search::in_place(m, x, 0, (0..w.len()).map(|i| w.elem(i)), Want::First)?;
+        Ok(RemoveScan::of(outcome, version, |i| w.discard(i)))
+    }
+
+    fn remove_confirmed<M: EqModel<T>>(
+        &self,
+        m: &M,
+        index: usize,
+        version: u64,
+        item: &T,
+    ) -> Result<bool, Error<M::Error>> {
+        let mut w = self.write()?;
+        // Unchanged version: the same items in the same places. Otherwise the item at `index`
+        // must still be the very object compared (the caller holds a clone: no ABA).
+        let same = w.version() == version || (index < w.len() && m.identical(&w.elem(index), item));
+        if same {
+            w.discard(index);
+        }
+        Ok(same)
     }
 }

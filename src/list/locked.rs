@@ -39,11 +39,11 @@ use std::ops::Deref;
 use crate::bias::{BiasGuard, BiasedMutex};
 
 use crate::list::iter::ListIter;
+use crate::list::search::{self, Found, InPlace, RemoveScan, RemoveSteps, Want};
 use crate::list::slice::Slice;
 use crate::list::sort::sort_indices;
 use crate::list::FrozenList;
-use crate::list::{insert_index, item_index, model_eq, permute, repeat_len, Removal};
-use crate::lookup::{quick_compare, restart, Quick};
+use crate::list::{insert_index, item_index, permute, repeat_len};
 use crate::model::EqModel;
 use crate::reentry::{self, Holding};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -281,50 +281,40 @@ impl<T: Clone> LockedList<T> {
         })
     }
 
-    /// Index of the first item in `start..stop` equal to `x`, scanning like CPython (see
-    /// [`Sequence`](crate::Sequence)): script `eq` runs on a clone with the lock released.
-    fn find<M: EqModel<T>>(
+    /// The search behind `contains`, `index` and `count` over `start..stop` (see
+    /// `crate::list::search`): in place under the lock, the rest cloned at the first item that
+    /// needs script `eq` and compared with the lock released.
+    fn search<M: EqModel<T>>(
         &self,
         m: &M,
         x: &T,
-        mut i: usize,
+        start: usize,
         stop: usize,
-    ) -> Result<Option<usize>, Error<M::Error>> {
-        let mut access = None;
-        while i < stop {
-            let reentrant = matches!(
-                access.get_or_insert_with(|| self.read_access()),
-                Read::Reentrant
-            );
-            // SAFETY: `access` is held; the reference is dropped before it is released below,
-            // and in the re-entrant case only cloned (L2).
+        want: Want,
+    ) -> Result<Found, Error<M::Error>> {
+        let access = self.read_access();
+        let outcome = {
+            // SAFETY: `access` is held, and the reference is dropped at the end of this block,
+            // before it is released; in the re-entrant case it is only cloned (L2).
             let items = unsafe { self.items() };
-            let Some(item) = items.get(i) else {
-                break;
-            };
-            if reentrant {
-                let item = item.clone();
-                if model_eq(m, &item, x)? {
-                    return Ok(Some(i));
-                }
-            } else {
-                match quick_compare(m, item, x)? {
-                    Quick::Equal => return Ok(Some(i)),
-                    Quick::NotEqual => {}
-                    Quick::Script => {
-                        let item = item.clone();
-                        access = None;
-                        let eq = m.eq(&item, x);
-                        drop(item);
-                        if eq.map_err(Error::Callback)? {
-                            return Ok(Some(i));
-                        }
-                    }
-                }
+            let end = stop.min(items.len());
+            let start = start.min(end);
+            match access {
+                Read::Reentrant => InPlace::Script {
+                    at: start,
+                    rest: items[start..end].to_vec(),
+                    found: Found::default(),
+                },
+                Read::Locked(_) => search::in_place(m, x, start, &items[start..end], want)?,
             }
-            i += 1;
+        };
+        drop(access);
+        match outcome {
+            InPlace::Done(found) => Ok(found),
+            InPlace::Script { at, rest, found } => {
+                search::compare_rest(m, x, at, rest, found, want)
+            }
         }
-        Ok(None)
     }
 
     /// Python's `append(x)`.
@@ -435,79 +425,11 @@ impl<T: Clone> LockedList<T> {
         Ok(())
     }
 
-    /// One step of `remove` (see `GilFreeList::remove_step`).
-    fn remove_step<M: EqModel<T>>(
-        &self,
-        m: &M,
-        x: &T,
-        start: usize,
-        confirm: Option<(usize, u64, &T)>,
-    ) -> Result<Removal<T>, Error<M::Error>> {
-        let mut w = self.write()?;
-        if let Some((index, version, item)) = confirm {
-            let same = w.version() == version
-                || w.items()
-                    .get(index)
-                    .is_some_and(|now| m.identical(now, item));
-            if !same {
-                return Ok(Removal::Restart);
-            }
-            w.take(index);
-            return Ok(Removal::Done);
-        }
-        for i in start..w.items().len() {
-            let item = &w.items()[i];
-            match quick_compare(m, item, x)? {
-                Quick::Equal => {
-                    w.take(i);
-                    return Ok(Removal::Done);
-                }
-                Quick::NotEqual => {}
-                Quick::Script => {
-                    return Ok(Removal::Confirm {
-                        index: i,
-                        version: w.version(),
-                        item: item.clone(),
-                    })
-                }
-            }
-        }
-        Ok(Removal::NotFound)
-    }
-
     /// Python's `remove(x)` under `m`: removes the first item equal to `x`;
     /// [`Error::ValueNotFound`] if none. Script `eq` runs with the lock released; see
     /// [`Sequence`](crate::Sequence) for the validation and restart rules.
     pub fn remove_in<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<(), Error<M::Error>> {
-        let mut restarts = 0;
-        let mut start = 0;
-        loop {
-            match self.remove_step(m, x, start, None)? {
-                Removal::Done => return Ok(()),
-                Removal::NotFound => return Err(Error::ValueNotFound),
-                Removal::Restart => {
-                    restart(&mut restarts)?;
-                    start = 0;
-                }
-                Removal::Confirm {
-                    index,
-                    version,
-                    item,
-                } => {
-                    if !m.eq(&item, x).map_err(Error::Callback)? {
-                        start = index + 1;
-                        continue;
-                    }
-                    match self.remove_step(m, x, 0, Some((index, version, &item)))? {
-                        Removal::Done => return Ok(()),
-                        _ => {
-                            restart(&mut restarts)?;
-                            start = 0;
-                        }
-                    }
-                }
-            }
-        }
+        search::remove_in(self, m, x)
     }
 
     /// Copies the items out, computes the permutation with `order` outside the lock, and
@@ -899,5 +821,36 @@ where
             }
             Ok(())
         })?
+    }
+}
+
+impl<T: Clone> RemoveSteps<T> for LockedList<T> {
+    fn remove_scan<M: EqModel<T>>(&self, m: &M, x: &T) -> Result<RemoveScan<T>, Error<M::Error>> {
+        let mut w = self.write()?;
+        let version = w.version();
+        let outcome = search::in_place(m, x, 0, w.items(), Want::First)?;
+        Ok(RemoveScan::of(outcome, version, |i| {
+            w.take(i);
+        }))
+    }
+
+    fn remove_confirmed<M: EqModel<T>>(
+        &self,
+        m: &M,
+        index: usize,
+        version: u64,
+        item: &T,
+    ) -> Result<bool, Error<M::Error>> {
+        let mut w = self.write()?;
+        // Unchanged version: the same items in the same places. Otherwise the item at `index`
+        // must still be the very object compared (the caller holds a clone: no ABA).
+        let same = w.version() == version
+            || w.items()
+                .get(index)
+                .is_some_and(|now| m.identical(now, item));
+        if same {
+            w.take(index);
+        }
+        Ok(same)
     }
 }

@@ -14,7 +14,7 @@
 //! The semantics both lists share (indices, slices, script `eq`, sort, comparisons,
 //! re-entrancy, freeze) are documented on [`Sequence`].
 
-/// The list operations written once over each list's private `find`, `snapshot`, `len` and
+/// The list operations written once over each list's private `search`, `snapshot`, `len` and
 /// `from_vec` (scans under the object model, comparisons, copies). Defined before the modules
 /// that invoke it, so it is in their textual scope.
 macro_rules! derived_list_api {
@@ -22,7 +22,8 @@ macro_rules! derived_list_api {
         impl<T: Clone $($bound)*> $List<T> {
             /// Whether some item equals `x` under `m` (Python's `x in list`).
             pub fn contains_in<M: crate::EqModel<T>>(&self, m: &M, x: &T) -> Result<bool, crate::Error<M::Error>> {
-                Ok(self.find(m, x, 0, usize::MAX)?.is_some())
+                let found = self.search(m, x, 0, usize::MAX, crate::list::search::Want::First)?;
+                Ok(found.first.is_some())
             }
 
             /// Python's `index(x, start, stop)` under `m`; [`Error::ValueNotFound`](crate::Error::ValueNotFound) if absent.
@@ -35,19 +36,15 @@ macro_rules! derived_list_api {
                 stop: isize,
             ) -> Result<usize, crate::Error<M::Error>> {
                 let len = self.len();
-                self.find(m, x, crate::list::scan_bound(start, len), crate::list::scan_bound(stop, len))?
+                let (start, stop) = (crate::list::scan_bound(start, len), crate::list::scan_bound(stop, len));
+                self.search(m, x, start, stop, crate::list::search::Want::First)?
+                    .first
                     .ok_or(crate::Error::ValueNotFound)
             }
 
             /// Number of items equal to `x` under `m`.
             pub fn count_in<M: crate::EqModel<T>>(&self, m: &M, x: &T) -> Result<usize, crate::Error<M::Error>> {
-                let mut n = 0;
-                let mut i = 0;
-                while let Some(j) = self.find(m, x, i, usize::MAX)? {
-                    n += 1;
-                    i = j + 1;
-                }
-                Ok(n)
+                Ok(self.search(m, x, 0, usize::MAX, crate::list::search::Want::All)?.count)
             }
 
             /// Python's `list == other` under `m`, over atomic snapshots of both lists.
@@ -94,6 +91,7 @@ mod frozen;
 mod gilfree;
 mod iter;
 mod locked;
+mod search;
 mod sequence;
 mod slice;
 mod sort;
@@ -273,20 +271,6 @@ pub(crate) fn repeat_len(len: usize, n: usize, item_size: usize) -> Result<usize
         Some(b) if b <= isize::MAX as usize => Ok(total),
         _ => Err(Error::TooLarge),
     }
-}
-
-/// Outcome of one `remove` step.
-pub(crate) enum Removal<T> {
-    Done,
-    NotFound,
-    /// Script `eq` must decide whether the item at `index` (cloned) matches.
-    Confirm {
-        index: usize,
-        version: u64,
-        item: T,
-    },
-    /// A confirmed match no longer holds: scan again.
-    Restart,
 }
 
 /// The plain layer of a list type: every method forwards to its `*_in` twin with

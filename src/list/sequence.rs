@@ -36,15 +36,20 @@ use crate::{Error, GilFreeList, LockedList};
 ///   a step-1 slice may change the length, assignment to an extended slice (any other step,
 ///   `-1` included) must give exactly as many items
 ///   ([`Error::SliceLength`](crate::Error::SliceLength)).
-/// - **Script `eq` never runs under a list's lock.** `index`/`count`/`contains` scan like
-///   CPython: one item at a time, each time against the *current* list (a callback that
-///   shrinks the list ends the scan early; one that grows it extends it). A candidate whose
-///   comparison may run script code is cloned, the lock released (or, for `GilFreeList`, the
-///   epoch unpinned, so a long callback never delays reclamation), `eq` called, and the scan
-///   resumes at the next index. `remove` additionally validates before acting: it deletes the
-///   matched item only if the list's version is unchanged since the item was read, or if the
-///   item at that index is still the same object (the model's `identical`, checked on the
-///   clone it holds, so no ABA); otherwise it rescans from the start, at most
+/// - **Script `eq` never runs under a list's lock** (nor, for `GilFreeList`, pinned, so a
+///   long callback never delays reclamation). `index`/`count`/`contains`/`remove` compare in
+///   place while comparisons run no script code (identity, a pure `eq`); at the first item
+///   that needs script `eq` they clone the items still to be compared, in the same critical
+///   section, and compare the clones with the lock released. Every answer is therefore the
+///   answer for the list as it was at one moment: an item that is in the list the whole time
+///   is never reported missing, however other threads or the callback itself change the list
+///   meanwhile (CPython instead resumes at the next index of the list as it is now). The
+///   price is one clone per item after the first script comparison. `GilFreeList` reads
+///   lock-free and validates with its version (a sequence lock), falling back to its writer
+///   lock when writers keep interfering. `remove` validates before acting: it deletes the
+///   matched item only if the list's version is unchanged since the clones were taken, or if
+///   the item at that index is still the same object (the model's `identical`, checked on
+///   the clone it holds, so no ABA); otherwise it starts over, at most
 ///   [`MAX_LOOKUP_RESTARTS`](crate::MAX_LOOKUP_RESTARTS) times, then fails with
 ///   [`Error::MutatedDuringLookup`](crate::Error::MutatedDuringLookup).
 /// - **Sort** copies the items out (clones), computes keys and runs a stable merge sort
