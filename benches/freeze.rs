@@ -207,12 +207,14 @@ fn handover(c: &mut Criterion) {
     let (a, b) = (Interpreter::new(), Interpreter::new());
     for nodes in [1_000usize, 10_000, 100_000, 1_000_000] {
         let t = tree(nodes);
-        let mut owned = Owned::new(&a, t.clone());
+        // `hand_over` consumes the handle; the slot holds the current owner's.
+        let mut owned = Some(Owned::new(&a, t.clone()));
         let mut at_a = true;
         group.bench_function(BenchmarkId::new("hand_over", nodes), |bench| {
             bench.iter(|| {
                 let (from, to) = if at_a { (&a, &b) } else { (&b, &a) };
-                owned = owned.hand_over(from, to).unwrap();
+                let handle = owned.take().expect("a handle");
+                owned = Some(handle.hand_over(from, to).unwrap());
                 at_a = !at_a;
             })
         });

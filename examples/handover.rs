@@ -103,11 +103,14 @@ fn main() {
     println!("A computes: total score = {sum_a}");
 
     // 2. Hand-over to B: O(1).
+    // A kept a second handle (say, in a cache): the hand-over consumes the first one, so
+    // the borrow checker ends A's references, and the clone goes stale at run time.
+    let kept_by_a = tree.clone();
     let t1 = Instant::now();
     let tree_b = tree.hand_over(&a, &b).unwrap();
     let handover = t1.elapsed();
     println!("hand-over A -> B took {handover:?} (whatever the tree size)");
-    match tree.get(&a) {
+    match kept_by_a.get(&a) {
         Err(e) => println!("A touching the tree afterwards: error \"{e}\""),
         Ok(_) => unreachable!("a stale handle must fail"),
     }

@@ -5,7 +5,8 @@
 //! the interpreter making it and fails with [`Error::NotOwner`] from any other one. Handing the
 //! tree over is one compare-and-swap on the tree's state word, whatever the size of the tree:
 //! nothing is copied or serialized. Every handle taken before the hand-over becomes stale and
-//! fails with [`Error::StaleHandle`]. A frozen tree needs no owner: [`Owned::share`] freezes it
+//! fails with [`Error::StaleHandle`]; the handle the hand-over consumes ends its borrows at
+//! compile time. A frozen tree needs no owner: [`Owned::share`] freezes it
 //! and returns a [`Shared`] handle that every interpreter may read at once.
 //!
 //! State word: owner id in the low 20 bits, a hand-over generation in the high 44. A handle
@@ -84,6 +85,18 @@ pub struct Owned<T> {
     issued: u64,
 }
 
+/// Shows the owner and whether this handle is still current (not the tree: reading it needs
+/// the owner).
+impl<T> std::fmt::Debug for Owned<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let now = self.tree.state.load(Ordering::Acquire);
+        f.debug_struct("Owned")
+            .field("owner", &InterpreterId(now & OWNER_MASK))
+            .field("stale", &(now != self.issued))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Clone for Owned<T> {
     fn clone(&self) -> Self {
         Owned {
@@ -129,9 +142,33 @@ impl<T> Owned<T> {
     }
 
     /// Hands the tree from `from` to `to` in O(1): no copy, no serialization. Every existing
-    /// handle (this one included) goes stale; the returned handle is the new owner's.
-    pub fn hand_over(&self, from: &Interpreter, to: &Interpreter) -> Result<Owned<T>, Error> {
-        self.check(from)?;
+    /// handle goes stale; the returned handle is the new owner's.
+    ///
+    /// The handle is taken by value, so every reference the old owner obtained through it
+    /// ([`get`](Self::get)) ends here, checked at compile time:
+    ///
+    /// ```compile_fail
+    /// use gilfree::{Interpreter, LockedDict, Owned};
+    /// let (a, b) = (Interpreter::new(), Interpreter::new());
+    /// let tree = Owned::new(&a, LockedDict::<u64, u64>::new());
+    /// let d = tree.get(&a).unwrap();
+    /// let tree_b = tree.hand_over(&a, &b).unwrap();
+    /// d.insert(1, 1).unwrap(); // error: `tree` was moved while `d` borrows it
+    /// ```
+    ///
+    /// Clones of the handle are checked at run time: they fail with [`Error::StaleHandle`]
+    /// from the hand-over on. On failure the handle comes back with the error.
+    pub fn hand_over(
+        self,
+        from: &Interpreter,
+        to: &Interpreter,
+    ) -> Result<Owned<T>, HandOverError<T>> {
+        if let Err(error) = self.check(from) {
+            return Err(HandOverError {
+                handle: self,
+                error,
+            });
+        }
         let next = word(to.id, (self.issued >> OWNER_BITS) + 1);
         match self.tree.state.compare_exchange(
             self.issued,
@@ -140,34 +177,100 @@ impl<T> Owned<T> {
             Ordering::Acquire,
         ) {
             Ok(_) => Ok(Owned {
-                tree: Arc::clone(&self.tree),
+                tree: self.tree,
                 issued: next,
             }),
-            // Someone else handed it over first.
-            Err(_) => Err(Error::StaleHandle),
+            // Someone else handed it over first (through a clone).
+            Err(_) => Err(HandOverError {
+                handle: self,
+                error: Error::StaleHandle,
+            }),
         }
     }
 
     /// Freezes the whole tree (see [`freeze`](crate::freeze())) and returns an owner-less
     /// handle that every interpreter may read at once. The owning handle goes stale.
-    pub fn share(&self, owner: &Interpreter) -> Result<Shared<T>, Error>
+    ///
+    /// Like [`hand_over`](Self::hand_over) it takes the handle by value (the old owner's
+    /// references end here); on failure the handle comes back with the error, and the tree is
+    /// left as it was (freezing is all or nothing).
+    pub fn share(self, owner: &Interpreter) -> Result<Shared<T>, HandOverError<T>>
     where
         T: Freeze,
     {
-        self.check(owner)?;
-        freeze(&self.tree.value)?;
+        if let Err(error) = self.check(owner) {
+            return Err(HandOverError {
+                handle: self,
+                error,
+            });
+        }
+        if let Err(error) = freeze(&self.tree.value) {
+            return Err(HandOverError {
+                handle: self,
+                error,
+            });
+        }
         // Retire the ownership: owner 0 is no interpreter.
         let next = word(InterpreterId(0), (self.issued >> OWNER_BITS) + 1);
-        self.tree
-            .state
-            .compare_exchange(self.issued, next, Ordering::AcqRel, Ordering::Acquire)
-            .map_err(|_| Error::StaleHandle)?;
-        Ok(Shared(Arc::clone(&self.tree)))
+        match self.tree.state.compare_exchange(
+            self.issued,
+            next,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(Shared(self.tree)),
+            Err(_) => Err(HandOverError {
+                handle: self,
+                error: Error::StaleHandle,
+            }),
+        }
     }
 }
 
+/// A failed [`Owned::hand_over`] or [`Owned::share`]: why, and the handle, given back.
+pub struct HandOverError<T> {
+    handle: Owned<T>,
+    error: Error,
+}
+
+impl<T> HandOverError<T> {
+    /// Why it failed: [`Error::NotOwner`] (`from` does not own the tree),
+    /// [`Error::StaleHandle`] (the tree was handed over through another handle), or a freeze
+    /// error for `share`.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The handle, as it was before the call.
+    pub fn into_handle(self) -> Owned<T> {
+        self.handle
+    }
+}
+
+impl<T> std::fmt::Debug for HandOverError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandOverError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> std::fmt::Display for HandOverError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T> std::error::Error for HandOverError<T> {}
+
 /// A frozen tree: no owner, readable by every interpreter at once.
 pub struct Shared<T>(Arc<Tree<T>>);
+
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
 
 impl<T> Clone for Shared<T> {
     fn clone(&self) -> Self {

@@ -94,7 +94,7 @@ pub use dict::{
 };
 pub use error::{Container, Error, Result};
 pub use freeze::{freeze, frozen_copy, Freeze, Shape};
-pub use interp::{Interpreter, InterpreterId, Owned, Shared};
+pub use interp::{HandOverError, Interpreter, InterpreterId, Owned, Shared};
 pub use list::{
     FrozenList, GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList,
     LockedListView, Sequence, Slice, SliceIndices,

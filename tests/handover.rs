@@ -55,7 +55,15 @@ fn only_the_owner_gets_access() {
     assert_eq!(t.owner(), a.id());
     assert_eq!(len(t.get(&a).unwrap()), 10);
     assert_eq!(t.get(&b).err(), Some(Error::NotOwner));
-    assert_eq!(t.hand_over(&b, &a).err(), Some(Error::NotOwner));
+    // A refused hand-over gives the handle back, still valid.
+    let refused = t.hand_over(&b, &a).unwrap_err();
+    assert_eq!(refused.error(), &Error::NotOwner);
+    assert_eq!(
+        refused.to_string(),
+        Error::<std::convert::Infallible>::NotOwner.to_string()
+    );
+    let t = refused.into_handle();
+    assert_eq!(len(t.get(&a).unwrap()), 10);
 }
 
 #[test]
@@ -63,6 +71,7 @@ fn hand_over_moves_ownership_and_stales_old_handles() {
     let (a, b, c) = (Interpreter::new(), Interpreter::new(), Interpreter::new());
     let t = Owned::new(&a, tree(1000));
     let alias = t.clone();
+    let kept = t.clone();
     let before = root_ptr(t.get(&a).unwrap());
     let tb = t.hand_over(&a, &b).unwrap();
     assert_eq!(tb.owner(), b.id());
@@ -70,10 +79,10 @@ fn hand_over_moves_ownership_and_stales_old_handles() {
     assert_eq!(root_ptr(tb.get(&b).unwrap()), before);
     assert_eq!(len(tb.get(&b).unwrap()), 1000);
     // Every handle issued before the hand-over is stale, for everyone.
-    assert_eq!(t.get(&a).err(), Some(Error::StaleHandle));
     assert_eq!(alias.get(&a).err(), Some(Error::StaleHandle));
     assert_eq!(alias.get(&b).err(), Some(Error::StaleHandle));
-    assert_eq!(t.hand_over(&a, &c).err(), Some(Error::StaleHandle));
+    let refused = kept.hand_over(&a, &c).unwrap_err();
+    assert_eq!(refused.error(), &Error::StaleHandle);
     assert_eq!(
         Error::<std::convert::Infallible>::StaleHandle.to_string(),
         "stale handle: the object was handed over to another interpreter"
@@ -81,9 +90,10 @@ fn hand_over_moves_ownership_and_stales_old_handles() {
     // A non-owner holding a fresh handle is refused too.
     assert_eq!(tb.get(&c).err(), Some(Error::NotOwner));
     // And it can travel on.
+    let tb_kept = tb.clone();
     let tc = tb.hand_over(&b, &c).unwrap();
     assert_eq!(len(tc.get(&c).unwrap()), 1000);
-    assert_eq!(tb.get(&b).err(), Some(Error::StaleHandle));
+    assert_eq!(tb_kept.get(&b).err(), Some(Error::StaleHandle));
 }
 
 #[test]
@@ -94,7 +104,11 @@ fn concurrent_hand_overs_have_one_winner() {
     let results: Vec<_> = std::thread::scope(|s| {
         let hs: Vec<_> = targets
             .iter()
-            .map(|to| s.spawn(|| t.hand_over(&a, to).is_ok()))
+            .map(|to| {
+                let t = t.clone();
+                let a = &a;
+                s.spawn(move || t.hand_over(a, to).is_ok())
+            })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -122,8 +136,9 @@ fn the_new_owner_mutates_in_place_on_its_own_thread() {
 fn shared_frozen_trees_are_readable_by_every_interpreter() {
     let a = Interpreter::new();
     let t = Owned::new(&a, tree(50));
+    let kept = t.clone();
     let shared = t.share(&a).unwrap();
-    assert_eq!(t.get(&a).err(), Some(Error::StaleHandle));
+    assert_eq!(kept.get(&a).err(), Some(Error::StaleHandle));
     let readers: Vec<Interpreter> = (0..4).map(|_| Interpreter::new()).collect();
     std::thread::scope(|s| {
         for _r in &readers {
