@@ -113,6 +113,15 @@ pub fn collect_garbage() {
     reclaim::collect_now();
 }
 
+/// How the lock-free readers are ordered against memory reclamation in this process:
+/// `"membarrier"` (readers pay only a compiler fence; reclaimers issue the
+/// `membarrier(PRIVATE_EXPEDITED)` system call) or `"fences"` (a full fence on both sides: no
+/// `membarrier`, or it started failing after start-up, for instance under a seccomp filter
+/// installed later; the switch is safe for readers already inside, see `reclaim`).
+pub fn reader_barrier() -> &'static str {
+    reclaim::barrier::describe()
+}
+
 /// Frees at once, without waiting for other threads, everything this thread (and exited
 /// threads) retired: the destructors of removed values run here. Returns without doing anything
 /// if the calling thread is itself inside a read session (a `pin()`, a `get_with` callback).

@@ -7,7 +7,11 @@
 //! classic epoch scheme buys with a full fence on every pin is bought on the *reclaiming* side
 //! instead, with `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (an IPI that serializes every
 //! CPU running this process), as liburcu and folly do. Where that syscall is unavailable
-//! (non-Linux, old kernels, seccomp filters, loom), both sides use `SeqCst` fences.
+//! (non-Linux, old kernels, seccomp filters, loom), both sides use `SeqCst` fences. If it
+//! starts failing after start-up (a seccomp filter installed later), the process switches to
+//! fences for good, and the barrier that failed is replaced once by a TLB shootdown, which
+//! serializes the readers that pinned before the switch (x86; elsewhere the process aborts
+//! rather than risk a use-after-free: see `barrier::imp::degrade`).
 //!
 //! Protocol:
 //! - A writer unlinks an object (a value word, a table, an array), then [`retire`]s it into a
@@ -618,12 +622,95 @@ pub(crate) mod barrier {
         }
 
         pub(crate) fn heavy() {
-            if mode() == 1 {
-                // Cannot fail once registered; a failure would be a kernel bug, and the fence
-                // below keeps this thread's own ordering in any case.
-                let _ = membarrier(CMD_PRIVATE_EXPEDITED);
+            if mode() == 1 && membarrier(CMD_PRIVATE_EXPEDITED) != 0 {
+                degrade();
             }
             fence(Ordering::SeqCst);
+        }
+
+        /// `membarrier` failed after it was registered (a seccomp filter installed after
+        /// start-up, say). From now on both sides use `SeqCst` fences. Readers that pinned
+        /// before the switch used a compiler fence only, so this barrier — the one the caller
+        /// needs now — must still serialize every CPU running the process: on x86 a TLB
+        /// shootdown does (an IPI to each of those CPUs, which drains its store buffer; what
+        /// `membarrier` itself does, and the fallback of .NET's `FlushProcessWriteBuffers`).
+        /// A reader that pins after the shootdown loads the pointers it dereferences after
+        /// its announcement is issued, so under x86's ordering it cannot see an object
+        /// unlinked before the shootdown. Elsewhere there is no such fallback, and going on
+        /// could free memory a reader still uses: the process aborts with a message.
+        #[cold]
+        #[inline(never)]
+        fn degrade() {
+            let errno = std::io::Error::last_os_error();
+            let first = MODE.swap(2, Ordering::SeqCst) == 1;
+            if !serialize_by_tlb_shootdown() {
+                eprintln!(
+                    "gilfree: membarrier failed after registration ({errno}) and this platform \
+                     has no other process-wide barrier; aborting rather than risking a \
+                     use-after-free in lock-free readers"
+                );
+                std::process::abort();
+            }
+            if first {
+                eprintln!(
+                    "gilfree: membarrier failed after registration ({errno}); lock-free \
+                     readers now use full fences"
+                );
+            }
+        }
+
+        /// A process-wide memory barrier through a TLB shootdown (x86 only; `false`
+        /// elsewhere or if the kernel refuses the calls).
+        fn serialize_by_tlb_shootdown() -> bool {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            {
+                use std::sync::Mutex;
+                /// A private page (its address), touched and then made inaccessible: the
+                /// kernel must flush it from every CPU that may cache it, by IPI.
+                static PAGE: Mutex<usize> = Mutex::new(0);
+                let mut page = PAGE.lock().unwrap_or_else(|p| p.into_inner());
+                let size = 4096;
+                // SAFETY: plain system calls on a page this function owns: mapped once (and
+                // kept), only ever touched here, under the lock.
+                unsafe {
+                    if *page == 0 {
+                        let p = libc::mmap(
+                            std::ptr::null_mut(),
+                            size,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                            -1,
+                            0,
+                        );
+                        if p == libc::MAP_FAILED {
+                            return false;
+                        }
+                        *page = p as usize;
+                    }
+                    let p = *page as *mut libc::c_void;
+                    if libc::mprotect(p, size, libc::PROT_READ | libc::PROT_WRITE) != 0 {
+                        return false;
+                    }
+                    // Dirty the page so the downgrade cannot skip the flush.
+                    std::ptr::write_volatile(
+                        p as *mut u64,
+                        std::ptr::read_volatile(p as *mut u64) + 1,
+                    );
+                    libc::mprotect(p, size, libc::PROT_NONE) == 0
+                }
+            }
+            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+            {
+                false
+            }
+        }
+
+        /// Which barrier the process uses now (for tests and diagnostics).
+        pub(crate) fn describe() -> &'static str {
+            match mode() {
+                1 => "membarrier",
+                _ => "fences",
+            }
         }
     }
 
@@ -638,6 +725,10 @@ pub(crate) mod barrier {
 
         pub(crate) fn heavy() {
             fence(Ordering::SeqCst);
+        }
+
+        pub(crate) fn describe() -> &'static str {
+            "fences"
         }
     }
 
@@ -656,7 +747,11 @@ pub(crate) mod barrier {
         pub(crate) fn heavy() {
             fence(Ordering::SeqCst);
         }
+
+        pub(crate) fn describe() -> &'static str {
+            "fences (loom)"
+        }
     }
 
-    pub(crate) use imp::{heavy, light};
+    pub(crate) use imp::{describe, heavy, light};
 }
