@@ -56,8 +56,15 @@ type Hook = Arc<dyn Fn(&DropPanic) + Send + Sync>;
 
 static HOOK: RwLock<Option<Hook>> = RwLock::new(None);
 
-/// Installs the hook that receives panics of destructors run by the containers (see the
-/// [module docs](self)); `None` restores the default, which prints to standard error.
+/// Installs the hook that receives panics of destructors run by the containers; `None`
+/// restores the default, which prints one line to standard error.
+///
+/// The policy (CPython's for exceptions in `__del__`, which go to `sys.unraisablehook`): a
+/// container drops each value it removed exactly once, after its operation is done and its
+/// lock released, often on another thread or in a later, unrelated call. A destructor that
+/// panics there is caught, every other value of the batch is still dropped, and the panic is
+/// reported to this hook instead of unwinding out of the container call; a second panic
+/// during unwinding therefore cannot abort the process either.
 ///
 /// The hook runs on whichever thread dropped the value, with no container lock held; a hook
 /// that panics itself is ignored.

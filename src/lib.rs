@@ -8,25 +8,32 @@
 //!
 //! | type | what it is |
 //! |---|---|
-//! | [`LockedDict`] | one reader-writer lock per dict; every operation linearizable; [`LockedDict::with_lock`] for compound updates |
+//! | [`LockedDict`] | one lock per dict (biased: no atomic read-modify-write while one thread uses it); every operation linearizable; [`Dict::with_lock`] for compound updates |
 //! | [`GilFreeDict`] | readers take no lock and write no shared cache line (epoch reclamation); writers take the dict's lock |
-//! | [`Mapping`] | the API both dicts share, so a VM can be generic over the variant |
-//! | [`LockedList`] | one reader-writer lock per list; every operation linearizable; [`LockedList::with_lock`] for compound updates |
-//! | [`GilFreeList`] | index reads, `len` and iteration take no lock and write no shared cache line; writers take the list's lock and shift with atomic stores |
+//! | [`Dict`] | the dict API, written once over a storage: `GilFreeDict` and `LockedDict` are `Dict` over [`GilFreeStore`] and [`LockedStore`] ([`DictStore`]), so a VM can be generic over the variant |
+//! | [`LockedList`] | one lock per list (biased); every operation linearizable; [`LockedList::with_lock`] for compound updates |
+//! | [`GilFreeList`] | index reads, `len`, searches and iteration take no lock and write no shared cache line; writers take the list's lock and shift with atomic stores |
 //! | [`Sequence`] | the API both lists share (Python list semantics), so a VM can be generic over the variant |
 //! | [`Slice`], [`SliceIndices`] | Python slices with CPython's index arithmetic |
-//! | [`ListIter`], [`ListPin`], [`ListReadGuard`], [`LockedListView`], [`GilFreeListView`] | list iteration (CPython's list iterator), borrowed reads, and write access inside `with_lock` |
+//! | [`ListIter`], [`ListPin`], [`ListReadGuard`], [`LockedListView`], [`GilFreeListView`], [`Pinned`], [`DictView`], [`IterChecked`] | iteration, borrowed read sessions, and write access inside `with_lock` |
+//! | [`Storable`], [`InlineWord`], [`Ref`], [`BoxedValue`] | how values are stored in the GIL-free containers: one-word handles (`Arc`, integers, interpreter pointers) inline in an atomic word, anything else boxed; [`Ref`] is a borrowed value |
 //! | [`EqModel`], [`KeyModel`] | how an interpreter compares (and hashes) keys and values: fallible, context-passing, identity first, "pure" fast path |
 //! | [`Plain`] | the key model of ordinary `Hash + Eq` keys, used by the plain methods (`get`, `insert`, ...) |
 //! | [`Error`] | every failure as a value, with CPython's messages |
 //! | [`freeze()`], [`frozen_copy`], [`Freeze`], [`Shape`] | tree-freeze: make every container reachable from a root immutable, all or nothing |
 //! | [`FrozenDict`], [`FrozenList`] | read-only views of frozen containers: no lock, no pin, no refcount traffic |
-//! | [`Interpreter`], [`Owned`], [`Shared`] | interpreter identities (with their own GIL), O(1) hand-over of a tree, frozen trees shared by all |
-//! | [`collect_garbage`] | frees retired entries at an interpreter's safe point |
+//! | [`Interpreter`], [`Owned`], [`Shared`], [`HandOverError`] | interpreter identities (with their own GIL), O(1) hand-over of a tree, frozen trees shared by all |
+//! | [`collect_garbage`], [`collect_garbage_exclusive`], [`reader_barrier`] | reclamation at an interpreter's safe point; prompt freeing under an external lock (the CPython GIL); which barrier the readers use |
+//! | [`set_drop_panic_hook`], [`DropPanic`] | where panics of destructors that the containers run are reported (they never unwind out of a container call) |
 //!
-//! Internals: `table` is the insertion-ordered table core both dicts share; `reclaim` is the
-//! epoch reclamation (asymmetric fences: readers store to their own cache line, writers issue
-//! `membarrier`); `reentry` detects a thread re-entering a container whose lock it holds.
+//! Internals, one concept per module: `dict::index` (SWAR control bytes: which bucket holds
+//! a hash), `dict::gilfree` / `dict::locked` (the two tables: buckets with key and value
+//! inline, insertion order in a separate array), `list::gilfree` / `list::locked` (the
+//! arrays), `list::search` (searches that never miss an item while script `eq` runs),
+//! `reclaim` (epoch reclamation with asymmetric fences: readers store to their own cache
+//! line, writers issue `membarrier`), `bias` (the biased container lock), `cleanup` (the
+//! drop-panic policy), `reentry` (a thread re-entering a container whose lock it holds),
+//! `storage` (inline or boxed values). `ARCHITECTURE.md` has the whole picture.
 //!
 //! ## Example
 //!
@@ -49,12 +56,15 @@
 //!
 //! ## Interpreter keys
 //!
-//! Keyed methods come in two forms: `get(&key)` for plain keys, and `get_in(&model, &key)`
-//! where `model: &impl KeyModel<K>` is the interpreter's context. A model's `eq` may run
-//! script code that re-enters the same dict; the dicts then release their lock around it and
-//! restart the lookup if the dict changed, failing with [`Error::MutatedDuringLookup`] after
-//! [`MAX_LOOKUP_RESTARTS`] restarts. Values are the interpreter's handles: `get` returns a
-//! clone (a refcount increment), `get_with`/[`GilFreeDict::pin`] borrow without one.
+//! Keyed methods come in two forms: `get(&key)` for plain keys (any `Q` the key type
+//! borrows as, like `HashMap`), and `get_in(&model, &key)` where `model: &impl KeyModel<K>`
+//! is the interpreter's context. A model's `eq` may run script code that re-enters the same
+//! dict; it never runs under the dict's lock or pinned. A read compares clones of its
+//! candidates after leaving the dict and answers for the dict as it was when it looked; a
+//! write re-checks what it found and starts over if the dict changed, failing with
+//! [`Error::MutatedDuringLookup`] after [`MAX_LOOKUP_RESTARTS`] restarts. Values are the
+//! interpreter's handles: `get` returns a clone (a refcount increment),
+//! `get_with`/[`GilFreeDict::pin`] borrow without one.
 //!
 //! ## Decisions
 //!

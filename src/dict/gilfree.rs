@@ -3,8 +3,8 @@
 //!
 //! ## Layout
 //!
-//! A [`Table`] holds its entries in *buckets*, found through control bytes
-//! ([`crate::dict::index`]): a bucket is the key, inline, and the value's *word*
+//! A `Table` holds its entries in *buckets*, found through control bytes
+//! (`dict::index`): a bucket is the key, inline, and the value's *word*
 //! ([`crate::storage`]: the value itself for one-word handles, a box pointer otherwise). A
 //! read loads one control word (small, cache-resident), then one bucket: for a large table,
 //! one cache miss. Insertion order lives beside it: the *order* array lists, position by
@@ -31,7 +31,7 @@
 //!
 //! ## Readers
 //!
-//! A reader pins (see [`crate::reclaim`]), loads `table` (Acquire), probes with Acquire loads,
+//! A reader pins (see `reclaim`), loads `table` (Acquire), probes with Acquire loads,
 //! and borrows or clones the key and value it finds; all of it stays allocated until it unpins
 //! (T1, T4). It may return a value that a concurrent writer is replacing or removing — the read
 //! then linearizes before that write. Script `eq` never runs pinned: the dict core clones the

@@ -4,7 +4,7 @@
 //! ## Layout
 //!
 //! The same shape as the GIL-free table: entries `(key, value)` inline in buckets found through
-//! control bytes ([`crate::dict::index`]), and insertion order in an order array of bucket
+//! control bytes (`dict::index`), and insertion order in an order array of bucket
 //! numbers. With no lock-free reader to protect, buckets are reused: an insert takes the first
 //! deleted or empty bucket of its chain, a removal may empty its bucket, an overwrite writes
 //! the value in place, and a removed entry is moved out at once. When the order array is full
@@ -14,7 +14,7 @@
 //!
 //! - **L1** The table is reached only with the lock held by this thread: through a section
 //!   that owns the guard, or re-entrantly from user code that runs under a section of this
-//!   thread (registered in [`crate::reentry`]).
+//!   thread (registered in `reentry`).
 //! - **L2** A `&mut` to the table exists only inside one write-section method call, and never
 //!   while user code runs; user code and re-entrant readers only ever see `&` to it.
 //! - **L3** A re-entrant read never lends a reference into the table to user code (it lends a

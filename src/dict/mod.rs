@@ -4,9 +4,9 @@
 //! variants are type aliases that pick the store:
 //!
 //! - [`GilFreeDict`] = `Dict<K, V, S, GilFreeStore<K, V>>`: readers take no lock and write no
-//!   shared cache line; writers serialize on the dict's lock ([`gilfree`](self::gilfree)).
+//!   shared cache line; writers serialize on the dict's lock ([`gilfree`]).
 //! - [`LockedDict`] = `Dict<K, V, S, LockedStore<K, V>>`: one lock for everything, an
-//!   in-place compact table ([`locked`](self::locked)).
+//!   in-place compact table ([`locked`]).
 //!
 //! Switching a VM from one to the other is a type change; code generic over the variant takes
 //! `St: DictStore<K, V>` (see the [`Dict`] docs).
@@ -26,7 +26,7 @@
 //!     [`MAX_LOOKUP_RESTARTS`](crate::MAX_LOOKUP_RESTARTS) times, then fails with
 //!     [`Error::MutatedDuringLookup`].
 //! - User closures that run inside a write section (`update`, `retain`, `with_lock`) are
-//!   registered in [`crate::reentry`]: they may read the dict, and a write to it from inside
+//!   registered in `reentry`: they may read the dict, and a write to it from inside
 //!   fails with [`Error::Reentrant`] instead of deadlocking.
 
 mod frozen;
@@ -89,7 +89,7 @@ pub struct Dict<K, V, S = DefaultHashBuilder, St = GilFreeStore<K, V>> {
 }
 
 /// A dict whose readers take no lock and write no shared cache line; writers serialize on the
-/// dict's own lock. See [`Dict`] for the API and [`gilfree`](self::gilfree) for the protocol.
+/// dict's own lock. See [`Dict`] for the API and [`gilfree`] for the protocol.
 ///
 /// Values are stored inline when their type is a one-word handle ([`Storable`]), boxed
 /// otherwise; reads return clones (a refcount increment for handles) or borrow
@@ -97,7 +97,7 @@ pub struct Dict<K, V, S = DefaultHashBuilder, St = GilFreeStore<K, V>> {
 pub type GilFreeDict<K, V, S = DefaultHashBuilder> = Dict<K, V, S, GilFreeStore<K, V>>;
 
 /// A dict guarded by one lock of its own; every operation is linearizable. See [`Dict`] for
-/// the API and [`locked`](self::locked) for the protocol.
+/// the API and [`locked`] for the protocol.
 pub type LockedDict<K, V, S = DefaultHashBuilder> = Dict<K, V, S, LockedStore<K, V>>;
 
 /// A writer's search result: the open write section, and the key's bucket if present.

@@ -121,7 +121,7 @@ pub trait WriteSection<K, V>: Section<K, V> {
     fn reserve(&mut self, additional: usize);
 }
 
-/// A dict's storage and synchronization (sealed); see the [module docs](self).
+/// A dict's storage and synchronization (sealed); see the module docs of `dict::store` (the storage contract).
 pub trait DictStore<K, V>: sealed::Sealed + Sized {
     /// A read section.
     #[doc(hidden)]
