@@ -115,7 +115,7 @@ fn main() {
             scope.spawn(|| {
                 for _ in 0..10_000 {
                     globals
-                        .update_in(&quiet, s("counter"), |v| match v {
+                        .upsert_in(&quiet, s("counter"), |v| match v {
                             Some(Value::Int(n)) => Value::Int(n + 1),
                             _ => Value::Int(1),
                         })

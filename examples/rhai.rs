@@ -9,7 +9,7 @@
 //! - `d.freeze()` / `l.freeze()` deep-freeze the tree under `d` / `l` with `gilfree::freeze`
 //!   (all or nothing, lists included). A frozen container is read without locks by every
 //!   thread; writing to it is a script error ("cannot modify frozen dict").
-//! - `d.incr(key, n)` is an atomic read-modify-write (`update_in`): no lost updates between
+//! - `d.incr(key, n)` is an atomic read-modify-write (`upsert_in`): no lost updates between
 //!   threads.
 //!
 //! Run: `cargo run --release --example rhai`
@@ -207,7 +207,7 @@ impl Dict {
     /// `d.incr(key, n)`: atomic `d[key] += n` (starting from 0).
     fn incr(&mut self, key: Dynamic, n: INT) -> RResult<INT> {
         let mut now = n;
-        rt(self.0.update_in(&RhaiKeys, key.into(), |old| {
+        rt(self.0.upsert_in(&RhaiKeys, key.into(), |old| {
             if let Some(Val::Other(d)) = old {
                 now = d.as_int().unwrap_or(0) + n;
             }

@@ -38,6 +38,16 @@ pub enum Shape<'a, V> {
     Unfreezable(&'static str),
 }
 
+impl<V> fmt::Debug for Shape<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Leaf => f.write_str("Leaf"),
+            Shape::Container(_) => f.write_str("Container(..)"),
+            Shape::Unfreezable(what) => f.debug_tuple("Unfreezable").field(what).finish(),
+        }
+    }
+}
+
 /// How an interpreter's value type takes part in tree-freeze. Opt-in per type: the default
 /// `shape` says the value cannot be frozen.
 pub trait Freeze: Clone {
@@ -78,6 +88,12 @@ impl fmt::Display for Step {
 
 /// A held container lock during the commit phase (opaque).
 pub struct FreezeLock<'a>(#[allow(dead_code)] pub(crate) Held<'a>);
+
+impl fmt::Debug for FreezeLock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FreezeLock").finish_non_exhaustive()
+    }
+}
 
 #[allow(dead_code)]
 pub(crate) enum Held<'a> {

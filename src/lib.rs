@@ -76,7 +76,7 @@
 //! - Iteration: `iter()` is weakly consistent (never fails, never blocks writers);
 //!   `iter_checked()` has CPython's "changed size during iteration" checks.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]
@@ -94,13 +94,15 @@ mod lookup;
 mod model;
 mod reclaim;
 mod reentry;
+#[cfg(feature = "serde")]
+mod serde_impls;
 pub mod storage;
 mod sync;
 
 pub use cleanup::{set_drop_panic_hook, DropPanic, DropPanicHook};
 pub use dict::{
-    Dict, DictStore, DictView, FrozenDict, GilFreeDict, GilFreeStore, IterChecked, LockedDict,
-    LockedStore, Pinned,
+    Compute, Dict, DictStore, DictView, FrozenDict, GilFreeDict, GilFreeStore, IterChecked,
+    LockedDict, LockedStore, Pinned,
 };
 pub use error::{Container, Error, Result};
 pub use freeze::{freeze, frozen_copy, Freeze, Shape};

@@ -80,7 +80,7 @@ fn reentrant_write_from_update_is_refused() {
     let d: LockedDict<u64, u64> = LockedDict::new();
     d.insert(1, 1).unwrap();
     let inner = std::cell::Cell::new(None);
-    d.update(1, |v| {
+    d.upsert(1, |v| {
         inner.set(Some((d.get(&1), d.insert(2, 2))));
         v.unwrap() + 1
     })
@@ -127,3 +127,104 @@ fn frozen_view_reads_without_locks_and_copy_thaws() {
     });
     assert_eq!(view.iter().next_back(), Some((&9, &"9".to_string())));
 }
+
+/// The standard traits and the usual map methods, on both dicts.
+fn std_api<D>()
+where
+    D: Default + std::fmt::Debug + Eq + Extend<(String, i64)> + From<[(String, i64); 2]>,
+    for<'a> &'a D: IntoIterator<Item = (String, i64)>,
+{
+    let mut d = D::from([("a".to_string(), 1), ("b".to_string(), 2)]);
+    d.extend([("c".to_string(), 3)]);
+    let items: Vec<(String, i64)> = (&d).into_iter().collect();
+    assert_eq!(items, [("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+    let mut other = D::from([("b".to_string(), 2), ("a".to_string(), 1)]);
+    other.extend([("c".to_string(), 3)]);
+    assert_eq!(d, other); // order-insensitive, like Python
+    assert_eq!(format!("{d:?}"), r#"{"a": 1, "b": 2, "c": 3}"#);
+}
+
+#[test]
+fn std_traits_on_both_dicts() {
+    std_api::<GilFreeDict<String, i64>>();
+    std_api::<LockedDict<String, i64>>();
+}
+
+macro_rules! usual_methods {
+    ($name:ident, $D:ty) => {
+        #[test]
+        fn $name() {
+            use gilfree::Compute;
+            let d = <$D>::with_capacity(100);
+            assert!(d.capacity() >= 100);
+            d.reserve(1000).unwrap();
+            assert!(d.capacity() >= 1000);
+            // Borrowed lookups: &str for String keys.
+            d.insert("x".to_string(), 1).unwrap();
+            assert_eq!(d.get("x"), Some(1));
+            assert!(d.contains_key("x"));
+            assert_eq!(d.remove("x"), Ok(Some(1)));
+            // get_or_insert_with: `f` runs only when absent.
+            let mut calls = 0;
+            assert_eq!(
+                d.get_or_insert_with("k".into(), || {
+                    calls += 1;
+                    7
+                }),
+                Ok(7)
+            );
+            assert_eq!(
+                d.get_or_insert_with("k".into(), || {
+                    calls += 1;
+                    8
+                }),
+                Ok(7)
+            );
+            assert_eq!(calls, 1);
+            // compute: set, keep, remove.
+            assert_eq!(
+                d.compute("k".into(), |v| Compute::Set(v.unwrap() + 1)),
+                Ok(Some(7))
+            );
+            assert_eq!(d.get("k"), Some(8));
+            assert_eq!(d.compute("k".into(), |_| Compute::Keep), Ok(None));
+            assert_eq!(
+                d.compute("new".into(), |v| {
+                    assert!(v.is_none());
+                    Compute::Keep
+                }),
+                Ok(None)
+            );
+            assert!(!d.contains_key("new"));
+            assert_eq!(d.compute("new".into(), |_| Compute::Set(1)), Ok(None));
+            assert_eq!(d.compute("k".into(), |_| Compute::Remove), Ok(Some(8)));
+            assert_eq!(d.compute("gone".into(), |_| Compute::Remove), Ok(None));
+            assert_eq!(d.snapshot(), vec![("new".to_string(), 1)]);
+            // The closures run under the writer lock: a write from inside is refused.
+            let r = d.compute("new".into(), |_| {
+                assert_eq!(
+                    d.insert("y".into(), 0),
+                    Err(Error::Reentrant(gilfree::Container::Dict))
+                );
+                assert_eq!(d.get("new"), Some(1)); // reads work
+                Compute::Keep
+            });
+            assert_eq!(r, Ok(None));
+            // upsert (the read-modify-write that used to be called `update`).
+            d.upsert("new".into(), |v| v.unwrap() * 10).unwrap();
+            assert_eq!(d.get("new"), Some(10));
+            d.freeze().unwrap();
+            assert_eq!(
+                d.compute("new".into(), |_| Compute::Remove),
+                Err(Error::Frozen(gilfree::Container::Dict))
+            );
+            assert_eq!(
+                d.get_or_insert_with("z".into(), || 0),
+                Err(Error::Frozen(gilfree::Container::Dict))
+            );
+        }
+    };
+}
+
+usual_methods!(gilfree_usual_methods, GilFreeDict<String, i64>);
+usual_methods!(locked_usual_methods, LockedDict<String, i64>);

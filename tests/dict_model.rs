@@ -49,11 +49,11 @@ enum Op {
     PopOr(u64, u64),
     PopItem,
     SetDefault(u64, u64),
-    /// `Mapping::update_in`: read-modify-write, returns the previous value.
+    /// `Mapping::upsert_in`: read-modify-write, returns the previous value.
     UpdateIn(u64, u64),
     /// Plain `update`.
     Update(u64, u64),
-    /// Python's `d.update(pairs)`.
+    /// Python's `d.upsert(pairs)`.
     Extend(Vec<(u64, u64)>),
     /// Keep the entries with `(k + v) % m != r`.
     Retain(u64, u64),
@@ -260,7 +260,7 @@ where
             let prev = model.get(&k).copied();
             let mut seen = None;
             let got = d
-                .update_in(&m, k, |old| {
+                .upsert_in(&m, k, |old| {
                     seen = Some(old.copied());
                     old.map_or(delta, |o| o.wrapping_add(delta) % 1000)
                 })
@@ -268,16 +268,16 @@ where
             assert_eq!(
                 seen,
                 Some(prev),
-                "update_in: closure saw the current value, once"
+                "upsert_in: closure saw the current value, once"
             );
-            assert_eq!(got, prev, "update_in: previous value");
+            assert_eq!(got, prev, "upsert_in: previous value");
             model.insert(k, prev.map_or(delta, |o| o.wrapping_add(delta) % 1000));
             Effect::Mutated
         }
         Op::Update(k, delta) => {
             let prev = model.get(&k).copied();
             let mut calls = 0;
-            d.update(k, |old| {
+            d.upsert(k, |old| {
                 calls += 1;
                 assert_eq!(old.copied(), prev, "update: closure saw the current value");
                 old.map_or(delta, |o| o * 3 % 1000)
@@ -583,7 +583,7 @@ where
                 .map(|e| Out::Entry(e.map(|(k, v)| seen(&k, v)))),
             FOp::SetDefault(_, v) => d.setdefault_in(&vm, probe.clone(), v).map(Out::Plain),
             FOp::UpdateIn(_, v) => d
-                .update_in(&vm, probe.clone(), |old| old.map_or(v, |o| (o + v) % 1000))
+                .upsert_in(&vm, probe.clone(), |old| old.map_or(v, |o| (o + v) % 1000))
                 .map(Out::Value),
             FOp::PopItem => d
                 .popitem()
@@ -921,7 +921,7 @@ where
                 .map(|e| Out::Entry(e.map(|(k, v)| seen(&k, v)))),
             FOp::SetDefault(_, v) => d.setdefault_in(&vm, probe.clone(), v).map(Out::Plain),
             FOp::UpdateIn(_, v) => d
-                .update_in(&vm, probe.clone(), |old| old.map_or(v, |o| (o + v) % 1000))
+                .upsert_in(&vm, probe.clone(), |old| old.map_or(v, |o| (o + v) % 1000))
                 .map(Out::Value),
             FOp::PopItem | FOp::Clear => unreachable!(),
         };

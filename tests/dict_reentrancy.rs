@@ -74,7 +74,7 @@ fn run_op<D: TestDict<Obj, u64>>(d: &D, vm: &Vm, op: KOp, probe: &Obj) -> R<Stri
         KOp::SetDefault => format!("{:?}", Some(d.setdefault_in(vm, probe.clone(), 77)?)),
         KOp::UpdateIn => format!(
             "{:?}",
-            d.update_in(vm, probe.clone(), |old| old.map_or(77, |v| v + 1))?
+            d.upsert_in(vm, probe.clone(), |old| old.map_or(77, |v| v + 1))?
         ),
     })
 }
@@ -320,7 +320,7 @@ fn script_eq_inside_locked_closure<D: TestDict<Obj, u64>>()
 where
     D::Hasher: Default,
 {
-    let ctx = format!("{}: script eq inside update_in closure", D::NAME);
+    let ctx = format!("{}: script eq inside upsert_in closure", D::NAME);
     let vm = colliding();
     let (d, mut model) = obj_dict::<D>(&vm, &[(1, 10), (5, 50)]);
     let d = Arc::new(d);
@@ -335,7 +335,7 @@ where
     let s = model[&1].0.clone();
     let mut inner = None;
     let old = d
-        .update_in(&vm, s, |old| {
+        .upsert_in(&vm, s, |old| {
             // Colliding, non-identical probe: eq runs (and its hook tries to write).
             inner = Some(d.get_in(&vm, &Obj::new(5)));
             old.unwrap() + 1
@@ -467,18 +467,18 @@ where
     }
 }
 
-/// A panicking `update_in` closure has no effect.
+/// A panicking `upsert_in` closure has no effect.
 fn panicking_update_closure_has_no_effect<D: TestDict<Obj, u64>>()
 where
     D::Hasher: Default,
 {
     for k in [1, 9] {
-        let ctx = format!("{}: update_in({k}) closure panics", D::NAME);
+        let ctx = format!("{}: upsert_in({k}) closure panics", D::NAME);
         let vm = colliding();
         let (d, mut model) = obj_dict::<D>(&vm, &[(1, 10), (5, 50)]);
         let d = Arc::new(d);
         let v0 = d.version();
-        expect_panic(|| d.update_in(&vm, Obj::new(k), |_| panic!("injected panic in closure")));
+        expect_panic(|| d.upsert_in(&vm, Obj::new(k), |_| panic!("injected panic in closure")));
         assert_eq!(d.version(), v0, "{ctx}: version");
         assert_usable(&d, &vm, &mut model, &ctx);
     }
@@ -729,8 +729,8 @@ where
         ("remove_entry", d.remove_entry(&2).map(drop)),
         ("pop_or", d.pop_or(&2, 0).map(drop)),
         ("setdefault", d.setdefault(102, 1).map(drop)),
-        ("update", d.update(1, |_| 1)),
-        ("update_in", d.update_in(&m, 1, |_| 1).map(drop)),
+        ("upsert", d.upsert(1, |_| 1)),
+        ("upsert_in", d.upsert_in(&m, 1, |_| 1).map(drop)),
         ("extend", d.extend([(103, 1)])),
         ("update_from", d.update_from(&other)),
         ("popitem", d.popitem().map(drop)),
@@ -814,7 +814,7 @@ where
     assert_eq!(d.union(&other).items(), want, "{ctx}: |");
 }
 
-/// Inside `update`/`update_in`/`retain` closures, writes to the same dict fail with
+/// Inside `update`/`upsert_in`/`retain` closures, writes to the same dict fail with
 /// `Reentrant` (no deadlock) and reads see the state before the closure's own write.
 fn writes_refused_reads_work_inside_update_and_retain<D: PlainDict<u64, u64>>()
 where
@@ -823,7 +823,7 @@ where
     // update
     let (d, mut model) = plain_dict::<D>(4);
     let ctx = format!("{}: inside update", D::NAME);
-    d.update(1, |old| {
+    d.upsert(1, |old| {
         assert_all_refused(&attempt_writes(&d), &ctx);
         reads(&d, &model, &ctx);
         old.unwrap() + 1
@@ -832,10 +832,10 @@ where
     model.insert(1, 11);
     assert_plain_state(&d, &model, &ctx);
 
-    // update_in on a new key
-    let ctx = format!("{}: inside update_in", D::NAME);
+    // upsert_in on a new key
+    let ctx = format!("{}: inside upsert_in", D::NAME);
     let m = d.plain();
-    d.update_in(&m, 7, |old| {
+    d.upsert_in(&m, 7, |old| {
         assert_eq!(old, None);
         assert_all_refused(&attempt_writes(&d), &ctx);
         reads(&d, &model, &ctx);
@@ -868,7 +868,7 @@ where
 {
     let (d, mut model) = plain_dict::<D>(4);
     let ctx = format!("{}: inside update", D::NAME);
-    d.update(1, |old| {
+    d.upsert(1, |old| {
         whole_dict_reads(&d, &model, &ctx);
         old.unwrap() + 1
     })
@@ -894,7 +894,7 @@ where
     D::Hasher: Default,
 {
     let (d, _) = plain_dict::<D>(2);
-    d.update(1, |old| {
+    d.upsert(1, |old| {
         // The enclosing update would land after the freeze: refused, not deadlocked.
         assert_eq!(d.freeze(), Err(Error::Reentrant(Container::Dict)));
         old.unwrap() + 1
@@ -926,7 +926,7 @@ where
             (
                 d.insert(100, *v),
                 d.remove(&2),
-                d.update(3, |o| o.unwrap() + 1),
+                d.upsert(3, |o| o.unwrap() + 1),
             )
         });
         assert_eq!(r, Some((Ok(None), Ok(Some(20)), Ok(()))), "{ctx}");
@@ -1101,7 +1101,7 @@ where
             // Overwrite the next entry before it is reached.
             match i % 3 {
                 0 => assert_eq!(d.insert(i + 1, 1000 + i + 1).unwrap(), Some((i + 1) * 10)),
-                1 => d.update(i + 1, |_| 1000 + i + 1).unwrap(),
+                1 => d.upsert(i + 1, |_| 1000 + i + 1).unwrap(),
                 _ => {
                     assert_eq!(d.setdefault(i, 5).unwrap(), v, "setdefault hit");
                     assert_eq!(d.insert(i + 1, 1000 + i + 1).unwrap(), Some((i + 1) * 10));

@@ -245,7 +245,7 @@ where
                     }
                     _ => {
                         let want = model.get(&k).copied();
-                        d.update(k, |v| {
+                        d.upsert(k, |v| {
                             assert_eq!(v.map(Counted::gen), want, "{ctx}: update saw");
                             Counted::new(&tracker, k, gen)
                         })
@@ -426,7 +426,7 @@ impl<D: PlainDict<u64, u64>> HistoryWriter<'_, D> {
             if let Some(v) = want {
                 let new = hist_value(hist_serial(v), (v >> 16 & 0xFFFF) + 1, k);
                 self.d
-                    .update(k, |old| {
+                    .upsert(k, |old| {
                         assert_eq!(old, Some(&v));
                         new
                     })
@@ -594,7 +594,7 @@ where
 
 const COUNTERS: u64 = 8;
 
-/// Threads increment counters through `update` (plain) and `update_in` (Mapping) and count
+/// Threads increment counters through `update` (plain) and `upsert_in` (Mapping) and count
 /// their own increments; readers see each counter never decrease. The final counters equal the
 /// sums exactly.
 fn update_counters_sum_exactly<D: PlainDict<u64, u64>>()
@@ -610,17 +610,17 @@ where
         workers.push(std::thread::spawn(move || {
             let mut rng = Rng::new(300 + t);
             let mut mine = vec![0u64; COUNTERS as usize];
-            // The previous values `update_in` returned, per key.
+            // The previous values `upsert_in` returned, per key.
             let mut olds: Vec<Vec<u64>> = vec![Vec::new(); COUNTERS as usize];
             let mut n = 0u64;
             while n % 64 != 0 || Instant::now() < end {
                 n += 1;
                 let k = rng.below(COUNTERS);
                 if n % 2 == 0 {
-                    d.update(k, |v| v.map_or(1, |v| v + 1)).unwrap();
+                    d.upsert(k, |v| v.map_or(1, |v| v + 1)).unwrap();
                 } else {
                     let m = d.plain();
-                    let old = d.update_in(&m, k, |v| v.map_or(1, |v| v + 1)).unwrap();
+                    let old = d.upsert_in(&m, k, |v| v.map_or(1, |v| v + 1)).unwrap();
                     olds[k as usize].push(old.unwrap_or(0));
                 }
                 mine[k as usize] += 1;
@@ -664,12 +664,12 @@ where
         assert_eq!(
             olds.len(),
             n,
-            "{}: two update_in calls on {k} saw the same value",
+            "{}: two upsert_in calls on {k} saw the same value",
             D::NAME
         );
         assert!(
             olds.iter().all(|&o| o < want),
-            "{}: update_in saw the future",
+            "{}: upsert_in saw the future",
             D::NAME
         );
     }
@@ -775,7 +775,7 @@ where
                         .remove_in(&*vm, &probe)
                         .map(|old| assert_eq!(old, model.shift_remove(&k), "{ctx}")),
                     _ => d
-                        .update_in(&*vm, probe, |v| encode(k, v.map_or(0, |v| gen_of(*v) + 1)))
+                        .upsert_in(&*vm, probe, |v| encode(k, v.map_or(0, |v| gen_of(*v) + 1)))
                         .map(|old| {
                             assert_eq!(old, model.get(&k).copied(), "{ctx}");
                             model.insert(k, encode(k, old.map_or(0, |v| gen_of(v) + 1)));

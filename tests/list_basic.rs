@@ -515,3 +515,43 @@ mod clone_panics {
         no_leak::<LockedList<Fragile>>();
     }
 }
+
+/// The standard traits and the usual methods, on both lists.
+fn std_list_api<L>()
+where
+    L: Sequence<i64> + Default + std::fmt::Debug + Eq + Extend<i64> + From<[i64; 3]>,
+    for<'a> &'a L: IntoIterator<Item = i64>,
+{
+    let mut l = L::from([1, 2, 3]);
+    Extend::extend(&mut l, [4, 5]);
+    assert_eq!((&l).into_iter().collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    let mut m = L::from([1, 2, 3]);
+    Extend::extend(&mut m, [4, 5]);
+    assert_eq!(l, m);
+    assert_eq!(format!("{l:?}"), "[1, 2, 3, 4, 5]");
+}
+
+#[test]
+fn std_traits_on_both_lists() {
+    std_list_api::<GilFreeList<i64>>();
+    std_list_api::<LockedList<i64>>();
+}
+
+#[test]
+fn capacity_and_reserve() {
+    let g = GilFreeList::<u64>::with_capacity(10);
+    assert!(g.capacity() >= 10);
+    g.reserve(1000).unwrap();
+    assert!(g.capacity() >= 1000);
+    let v0 = g.version();
+    g.extend(0..1000).unwrap();
+    assert!(g.capacity() >= 1000 && g.version() != v0);
+    assert_eq!(g.reserve(usize::MAX), Err(Error::TooLarge));
+    let l = LockedList::<u64>::with_capacity(10);
+    assert!(l.capacity() >= 10);
+    l.reserve(1000).unwrap();
+    assert!(l.capacity() >= 1000);
+    assert_eq!(l.reserve(usize::MAX), Err(Error::TooLarge));
+    l.freeze().unwrap();
+    assert_eq!(l.reserve(1), Err(Error::Frozen(Container::List)));
+}

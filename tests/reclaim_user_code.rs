@@ -230,7 +230,7 @@ fn slow_update_and_retain_closures() {
     let growth = heap_growth_while_parked(|wait| {
         let d = GilFreeDict::<u64, u64>::new();
         d.insert(1, 1).unwrap();
-        d.update(1, |v| {
+        d.upsert(1, |v| {
             wait();
             v.map_or(0, |v| v + 1)
         })

@@ -9,7 +9,7 @@
 //!   may re-enter the very dict being searched. Ints, strings and symbols compare without script
 //!   code (`eq_is_pure`), so global lookups stay on gilfree's fast path.
 //! - **Module globals** live in one `GilFreeDict` shared by every thread; `(incr! d k n)` is an
-//!   atomic read-modify-write (`update_in`).
+//!   atomic read-modify-write (`upsert_in`).
 //! - **Constants** (`(const NAME expr)`) are deep-frozen with `gilfree::freeze` before they are
 //!   bound: every thread reads them without locks, and any write fails with "cannot modify
 //!   frozen dict" (or list). An instance inside a constant makes the freeze fail, and nothing
@@ -619,7 +619,7 @@ impl Vm {
             "incr!" => {
                 let n = int(2)?;
                 let mut bad = None;
-                lib(dict(0)?.update_in(self, arg(1)?.clone(), |old| match old {
+                lib(dict(0)?.upsert_in(self, arg(1)?.clone(), |old| match old {
                     None => Value::Int(n),
                     Some(Value::Int(x)) => Value::Int(x.wrapping_add(n)),
                     Some(other) => {

@@ -280,6 +280,12 @@ pub struct GilFreeStore<K, V> {
     _values: PhantomData<V>,
 }
 
+impl<K, V> fmt::Debug for GilFreeStore<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GilFreeStore").finish_non_exhaustive()
+    }
+}
+
 // SAFETY: the store owns its keys and values and shares them between threads: readers on any
 // thread get `&K`/`&V` (Sync), and any thread may drop a retired one (Send).
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for GilFreeStore<K, V> {}
@@ -326,6 +332,12 @@ pub struct Read<'a, K, V> {
     table: &'a Table<K>,
     _guard: Guard,
     _values: PhantomData<&'a V>,
+}
+
+impl<K, V> fmt::Debug for Read<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Read").finish_non_exhaustive()
+    }
 }
 
 impl<K, V: Storable> Read<'_, K, V> {
@@ -395,6 +407,12 @@ pub struct Write<'a, K, V: Storable> {
     lock: Option<BiasGuard<'a>>,
     /// Tables this section unlinked, retired when it ends (`(address, doomed)`).
     unlinked: Vec<(*mut Table<K>, bool)>,
+}
+
+impl<K, V: Storable> fmt::Debug for Write<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Write").finish_non_exhaustive()
+    }
 }
 
 impl<K, V: Storable> Write<'_, K, V> {

@@ -192,6 +192,12 @@ pub struct LockedStore<K, V> {
     frozen: AtomicBool,
 }
 
+impl<K, V> std::fmt::Debug for LockedStore<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockedStore").finish_non_exhaustive()
+    }
+}
+
 // SAFETY: the store owns its entries; moving it moves them.
 unsafe impl<K: Send, V: Send> Send for LockedStore<K, V> {}
 // SAFETY: the lock serializes every access (L1); readers on any thread get `&K`/`&V` (Sync),
@@ -228,6 +234,12 @@ pub struct Read<'a, K, V> {
     store: &'a LockedStore<K, V>,
     /// `None`: re-entrant (an outer frame of this thread holds the lock).
     _lock: Option<BiasGuard<'a>>,
+}
+
+impl<K, V> std::fmt::Debug for Read<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Read").finish_non_exhaustive()
+    }
 }
 
 impl<K, V> Read<'_, K, V> {
@@ -308,6 +320,12 @@ pub struct Write<'a, K, V> {
     lock: Option<BiasGuard<'a>>,
     grave: Vec<(K, V)>,
     cleared: Vec<Compact<K, V>>,
+}
+
+impl<K, V> std::fmt::Debug for Write<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write").finish_non_exhaustive()
+    }
 }
 
 impl<K, V> Write<'_, K, V> {

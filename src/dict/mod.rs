@@ -54,6 +54,17 @@ use crate::storage::{Ref, Storable};
 use crate::Error;
 use index::{Found, Verdict};
 
+/// What [`Dict::compute`] does with the entry it looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compute<V> {
+    /// Leave it as it is (an absent key stays absent).
+    Keep,
+    /// Insert this value, or overwrite the present one (the position is kept).
+    Set(V),
+    /// Remove the entry (nothing happens if the key is absent).
+    Remove,
+}
+
 /// A concurrent, insertion-ordered dict with Python dict semantics, generic over its store.
 ///
 /// Use it through its aliases, [`GilFreeDict`] and [`LockedDict`]; be generic over the variant
@@ -63,7 +74,7 @@ use index::{Found, Verdict};
 /// use gilfree::{Dict, DictStore, GilFreeDict, LockedDict};
 ///
 /// fn bump_counter<St: DictStore<String, i64>>(globals: &Dict<String, i64, gilfree::DefaultHashBuilder, St>) {
-///     globals.update("calls".to_string(), |n| n.copied().unwrap_or(0) + 1).unwrap();
+///     globals.upsert("calls".to_string(), |n| n.copied().unwrap_or(0) + 1).unwrap();
 /// }
 ///
 /// let a: LockedDict<String, i64> = LockedDict::new();
@@ -361,7 +372,7 @@ where
     /// Atomic read-modify-write of one key: `f` gets the current value (if any) and returns
     /// the new one; returns the previous value. `f` runs under the writer lock: it may read
     /// this dict, but a write to it from inside fails with [`Error::Reentrant`].
-    pub fn update_in<M: KeyModel<K>>(
+    pub fn upsert_in<M: KeyModel<K>>(
         &self,
         m: &M,
         key: K,
@@ -381,6 +392,79 @@ where
                 drop(held);
                 w.insert(hash, key, value);
                 None
+            }
+        })
+    }
+
+    /// Read-modify-write of one key that may also insert or remove: `f` gets the current
+    /// value (if any) and says what to do ([`Compute`]); returns the previous value if the
+    /// entry was overwritten or removed. Atomic like [`upsert_in`](Self::upsert_in); `f`
+    /// runs under the writer lock (it may read this dict; a write to it from inside fails with
+    /// [`Error::Reentrant`]).
+    ///
+    /// ```
+    /// use gilfree::{Compute, GilFreeDict};
+    ///
+    /// let stock: GilFreeDict<&str, u32> = GilFreeDict::from([("apples", 1)]);
+    /// let take = |n: Option<&u32>| match n {
+    ///     Some(1) => Compute::Remove,
+    ///     Some(&n) => Compute::Set(n - 1),
+    ///     None => Compute::Keep,
+    /// };
+    /// assert_eq!(stock.compute("apples", take), Ok(Some(1))); // the last one: removed
+    /// assert_eq!(stock.compute("apples", take), Ok(None)); // absent: kept absent
+    /// assert!(stock.is_empty());
+    /// ```
+    pub fn compute_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> Compute<V>,
+    ) -> Result<Option<V>, Error<M::Error>> {
+        let hash = m.hash(&key).map_err(Error::Callback)?;
+        let (mut w, found) = self.locate(m, hash, &key)?;
+        let held = Holding::new(self.store.addr());
+        Ok(match found {
+            Some(pos) => {
+                let op = w.with_value(pos, |old| f(Some(old)));
+                drop(held);
+                match op {
+                    Compute::Keep => None,
+                    Compute::Set(value) => Some(w.replace(pos, value)),
+                    Compute::Remove => Some(w.remove(pos).1),
+                }
+            }
+            None => {
+                let op = f(None);
+                drop(held);
+                if let Compute::Set(value) = op {
+                    w.insert(hash, key, value);
+                }
+                None
+            }
+        })
+    }
+
+    /// The value for `key` (a clone), inserting `f()` first if it is absent. `f` runs at most
+    /// once, under the writer lock (it may read this dict; a write to it from inside fails
+    /// with [`Error::Reentrant`]).
+    pub fn get_or_insert_with_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: K,
+        f: impl FnOnce() -> V,
+    ) -> Result<V, Error<M::Error>> {
+        let hash = m.hash(&key).map_err(Error::Callback)?;
+        let (mut w, found) = self.locate(m, hash, &key)?;
+        Ok(match found {
+            Some(pos) => w.clone_value(pos),
+            None => {
+                let held = Holding::new(self.store.addr());
+                let value = f();
+                drop(held);
+                let out = value.clone();
+                w.insert(hash, key, value);
+                out
             }
         })
     }
@@ -657,9 +741,24 @@ where
         self.setdefault_in(&self.plain(), key, default)
     }
 
-    /// Atomic read-modify-write of one key (see [`update_in`](Self::update_in)).
-    pub fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> crate::Result<()> {
-        self.update_in(&self.plain(), key, f).map(drop)
+    /// Atomic read-modify-write of one key (see [`upsert_in`](Self::upsert_in)).
+    pub fn upsert(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> crate::Result<()> {
+        self.upsert_in(&self.plain(), key, f).map(drop)
+    }
+
+    /// Read-modify-write that may also insert or remove (see [`compute_in`](Self::compute_in)).
+    pub fn compute(
+        &self,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> Compute<V>,
+    ) -> crate::Result<Option<V>> {
+        self.compute_in(&self.plain(), key, f)
+    }
+
+    /// The value for `key` (a clone), inserting `f()` first if absent (see
+    /// [`get_or_insert_with_in`](Self::get_or_insert_with_in)).
+    pub fn get_or_insert_with(&self, key: K, f: impl FnOnce() -> V) -> crate::Result<V> {
+        self.get_or_insert_with_in(&self.plain(), key, f)
     }
 
     /// Python's `update(iterable)`: inserts every pair, in order (each insert is atomic; the
@@ -708,6 +807,51 @@ where
     }
 }
 
+impl<K, V, S, St, const N: usize> From<[(K, V); N]> for Dict<K, V, S, St>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher + Default,
+    St: DictStore<K, V>,
+{
+    /// A dict of the pairs, in order (a later pair overwrites an earlier one with its key).
+    fn from(pairs: [(K, V); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+/// `Extend` takes `&mut self`, so no other thread can hold the dict and no closure of it can
+/// be running: the only way it fails is a frozen dict, where it panics. The inherent
+/// [`extend`](Dict::extend) (`&self`) returns that error instead.
+impl<K, V, S, St> Extend<(K, V)> for Dict<K, V, S, St>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    St: DictStore<K, V>,
+{
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, pairs: I) {
+        if let Err(e) = Dict::extend(self, pairs) {
+            panic!("Extend on a dict: {e}");
+        }
+    }
+}
+
+impl<'a, K, V, S, St> IntoIterator for &'a Dict<K, V, S, St>
+where
+    K: Clone,
+    V: Clone,
+    St: DictStore<K, V>,
+{
+    type Item = (K, V);
+    type IntoIter = St::Iter<'a>;
+
+    /// Same as [`iter`](Dict::iter).
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// Order-insensitive equality, like Python's `dict.__eq__`.
 impl<K, V, S, St> PartialEq for Dict<K, V, S, St>
 where
@@ -723,6 +867,15 @@ where
                 .iter()
                 .all(|(k, v)| other.get_with(k, |w| w == v) == Some(true))
     }
+}
+
+impl<K, V, S, St> Eq for Dict<K, V, S, St>
+where
+    K: Hash + Eq + Clone,
+    V: Clone + Eq,
+    S: BuildHasher,
+    St: DictStore<K, V>,
+{
 }
 
 impl<K, V, S, St> Clone for Dict<K, V, S, St>

@@ -286,6 +286,12 @@ impl<T> GilFreeList<T> {
         self.len() == 0
     }
 
+    /// How many items the current array holds before the list grows (one pin, no lock).
+    pub fn capacity(&self) -> usize {
+        let guard = reclaim::pin();
+        self.current(&guard).cap()
+    }
+
     /// A tag that changes on every mutation; one load, no lock. It is even when no writer is
     /// inside the list and odd while one is (a value read then never equals a later one
     /// unless no writer changed the list between the two reads).
@@ -532,6 +538,22 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     pub fn append(&self, x: T) -> Result<(), Error> {
         let mut w = self.write()?;
         w.push(T::Storage::into_word(x));
+        Ok(())
+    }
+
+    /// Makes room for at least `additional` more items, so that appending them publishes no
+    /// new array; [`Error::TooLarge`] if the size cannot be addressed. (A list that later
+    /// shrinks below a quarter of its capacity gives the room back.)
+    pub fn reserve(&self, additional: usize) -> Result<(), Error> {
+        let mut w = self.write()?;
+        let len = w.len();
+        let need = len.checked_add(additional).ok_or(Error::TooLarge)?;
+        repeat_len(need, 1, std::mem::size_of::<u64>())?;
+        if need > w.array().cap() {
+            let words: Vec<u64> = (0..len).map(|i| w.word(i)).collect();
+            // The same items in a larger array: not a change of the list (its version stays).
+            w.rebuild(need, words.into_iter());
+        }
         Ok(())
     }
 

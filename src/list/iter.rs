@@ -20,6 +20,15 @@ pub struct ListIter<'l, T, L: ?Sized> {
     _item: PhantomData<fn() -> T>,
 }
 
+impl<T, L: ?Sized> std::fmt::Debug for ListIter<'_, T, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListIter")
+            .field("next", &self.next)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'l, T, L: ?Sized> ListIter<'l, T, L> {
     pub(crate) fn new(list: &'l L) -> Self {
         ListIter {

@@ -317,6 +317,20 @@ impl<T: Clone> LockedList<T> {
         }
     }
 
+    /// How many items the list holds before it reallocates.
+    pub fn capacity(&self) -> usize {
+        let _access = self.read_access();
+        // SAFETY: `_access` is held while the reference lives; only the capacity is read.
+        unsafe { self.items() }.capacity()
+    }
+
+    /// Makes room for at least `additional` more items; [`Error::TooLarge`] if the allocator
+    /// refuses.
+    pub fn reserve(&self, additional: usize) -> Result<(), Error> {
+        let mut w = self.write()?;
+        w.vec().try_reserve(additional).map_err(|_| Error::TooLarge)
+    }
+
     /// Python's `append(x)`.
     pub fn append(&self, x: T) -> Result<(), Error> {
         let mut w = self.write()?;
@@ -656,6 +670,12 @@ pub struct ListReadGuard<'l, T> {
     _not_send: PhantomData<*const ()>,
 }
 
+impl<T: std::fmt::Debug> std::fmt::Debug for ListReadGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 impl<T> Deref for ListReadGuard<'_, T> {
     type Target = [T];
 
@@ -670,6 +690,12 @@ impl<T> Deref for ListReadGuard<'_, T> {
 /// returned as clones; the originals are dropped after the lock is released.
 pub struct LockedListView<'l, T> {
     w: Writer<'l, T>,
+}
+
+impl<T> std::fmt::Debug for LockedListView<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockedListView").finish_non_exhaustive()
+    }
 }
 
 impl<T: Clone> LockedListView<'_, T> {

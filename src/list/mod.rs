@@ -350,6 +350,29 @@ macro_rules! plain_list_api {
             }
         }
 
+        impl<T, const N: usize> From<[T; N]> for $List<T>
+        where
+            T: Clone $($bound)*,
+        {
+            fn from(items: [T; N]) -> Self {
+                Self::from_vec(Vec::from(items))
+            }
+        }
+
+        /// `Extend` takes `&mut self`, so no other thread can hold the list and no closure of
+        /// it can be running: the only way it fails is a frozen list, where it panics. The
+        /// inherent `extend` (`&self`) returns that error instead.
+        impl<T> Extend<T> for $List<T>
+        where
+            T: Clone $($bound)*,
+        {
+            fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+                if let Err(e) = $List::extend(self, items) {
+                    panic!("Extend on a list: {e}");
+                }
+            }
+        }
+
         impl<T> FromIterator<T> for $List<T>
         where
             T: Clone $($bound)*,

@@ -426,7 +426,7 @@ pub trait Mapping<K, V> {
         key: K,
         value: V,
     ) -> Result<Option<V>, Error<M::Error>>;
-    fn update_in<M: KeyModel<K>>(
+    fn upsert_in<M: KeyModel<K>>(
         &self,
         m: &M,
         key: K,
@@ -486,13 +486,13 @@ impl<K: Clone, V: Clone, S: BuildHasher, St: DictStore<K, V>> Mapping<K, V> for 
     ) -> Result<Option<V>, Error<M::Error>> {
         Dict::insert_in(self, m, key, value)
     }
-    fn update_in<M: KeyModel<K>>(
+    fn upsert_in<M: KeyModel<K>>(
         &self,
         m: &M,
         key: K,
         f: impl FnOnce(Option<&V>) -> V,
     ) -> Result<Option<V>, Error<M::Error>> {
-        Dict::update_in(self, m, key, f)
+        Dict::upsert_in(self, m, key, f)
     }
     fn remove_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>> {
         Dict::remove_in(self, m, key)
@@ -624,7 +624,7 @@ pub trait PlainDict<K, V>: TestDict<K, V> {
     fn remove_entry(&self, key: &K) -> gilfree::Result<Option<(K, V)>>;
     fn pop_or(&self, key: &K, default: V) -> gilfree::Result<V>;
     fn setdefault(&self, key: K, default: V) -> gilfree::Result<V>;
-    fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> gilfree::Result<()>;
+    fn upsert(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> gilfree::Result<()>;
     fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> gilfree::Result<()>;
     fn union(&self, other: &Self) -> Self;
     fn update_from(&self, other: &Self) -> gilfree::Result<()>;
@@ -713,8 +713,8 @@ where
     fn setdefault(&self, key: K, default: V) -> gilfree::Result<V> {
         Dict::setdefault(self, key, default)
     }
-    fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> gilfree::Result<()> {
-        Dict::update(self, key, f)
+    fn upsert(&self, key: K, f: impl FnOnce(Option<&V>) -> V) -> gilfree::Result<()> {
+        Dict::upsert(self, key, f)
     }
     fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> gilfree::Result<()> {
         Dict::extend(self, pairs)
