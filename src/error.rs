@@ -61,8 +61,8 @@ pub enum Error<E = Infallible> {
     },
     /// A slice step of zero: "slice step cannot be zero".
     ZeroStep,
-    /// The calling thread already holds this container's lock (it is inside a `with_lock` or
-    /// `update` closure of the same container); waiting would deadlock.
+    /// The calling thread already holds this container's lock (it is inside a `with_lock`,
+    /// `upsert` or `compute` closure of the same container); waiting would deadlock.
     Reentrant(Container),
     /// The tree is owned by another interpreter.
     NotOwner,

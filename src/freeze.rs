@@ -4,7 +4,8 @@
 //! leaf (str, int, None), a container of this crate to freeze (its dict or list), or a value
 //! that cannot be frozen (a file object). [`freeze`] then works in two phases:
 //!
-//! 1. **Walk** (no lock held): depth-first from the root with a memo of container identities
+//! 1. **Walk** (no container lock held across it; each container's children are read inside
+//!    its own read section): breadth-first from the root with a memo of container identities
 //!    (cycles and shared sub-trees are visited once: O(reachable objects)), recording each
 //!    container's version tag. The first unfreezable value ends the walk with an error naming
 //!    its path (`root["config"][3]["handler"]`); nothing has changed yet.

@@ -70,7 +70,7 @@
 //!
 //! - Values removed or replaced are returned as clones and the stored copy is dropped outside
 //!   any lock (after an epoch for `GilFreeDict`), since a destructor may run script code.
-//! - A closure that runs under a dict's lock (`update`, `retain`, `with_lock`, `get_with` on
+//! - A closure that runs under a dict's lock (`upsert`, `compute`, `retain`, `with_lock`, `get_with` on
 //!   `LockedDict`) may read that dict; writing to it from inside returns
 //!   [`Error::Reentrant`] instead of deadlocking.
 //! - Iteration: `iter()` is weakly consistent (never fails, never blocks writers);

@@ -1,6 +1,7 @@
 //! The key-comparison step shared by every keyed lookup.
 //!
-//! A probe yields candidates whose stored hash equals the searched hash. Each candidate is
+//! A probe yields candidates whose stored hash tag matches the searched hash (the 7-bit
+//! control byte in the fast path, then the bucket's 32-bit tag). Each candidate is
 //! settled here if that needs no script code (identity, or a pure `eq`); otherwise the caller
 //! must leave its critical section, call `eq`, and validate that the table did not change
 //! underneath (restarting otherwise, at most [`MAX_LOOKUP_RESTARTS`] times), as CPython does.

@@ -7,7 +7,8 @@
 //! classic epoch scheme buys with a full fence on every pin is bought on the *reclaiming* side
 //! instead, with `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (an IPI that serializes every
 //! CPU running this process), as liburcu and folly do. Where that syscall is unavailable
-//! (non-Linux, old kernels, seccomp filters, loom), both sides use `SeqCst` fences. If it
+//! (non-Linux, old kernels, seccomp filters), both sides use `SeqCst` fences (under loom the
+//! reader side has none: see `barrier`). If it
 //! starts failing after start-up (a seccomp filter installed later), the process switches to
 //! fences for good, and the barrier that failed is replaced once by a TLB shootdown, which
 //! serializes the readers that pinned before the switch (x86; elsewhere the process aborts
@@ -30,7 +31,9 @@
 //! - Writers that hold a container's lock do not pin: nothing reachable from the container can
 //!   be retired by anyone else while they hold it. User code (script `eq`, closures, loop
 //!   bodies) never runs pinned, except inside an explicit `pin()` session or a `get_with`
-//!   callback, which the containers document as short.
+//!   callback, which the containers document as short, and the interpreter's own
+//!   `Freeze::shape`/`Clone` during a freeze walk (they are meant to be quick, non-script
+//!   code).
 //!
 //! Memory stays bounded as long as no thread stays pinned indefinitely. A leaked guard
 //! (`mem::forget` of a pin session) stops reclamation for the whole process.

@@ -1,6 +1,6 @@
 //! Detection of a thread re-entering a container whose lock it already holds.
 //!
-//! User closures that run under a container's lock (`with_lock`, `update`, `retain`, borrowed
+//! User closures that run under a container's lock (`with_lock`, `upsert`, `compute`, `retain`, borrowed
 //! reads of `LockedDict`) register the container here for their duration. A write from inside
 //! such a closure to the same container would wait on a lock its own thread holds; it fails with
 //! `Error::Reentrant` instead. Reads from inside are served without taking the lock again (the

@@ -18,7 +18,7 @@
 //! library's other common types are boxed, and a type of your own takes one line
 //! (`impl Storable for MyValue { type Storage = Boxed; }`, or `unsafe impl InlineWord for
 //! MyHandle {}` for a one-word handle). A type from another crate can be wrapped in
-//! [`Boxed<T>`](BoxedValue).
+//! [`BoxedValue<T>`] (whose storage is `Boxed`).
 //!
 //! Only the GIL-free containers need this: `LockedDict` and `LockedList` store any type as it
 //! is, behind their lock.

@@ -46,7 +46,7 @@ impl<T> Mutex<T> {
 /// A cell written once by a writer before the cell is published to readers, then only read
 /// until its owner takes the value back out or drops it (a dict entry's key).
 ///
-/// Under loom every access is checked against the write, as with [`Published`].
+/// Under loom every access is checked against the write (a loom `UnsafeCell`).
 pub(crate) struct WriteOnce<T>(
     #[cfg(not(gilfree_loom))] std::cell::UnsafeCell<std::mem::MaybeUninit<T>>,
     #[cfg(gilfree_loom)] loom::cell::UnsafeCell<std::mem::MaybeUninit<T>>,

@@ -228,3 +228,53 @@ macro_rules! usual_methods {
 
 usual_methods!(gilfree_usual_methods, GilFreeDict<String, i64>);
 usual_methods!(locked_usual_methods, LockedDict<String, i64>);
+
+/// A `reserve` that rebuilds the table (closing the holes of removed entries) during a checked
+/// iteration moves order positions: the iteration reports it instead of skipping entries.
+fn checked_iteration_sees_reserve<D>(
+    d: D,
+    reserve: impl Fn(&D),
+    iter: impl Fn(&D) -> Vec<Result<u64, Error>>,
+) {
+    reserve(&d);
+    let got = iter(&d);
+    // Either every remaining key, in order, or an error after a prefix of them: never a gap.
+    let keys: Vec<u64> = got
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(
+        keys,
+        (2..2 + keys.len() as u64).collect::<Vec<_>>(),
+        "{got:?}"
+    );
+    assert!(
+        keys.len() == 4 || got.last().is_some_and(|r| r.is_err()),
+        "{got:?}"
+    );
+}
+
+macro_rules! reserve_during_checked_iteration {
+    ($name:ident, $D:ty) => {
+        #[test]
+        fn $name() {
+            let d: $D = (0..6u64).map(|i| (i, i)).collect();
+            d.remove(&0).unwrap();
+            d.remove(&1).unwrap();
+            checked_iteration_sees_reserve(
+                d,
+                |_| {},
+                |d| {
+                    let mut it = d.iter_checked();
+                    let mut out = vec![it.next().unwrap().map(|(k, _)| k)];
+                    d.reserve(100).unwrap();
+                    out.extend(it.map(|r| r.map(|(k, _)| k)));
+                    out
+                },
+            );
+        }
+    };
+}
+
+reserve_during_checked_iteration!(gilfree_reserve_during_checked_iteration, GilFreeDict<u64, u64>);
+reserve_during_checked_iteration!(locked_reserve_during_checked_iteration, LockedDict<u64, u64>);

@@ -1,11 +1,13 @@
 //! Loom models of the GilFreeDict protocol: lock-free read vs write vs resize vs reclaim.
 //!
 //! Run with: `RUSTFLAGS="--cfg gilfree_loom" CARGO_TARGET_DIR=target-loom cargo test --release --test loom_dict`
-//! (`LOOM_MAX_PREEMPTIONS` bounds the search; .ci/run uses 3, which catches a Relaxed slot
-//! publication in `Table::push`). The atomics of the table core, the writer mutex and the
-//! epoch reclamation (`src/reclaim.rs`, with `SeqCst` fences for its asymmetric barrier) all
-//! run on loom's model, so a reader
-//! that could see an uninitialised node, a freed node or table, or a torn entry fails here.
+//! (`LOOM_MAX_PREEMPTIONS` bounds the search; .ci/run uses 3). The atomics of the table (control
+//! bytes, value words, order arrays), the writer mutex and the epoch reclamation
+//! (`src/reclaim.rs`; under loom its reader side has no fence and memory is reclaimed only at
+//! the models' explicit quiescent points) run on loom's model, and keys live in loom-checked
+//! write-once cells, so a reader that could see an unwritten key, a freed table or a torn
+//! entry fails here. The models are small (two or three threads, a few keys); they explore
+//! few interleavings, and the stress tests carry most of the evidence for the protocol.
 #![cfg(gilfree_loom)]
 
 use gilfree::GilFreeDict;

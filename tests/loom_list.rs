@@ -4,9 +4,9 @@
 //!
 //! Run with: `RUSTFLAGS="--cfg gilfree_loom" CARGO_TARGET_DIR=target-loom
 //! cargo test --release --test loom_list` (`LOOM_MAX_PREEMPTIONS` bounds the search; `.ci/run`
-//! uses 3). Items are boxed in the crate's `Published` cell, so a reader that could see an
-//! item before its initialisation happens-before the read (a too weak slot or array
-//! publication) fails here, as does a reader that sees a value never in the list at that index.
+//! uses 3). Items are `u64`s inline in the array's atomic words: a reader that sees a value
+//! never in the list at that index, or an array before it was filled, fails here. The models
+//! are small and explore few interleavings; the stress tests carry most of the evidence.
 #![cfg(gilfree_loom)]
 
 use gilfree::{Error, GilFreeList};
@@ -19,11 +19,8 @@ fn list(items: &[u64], capacity: usize) -> GilFreeList<u64> {
     l
 }
 
-/// Under loom, pinning runs a `SeqCst` fence (the reclamation's stand-in for its asymmetric
-/// barrier), and a fence after an item's initialisation would hand that item to every
-/// reader and hide a too weak slot publication. So writers create their items *after* pinning:
-/// inside `with_lock`, whose view boxes the item under the lock, and after a first pin (whose
-/// collection fences too).
+/// A first read by the writer thread registers it with the reclamation before the write (so
+/// that registration, which takes a lock, does not order the write for the model).
 fn warm_up(l: &GilFreeList<u64>) {
     let _ = l.get(0);
 }

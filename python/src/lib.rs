@@ -18,7 +18,7 @@ use crate::obj::{IntoPy, Obj, Settle};
 
 /// Freezes every gilfree container reachable from `obj`, in place, all or nothing. Values
 /// must be immutable (None, bool, int, float, complex, str, bytes, range, tuples and
-/// frozensets of these) or gilfree dicts; anything else makes it fail with `TypeError`
+/// frozensets of these) or gilfree dicts and lists; anything else makes it fail with `TypeError`
 /// naming the path to the offending value, and then nothing is frozen.
 #[pyfunction]
 fn freeze(obj: &Bound<'_, PyAny>) -> PyResult<()> {

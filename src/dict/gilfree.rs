@@ -674,8 +674,15 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
 
     fn reserve(&mut self, additional: usize) {
         let t = self.table();
-        if t.used.load(Ordering::Relaxed) + additional > t.cap() {
+        let used = t.used.load(Ordering::Relaxed);
+        if used + additional > t.cap() {
+            let holes = used != t.live.load(Ordering::Relaxed);
             self.rebuild(additional);
+            if holes {
+                // The rebuild closed the holes: order positions moved, which a checked
+                // iterator must learn (as if keys changed).
+                self.store.bump(self.table(), true);
+            }
         }
     }
 }

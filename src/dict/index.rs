@@ -27,8 +27,9 @@
 //! whose 64-bit hashes differ but fold to the same tag are compared with `eq` (one chance in
 //! 2^32 for unrelated hashes).
 //!
-//! A table of `n` order positions has at least `8n/7` buckets, and each position takes a bucket
-//! at most once, so at least one bucket in eight stays empty and every chain ends. The bytes
+//! A table of `n` order positions has at least `4n/3` buckets (`buckets_for`: load at most
+//! 3/4), and each position takes a bucket at most once, so at least a quarter of the buckets
+//! stay empty and every probe chain ends. The bytes
 //! are atomic words so that the GIL-free store's readers probe without a lock: a writer fills
 //! the bucket, then stores the control word with Release; a reader loads the control word with
 //! Acquire, then reads the bucket. The locked store uses the same type with its lock held.

@@ -484,8 +484,15 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
     fn reserve(&mut self, additional: usize) {
         let t = self.table_mut();
         if t.order.len() + additional > t.cap() {
+            let holes = t.order.len() != t.live;
             let need = t.live + additional;
             t.rebuild(need);
+            if holes {
+                // The rebuild closed the holes: order positions moved, which a checked
+                // iterator must learn (as if keys changed).
+                let live = t.live;
+                self.store.bump(live, true);
+            }
         }
     }
 }

@@ -25,7 +25,8 @@
 //!     appended meanwhile; otherwise it starts over, at most
 //!     [`MAX_LOOKUP_RESTARTS`](crate::MAX_LOOKUP_RESTARTS) times, then fails with
 //!     [`Error::MutatedDuringLookup`].
-//! - User closures that run inside a write section (`update`, `retain`, `with_lock`) are
+//! - User closures that run inside a write section (`upsert`, `compute`,
+//!   `get_or_insert_with`, `retain`, `with_lock`) are
 //!   registered in `reentry`: they may read the dict, and a write to it from inside
 //!   fails with [`Error::Reentrant`] instead of deadlocking.
 

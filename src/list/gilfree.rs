@@ -64,9 +64,9 @@
 //!
 //! Replaced arrays and removed items are retired (epoch reclamation, see `crate::reclaim`) after
 //! the lock is released, and freed only when every reader pinned before the retirement has
-//! unpinned. Memory stays bounded: arrays grow and shrink geometrically, a critical section
-//! flushes its garbage whenever it retires an array or a large batch, and readers pin per
-//! operation. Writers do not pin: under the lock nothing they read can be retired by anyone
+//! unpinned. Memory stays bounded: arrays grow and shrink geometrically, garbage is weighed
+//! (an array counts one per 4 KiB, so a thread collects after about 4 MiB of retired arrays
+//! or 1024 objects), and readers pin per operation. Writers do not pin: under the lock nothing they read can be retired by anyone
 //! else. Scans that call script `eq` clone the candidate and *unpin* around the call, so a long
 //! callback never holds back reclamation; `ListPin` sessions and `get_with` callbacks do pin for
 //! their duration, so keep them short (or call [`ListPin::repin`]).
@@ -293,8 +293,9 @@ impl<T> GilFreeList<T> {
     }
 
     /// A tag that changes on every mutation; one load, no lock. It is even when no writer is
-    /// inside the list and odd while one is (a value read then never equals a later one
-    /// unless no writer changed the list between the two reads).
+    /// inside the list and odd while one is: the same *even* value read twice means no writer
+    /// changed the list in between (odd values can repeat: a writer that changes nothing
+    /// restores the even value, and the next one makes it odd again).
     #[inline]
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)

@@ -1,4 +1,4 @@
-//! `LockedList`: one reader-writer lock per list; every operation is linearizable.
+//! `LockedList`: one lock per list (a biased mutex); every operation is linearizable.
 //!
 //! The items are a plain `Vec<T>` in an `UnsafeCell`, guarded by `lock` (a mutex biased toward
 //! the thread that uses the list, [`crate::bias`]; no poisoning: a panicking callback never
@@ -27,8 +27,9 @@
 //! - **L3** Values leave the lock before they die: every value removed or overwritten under
 //!   the lock goes to the writer's graveyard and is dropped after the lock is released.
 //!
-//! Script `eq` never runs under the lock: scans clone the candidate, release the lock, call
-//! `eq`, and go on with the list as it is then; `remove` validates before it deletes (see
+//! Script `eq` never runs under the lock: at the first item that needs it, a scan clones the
+//! items still to be compared, releases the lock and compares the clones (the list as it was
+//! at one moment, see `list::search`); `remove` validates before it deletes (see
 //! [`Sequence`](crate::Sequence)).
 
 use std::cell::UnsafeCell;
