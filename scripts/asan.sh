@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=()
 for f in tests/dict_stress.rs tests/dict_reentrancy.rs tests/dict_basic.rs tests/freeze_dict.rs \
-         tests/handover.rs tests/list_stress.rs tests/list_reentrancy.rs tests/list_basic.rs tests/freeze_list.rs; do
+         tests/handover.rs tests/list_stress.rs tests/list_reentrancy.rs tests/list_basic.rs tests/freeze_list.rs \
+         tests/frozen_cell.rs tests/drop_panic.rs tests/membarrier_fallback.rs tests/serde.rs; do
   [ -f "$f" ] && tests+=(--test "$(basename "$f" .rs)")
 done
 ASAN_OPTIONS=detect_leaks=0 RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target-asan \

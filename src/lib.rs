@@ -22,6 +22,7 @@
 //! | [`Error`] | every failure as a value, with CPython's messages |
 //! | [`freeze()`], [`frozen_copy`], [`Freeze`], [`Shape`] | tree-freeze: make every container reachable from a root immutable, all or nothing |
 //! | [`FrozenDict`], [`FrozenList`] | read-only views of frozen containers: no lock, no pin, no refcount traffic |
+//! | [`FrozenCell`], [`Snapshot`] | the current version of a frozen tree, republished atomically while readers keep reading (RCU, with arc-swap) |
 //! | [`Interpreter`], [`Owned`], [`Shared`], [`HandOverError`] | interpreter identities (with their own GIL), O(1) hand-over of a tree, frozen trees shared by all |
 //! | [`collect_garbage`], [`collect_garbage_exclusive`], [`reader_barrier`] | reclamation at an interpreter's safe point; prompt freeing under an external lock (the CPython GIL); which barrier the readers use |
 //! | [`set_drop_panic_hook`], [`DropPanic`] | where panics of destructors that the containers run are reported (they never unwind out of a container call) |
@@ -88,6 +89,7 @@ mod cleanup;
 pub mod dict;
 mod error;
 pub mod freeze;
+mod frozen_cell;
 mod interp;
 mod list;
 mod lookup;
@@ -106,6 +108,7 @@ pub use dict::{
 };
 pub use error::{Container, Error, Result};
 pub use freeze::{freeze, frozen_copy, Freeze, Shape};
+pub use frozen_cell::{FrozenCell, Snapshot};
 pub use interp::{HandOverError, Interpreter, InterpreterId, Owned, Shared};
 pub use list::{
     FrozenList, GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList,
