@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use gilfree::{
-    freeze, Freeze, GilFreeDict, GilFreeList, Interpreter, LockedDict, LockedList, Owned, Shape,
+    freeze, Freeze, FrozenCell, GilFreeDict, GilFreeList, Interpreter, LockedDict, LockedList,
+    Owned, Shape,
 };
 use serde::{Deserialize, Serialize};
 
@@ -231,5 +232,62 @@ fn handover(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frozen_read, freeze_cost, handover);
+/// `FrozenCell`: the read cost of going through the current version (one load, then a frozen
+/// read) against reading a plain frozen dict directly, at 1 and 2 threads; and the cost of a
+/// reload (freeze + publish of a new tree) against the tree's size.
+fn frozen_cell(c: &mut Criterion) {
+    let mut group = c.benchmark_group("frozen_cell");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    let plain = tree(READ_KEYS as usize * 11);
+    freeze(&plain).unwrap();
+    let cell = FrozenCell::new(tree(READ_KEYS as usize * 11)).unwrap();
+    let read_plain = |v: &Value, k: u64| match v {
+        Value::Dict(d) => match d.frozen().unwrap().get(&(k as i64)) {
+            Some(Value::Dict(inner)) => match inner.frozen().unwrap().get(&3) {
+                Some(Value::Int(x)) => *x,
+                _ => 0,
+            },
+            _ => 0,
+        },
+        Value::Int(_) => 0,
+    };
+    let contenders: [(&str, &Read<'_>); 2] = [
+        ("frozen_tree", &|k| Some(read_plain(&plain, k) as u64)),
+        ("frozen_cell_load", &|k| {
+            Some(read_plain(&cell.load(), k) as u64)
+        }),
+    ];
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
+        for (name, read) in contenders {
+            group.bench_function(BenchmarkId::new(name, threads), |b| {
+                b.iter_custom(|n| {
+                    parallel(threads, n, &|t, i| {
+                        black_box(read(key(t, i) % (READ_KEYS / 11).max(1)));
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+    let mut group = c.benchmark_group("frozen_cell_reload");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(200));
+    group.measurement_time(Duration::from_secs(3));
+    for nodes in [1_000usize, 10_000, 100_000] {
+        group.throughput(Throughput::Elements(nodes as u64));
+        let cell = FrozenCell::new(tree(nodes)).unwrap();
+        group.bench_with_input(BenchmarkId::new("publish", nodes), &nodes, |b, &n| {
+            b.iter_batched(
+                || tree(n),
+                |t| cell.publish(t).unwrap(), // the old version is dropped outside the timing
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, frozen_read, freeze_cost, handover, frozen_cell);
 criterion_main!(benches);
