@@ -155,6 +155,43 @@ const MAX_FREEZE_ATTEMPTS: usize = 64;
 
 /// Freezes every container reachable from `root`, in place, all or nothing.
 ///
+/// ```
+/// use std::sync::Arc;
+/// use gilfree::{freeze, Error, Freeze, GilFreeDict, GilFreeList, Shape};
+///
+/// #[derive(Clone)]
+/// enum Value {
+///     Int(i64),
+///     List(Arc<GilFreeList<Value>>),
+///     Dict(Arc<GilFreeDict<&'static str, Value>>),
+/// }
+/// impl gilfree::Storable for Value {
+///     type Storage = gilfree::storage::Boxed;
+/// }
+/// impl Freeze for Value {
+///     fn shape(&self) -> Shape<'_, Value> {
+///         match self {
+///             Value::Int(_) => Shape::Leaf,
+///             Value::List(l) => Shape::Container(&**l),
+///             Value::Dict(d) => Shape::Container(&**d),
+///         }
+///     }
+/// }
+///
+/// let primes = Arc::new(GilFreeList::from([Value::Int(2), Value::Int(3), Value::Int(5)]));
+/// let consts = Arc::new(GilFreeDict::from([("primes", Value::List(Arc::clone(&primes)))]));
+/// freeze(&Value::Dict(Arc::clone(&consts))).unwrap();
+///
+/// // Every container reachable from the root is frozen...
+/// assert!(consts.is_frozen() && primes.is_frozen());
+/// assert_eq!(primes.append(Value::Int(7)), Err(Error::Frozen(gilfree::Container::List)));
+/// // ...and its frozen views read with no lock, no pin and no refcount traffic.
+/// let view = consts.frozen().unwrap();
+/// let Some(Value::List(l)) = view.get("primes") else { unreachable!() };
+/// let sum: i64 = l.frozen().unwrap().iter().map(|v| match v { Value::Int(i) => *i, _ => 0 }).sum();
+/// assert_eq!(sum, 10);
+/// ```
+///
 /// Errors: [`Error::Unfreezable`] with the path of the first value that cannot be frozen
 /// (nothing was changed); [`Error::Reentrant`] when called from inside a closure that holds
 /// one of the containers' locks; [`Error::MutatedDuringFreeze`] if writers kept changing the

@@ -80,6 +80,26 @@ fn word(owner: InterpreterId, generation: u64) -> u64 {
 
 /// A handle to a tree owned by one interpreter at a time. Cloning a handle is cheap (an `Arc`);
 /// all clones go stale together at the next hand-over.
+///
+/// ```
+/// use gilfree::{Error, Interpreter, LockedList, Owned};
+///
+/// let (a, b) = (Interpreter::new(), Interpreter::new());
+/// let tree = Owned::new(&a, LockedList::from([1u64, 2, 3]));
+/// tree.get(&a).unwrap().append(4).unwrap(); // A owns it: A mutates in place
+/// assert_eq!(tree.get(&b).err(), Some(Error::NotOwner));
+/// let cached_by_a = tree.clone();
+///
+/// let tree = tree.hand_over(&a, &b).unwrap(); // O(1): no copy, no serialization
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         let _gil = b.gil(); // B's own lock, if it has one
+///         tree.get(&b).unwrap().append(5).unwrap();
+///     });
+/// });
+/// assert_eq!(tree.get(&b).unwrap().snapshot(), vec![1, 2, 3, 4, 5]);
+/// assert_eq!(cached_by_a.get(&a).err(), Some(Error::StaleHandle));
+/// ```
 pub struct Owned<T> {
     tree: Arc<Tree<T>>,
     issued: u64,

@@ -55,6 +55,76 @@ pub trait EqModel<K: ?Sized, Q: ?Sized = K> {
 /// How a container hashes and compares keys of type `K`, probed with a `Q` (by default `K`):
 /// [`EqModel`] plus a fallible hash. A model that takes other probe types must hash a probe
 /// exactly as it hashes the stored key it equals.
+///
+/// A tiny VM: its values are ints, strings and script objects whose `__eq__` runs script code
+/// (and may raise); int and string keys compare purely, in place.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::hash::{BuildHasher, Hash, Hasher};
+/// use std::sync::Arc;
+/// use gilfree::{EqModel, Error, GilFreeDict, KeyModel};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// enum Value {
+///     Int(i64),
+///     Str(Arc<str>),
+///     Object(Arc<i64>), // a script object; its __hash__ and __eq__ use its field
+/// }
+///
+/// impl gilfree::Storable for Value {
+///     type Storage = gilfree::storage::Boxed; // two words: boxed (see `storage`)
+/// }
+///
+/// struct Vm {
+///     hasher: foldhash::fast::FixedState,
+///     raise_in_eq: Cell<bool>, // the script's __eq__ raises
+/// }
+///
+/// impl EqModel<Value> for Vm {
+///     type Error = String; // the script's exception
+///
+///     fn eq(&self, stored: &Value, probe: &Value) -> Result<bool, String> {
+///         if self.raise_in_eq.get() {
+///             return Err("ValueError in __eq__".to_string());
+///         }
+///         Ok(stored == probe) // for objects: the VM would run the script's __eq__ here
+///     }
+///
+///     fn identical(&self, stored: &Value, probe: &Value) -> bool {
+///         matches!((stored, probe), (Value::Object(a), Value::Object(b)) if Arc::ptr_eq(a, b))
+///     }
+///
+///     fn eq_is_pure(&self, stored: &Value, probe: &Value) -> bool {
+///         !matches!(stored, Value::Object(_)) && !matches!(probe, Value::Object(_))
+///     }
+/// }
+///
+/// impl KeyModel<Value> for Vm {
+///     fn hash(&self, key: &Value) -> Result<u64, String> {
+///         let mut h = self.hasher.build_hasher();
+///         match key {
+///             Value::Int(i) => i.hash(&mut h),
+///             Value::Object(o) => o.hash(&mut h),
+///             Value::Str(s) => s.hash(&mut h),
+///         }
+///         Ok(h.finish())
+///     }
+/// }
+///
+/// let vm = Vm { hasher: foldhash::fast::FixedState::with_seed(1), raise_in_eq: Cell::new(false) };
+/// let d: GilFreeDict<Value, Value> = GilFreeDict::new();
+/// d.insert_in(&vm, Value::Str("x".into()), Value::Int(1)).unwrap();
+/// let obj = Value::Object(Arc::new(7));
+/// d.insert_in(&vm, obj.clone(), Value::Int(2)).unwrap();
+/// // An equal object: script `eq` runs, outside the dict's lock.
+/// assert_eq!(d.get_in(&vm, &Value::Object(Arc::new(7))), Ok(Some(Value::Int(2))));
+/// // A raising `__eq__` comes back as a value; the same object is found by identity.
+/// vm.raise_in_eq.set(true);
+/// let err = d.get_in(&vm, &Value::Object(Arc::new(7)));
+/// assert_eq!(err, Err(Error::Callback("ValueError in __eq__".to_string())));
+/// assert_eq!(d.get_in(&vm, &obj), Ok(Some(Value::Int(2))));
+/// ```
 pub trait KeyModel<K: ?Sized, Q: ?Sized = K>: EqModel<K, Q> {
     /// Hashes `key` (Python's `hash(key)`). Equal keys must hash equally.
     fn hash(&self, key: &Q) -> Result<u64, Self::Error>;

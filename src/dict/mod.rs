@@ -630,6 +630,18 @@ where
     /// An iterator with CPython's checks: it yields `Err(ChangedSize)` if the dict's size
     /// changes while iterating, `Err(KeysChanged)` if its keys change at the same size, and
     /// then ends. Overwriting values while iterating is allowed.
+    ///
+    /// ```
+    /// use gilfree::{Error, GilFreeDict};
+    ///
+    /// let d: GilFreeDict<u32, u32> = GilFreeDict::from([(1, 10), (2, 20)]);
+    /// let mut it = d.iter_checked();
+    /// assert_eq!(it.next(), Some(Ok((1, 10))));
+    /// d.insert(2, 21).unwrap(); // overwriting is fine
+    /// d.insert(3, 30).unwrap(); // a new key changes the size
+    /// assert_eq!(it.next(), Some(Err(Error::ChangedSize))); // "dictionary changed size during iteration"
+    /// assert_eq!(it.next(), None);
+    /// ```
     pub fn iter_checked(&self) -> IterChecked<'_, K, V, Self> {
         IterChecked::new(self)
     }
@@ -914,6 +926,18 @@ where
     /// Keep the session short: while it lives, memory reclamation waits for it, for every
     /// GIL-free container in the process; a leaked session (`mem::forget`) stops reclamation
     /// for good.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gilfree::GilFreeDict;
+    ///
+    /// let names: GilFreeDict<u32, Arc<str>> = (0..100).map(|i| (i, Arc::from(format!("n{i}")))).collect();
+    /// let total: usize = {
+    ///     let session = names.pin(); // one pin for the batch
+    ///     (0..100).filter_map(|i| session.get(&i)).map(|s| s.len()).sum() // no Arc clones
+    /// };
+    /// assert_eq!(total, 10 * 2 + 90 * 3);
+    /// ```
     pub fn pin(&self) -> Pinned<'_, K, V, S> {
         Pinned {
             read: self.store.pinned(),
