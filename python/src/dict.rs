@@ -602,6 +602,18 @@ impl DictPy {
         Ok((slf.get_type(), (PyList::new(py, items)?,)))
     }
 
+    /// `Dict[str, int]`-style subscription for type hints (`types.GenericAlias`).
+    #[classmethod]
+    fn __class_getitem__<'py>(
+        cls: &Bound<'py, PyType>,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        cls.py()
+            .import("types")?
+            .getattr("GenericAlias")?
+            .call1((cls, item))
+    }
+
     /// Freezes this dict only (its values stay as they are; `gilfree.freeze` freezes a tree).
     fn freeze(&self) -> PyResult<()> {
         on_dict!(&*self.inner, d => d.freeze()).py()

@@ -515,6 +515,18 @@ impl ListPy {
         Ok((slf.get_type(), (PyList::new(py, items)?,)))
     }
 
+    /// `List[int]`-style subscription for type hints (`types.GenericAlias`).
+    #[classmethod]
+    fn __class_getitem__<'py>(
+        cls: &Bound<'py, PyType>,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        cls.py()
+            .import("types")?
+            .getattr("GenericAlias")?
+            .call1((cls, item))
+    }
+
     /// Freezes this list only (its items stay as they are).
     fn freeze(&self) -> PyResult<()> {
         on_list!(&self.inner, l => l.freeze()).py()

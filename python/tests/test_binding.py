@@ -292,6 +292,56 @@ class DeepNestingTest(unittest.TestCase):
         self.assertEqual(errors, [])
 
 
+class TypingTest(unittest.TestCase):
+    """Subscription for type hints, and type stubs that cover the runtime API."""
+
+    def test_class_getitem(self):
+        import types
+
+        for cls in DICTS:
+            alias = cls[str, int]
+            self.assertIsInstance(alias, types.GenericAlias)
+            self.assertIs(alias.__origin__, cls)
+            self.assertEqual(alias.__args__, (str, int))
+            self.assertEqual(alias({"a": 1}), cls({"a": 1}))
+        for cls in LISTS:
+            self.assertEqual(cls[int].__args__, (int,))
+            self.assertEqual(cls[int]([1, 2]), cls([1, 2]))
+
+    def test_stubs_cover_the_runtime(self):
+        import ast
+        import os
+        import types
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "..", "gilfree.pyi")) as f:
+            tree = ast.parse(f.read())
+        stubbed = {}
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                stubbed[node.name] = {
+                    n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                }
+            elif isinstance(node, ast.FunctionDef):
+                stubbed[node.name] = set()
+            elif isinstance(node, ast.AnnAssign):
+                stubbed[node.target.id] = set()
+        public = [
+            n for n in dir(gilfree) if not n.startswith("_") and not isinstance(getattr(gilfree, n), types.ModuleType)
+        ]
+        for name in public:
+            self.assertIn(name, stubbed, f"gilfree.{name} has no stub")
+        for cls_name in ("Dict", "List", "DictView", "DictIterator", "ListIterator"):
+            cls = getattr(gilfree, cls_name)
+            own = {
+                n
+                for n in vars(cls)
+                if not n.startswith("__") or n in ("__class_getitem__", "__next__", "__length_hint__")
+            }
+            missing = {n for n in own if n not in stubbed[cls_name]}
+            self.assertEqual(missing, set(), f"{cls_name} methods without a stub")
+
+
 class FreezeTest(unittest.TestCase):
     def test_freeze_tree(self):
         for cls in DICTS:
