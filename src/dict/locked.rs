@@ -436,7 +436,7 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
         let t = self.table_mut();
         if t.order.len() == t.cap() {
             // Full: compact and grow (see `index::grown`).
-            t.rebuild(index::grown(t.live, 1));
+            t.rebuild(index::grown(t.live, t.order.len(), 1));
         }
         t.push(tag, (key, value));
         let live = t.live;
