@@ -94,6 +94,29 @@ impl Drop for BiasGuard<'_> {
 }
 
 impl BiasedMutex {
+    /// Locks a container for a write: [`Error::Reentrant`] if this thread already holds it
+    /// (inside one of its closures: waiting would deadlock), [`Error::Frozen`] if it is frozen
+    /// (checked under the lock, so a write is linearizable with the freeze).
+    ///
+    /// [`Error::Reentrant`]: crate::Error::Reentrant
+    /// [`Error::Frozen`]: crate::Error::Frozen
+    #[inline]
+    pub(crate) fn lock_for_write<E>(
+        &self,
+        container: crate::Container,
+        addr: usize,
+        frozen: &crate::sync::AtomicBool,
+    ) -> Result<BiasGuard<'_>, crate::Error<E>> {
+        if crate::reentry::held_by_me(addr) {
+            return Err(crate::Error::Reentrant(container));
+        }
+        let lock = self.lock();
+        if frozen.load(Ordering::Relaxed) {
+            return Err(crate::Error::Frozen(container));
+        }
+        Ok(lock)
+    }
+
     pub(crate) fn new() -> Self {
         BiasedMutex {
             owner: AtomicU64::new(if cfg!(gilfree_loom) {

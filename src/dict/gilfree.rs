@@ -778,13 +778,9 @@ where
 
     #[inline]
     fn write<E>(&self) -> Result<Write<'_, K, V>, Error<E>> {
-        if reentry::held_by_me(self.addr()) {
-            return Err(Error::Reentrant(Container::Dict));
-        }
-        let lock = self.lock.lock();
-        if self.frozen.load(Ordering::Relaxed) {
-            return Err(Error::Frozen(Container::Dict));
-        }
+        let lock = self
+            .lock
+            .lock_for_write(Container::Dict, self.addr(), &self.frozen)?;
         Ok(Write {
             store: self,
             lock: Some(lock),

@@ -256,26 +256,38 @@ impl<K, V> Read<'_, K, V> {
     }
 }
 
+/// The probing methods of [`Section`], the same for both sections: they read the table
+/// behind `self.table()`.
+macro_rules! table_probes {
+    () => {
+        #[inline(always)]
+        fn find<E>(
+            &self,
+            hash: u64,
+            judge: impl FnMut(&K) -> Result<Verdict, E>,
+        ) -> Result<Found, E> {
+            self.table().find(hash, judge)
+        }
+
+        #[inline]
+        fn cursor(&self, hash: u64) -> Cursor {
+            self.table().ctrl.cursor(tag32(hash))
+        }
+
+        #[inline]
+        fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
+            self.table().next(hash, cursor)
+        }
+
+        #[inline(always)]
+        fn key(&self, b: usize) -> &K {
+            &self.table().entry(b).0
+        }
+    };
+}
+
 impl<K, V: Clone> Section<K, V> for Read<'_, K, V> {
-    #[inline(always)]
-    fn find<E>(&self, hash: u64, judge: impl FnMut(&K) -> Result<Verdict, E>) -> Result<Found, E> {
-        self.table().find(hash, judge)
-    }
-
-    #[inline]
-    fn cursor(&self, hash: u64) -> Cursor {
-        self.table().ctrl.cursor(tag32(hash))
-    }
-
-    #[inline]
-    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
-        self.table().next(hash, cursor)
-    }
-
-    #[inline(always)]
-    fn key(&self, b: usize) -> &K {
-        &self.table().entry(b).0
-    }
+    table_probes!();
 
     #[inline]
     fn with_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R {
@@ -353,25 +365,7 @@ impl<K, V> Write<'_, K, V> {
 }
 
 impl<K, V> Section<K, V> for Write<'_, K, V> {
-    #[inline(always)]
-    fn find<E>(&self, hash: u64, judge: impl FnMut(&K) -> Result<Verdict, E>) -> Result<Found, E> {
-        self.table().find(hash, judge)
-    }
-
-    #[inline]
-    fn cursor(&self, hash: u64) -> Cursor {
-        self.table().ctrl.cursor(tag32(hash))
-    }
-
-    #[inline]
-    fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
-        self.table().next(hash, cursor)
-    }
-
-    #[inline(always)]
-    fn key(&self, b: usize) -> &K {
-        &self.table().entry(b).0
-    }
+    table_probes!();
 
     #[inline]
     fn with_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R {
@@ -584,13 +578,9 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
 
     #[inline]
     fn write<E>(&self) -> Result<Write<'_, K, V>, Error<E>> {
-        if reentry::held_by_me(self.addr()) {
-            return Err(Error::Reentrant(Container::Dict));
-        }
-        let lock = self.lock.lock();
-        if self.frozen.load(Ordering::Relaxed) {
-            return Err(Error::Frozen(Container::Dict));
-        }
+        let lock = self
+            .lock
+            .lock_for_write(Container::Dict, self.addr(), &self.frozen)?;
         Ok(Write {
             store: self,
             lock: Some(lock),

@@ -378,13 +378,9 @@ derived_list_api!(GilFreeList, + Storable + Send + Sync + 'static);
 impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Takes the writer lock for a mutation: refuses re-entry and frozen targets.
     fn write<E>(&self) -> Result<Writer<'_, T>, Error<E>> {
-        if reentry::held_by_me(self.addr()) {
-            return Err(Error::Reentrant(Container::List));
-        }
-        let lock = self.writer.lock();
-        if self.frozen.load(Ordering::Relaxed) {
-            return Err(Error::Frozen(Container::List));
-        }
+        let lock = self
+            .writer
+            .lock_for_write(Container::List, self.addr(), &self.frozen)?;
         // Odd while the section runs (I4). Relaxed suffices: every store the section makes
         // to the array is a Release store, which orders this one before it.
         let start_version = self.version.load(Ordering::Relaxed);

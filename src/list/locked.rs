@@ -186,13 +186,9 @@ impl<T> LockedList<T> {
     }
 
     fn write<E>(&self) -> Result<Writer<'_, T>, Error<E>> {
-        if reentry::held_by_me(self.addr()) {
-            return Err(Error::Reentrant(Container::List));
-        }
-        let lock = self.lock.lock();
-        if self.frozen.load(Ordering::Relaxed) {
-            return Err(Error::Frozen(Container::List));
-        }
+        let lock = self
+            .lock
+            .lock_for_write(Container::List, self.addr(), &self.frozen)?;
         Ok(Writer {
             list: self,
             lock: Some(lock),
