@@ -165,13 +165,8 @@ impl<K> Table<K> {
     /// The next candidate of a step-by-step probe whose full tag matches.
     #[inline]
     fn next(&self, hash: u64, cursor: &mut Cursor, order: Ordering) -> Option<usize> {
-        let tag = tag32(hash);
-        while let Some(b) = self.ctrl.next(tag, cursor, order) {
-            if self.tag(b) == tag {
-                return Some(b);
-            }
-        }
-        None
+        self.ctrl
+            .next_with_tag(tag32(hash), cursor, order, |b| self.tag(b))
     }
 
     /// The fast-path probe (see `Section::find`).

@@ -240,6 +240,24 @@ impl Ctrl {
         }
     }
 
+    /// The next bucket on the chain whose full 32-bit tag (`tag_of`, the table's tag array)
+    /// is `tag`: [`next`](Self::next) with the control byte's false positives filtered out.
+    #[inline]
+    pub(crate) fn next_with_tag(
+        &self,
+        tag: u32,
+        cursor: &mut Cursor,
+        order: Ordering,
+        tag_of: impl Fn(usize) -> u32,
+    ) -> Option<usize> {
+        while let Some(b) = self.next(tag, cursor, order) {
+            if tag_of(b) == tag {
+                return Some(b);
+            }
+        }
+        None
+    }
+
     /// The next bucket in use whose control byte matches `tag` on the chain, or `None` once the
     /// chain ended. `order` is the load ordering (Acquire for lock-free readers).
     pub(crate) fn next(&self, tag: u32, cursor: &mut Cursor, order: Ordering) -> Option<usize> {

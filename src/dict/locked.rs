@@ -107,13 +107,8 @@ impl<K, V> Compact<K, V> {
     /// The next candidate of a step-by-step probe whose full tag matches.
     #[inline]
     fn next(&self, hash: u64, cursor: &mut Cursor) -> Option<usize> {
-        let tag = tag32(hash);
-        while let Some(b) = self.ctrl.next(tag, cursor, Ordering::Relaxed) {
-            if self.tags[b] == tag {
-                return Some(b);
-            }
-        }
-        None
+        self.ctrl
+            .next_with_tag(tag32(hash), cursor, Ordering::Relaxed, |b| self.tags[b])
     }
 
     /// The fast-path probe (see `Section::find`).
@@ -256,6 +251,34 @@ impl<K, V> Read<'_, K, V> {
     }
 }
 
+/// The reading methods of [`Section`] other than `with_value`, the same for both sections.
+macro_rules! table_reads {
+    () => {
+        #[inline(always)]
+        fn clone_value(&self, b: usize) -> V
+        where
+            V: Clone,
+        {
+            self.table().entry(b).1.clone()
+        }
+
+        #[inline]
+        fn hash(&self, b: usize) -> u64 {
+            u64::from(self.table().tags[b])
+        }
+
+        #[inline]
+        fn used(&self) -> usize {
+            self.table().order.len()
+        }
+
+        #[inline]
+        fn at(&self, p: usize) -> Option<usize> {
+            self.table().at(p)
+        }
+    };
+}
+
 /// The probing methods of [`Section`], the same for both sections: they read the table
 /// behind `self.table()`.
 macro_rules! table_probes {
@@ -302,28 +325,7 @@ impl<K, V: Clone> Section<K, V> for Read<'_, K, V> {
         }
     }
 
-    #[inline(always)]
-    fn clone_value(&self, b: usize) -> V
-    where
-        V: Clone,
-    {
-        self.table().entry(b).1.clone()
-    }
-
-    #[inline]
-    fn hash(&self, b: usize) -> u64 {
-        u64::from(self.table().tags[b])
-    }
-
-    #[inline]
-    fn used(&self) -> usize {
-        self.table().order.len()
-    }
-
-    #[inline]
-    fn at(&self, p: usize) -> Option<usize> {
-        self.table().at(p)
-    }
+    table_reads!();
 }
 
 /// A write section: the lock, and the graveyard of what it removed (L4).
@@ -372,28 +374,7 @@ impl<K, V> Section<K, V> for Write<'_, K, V> {
         f(&self.table().entry(b).1)
     }
 
-    #[inline]
-    fn clone_value(&self, b: usize) -> V
-    where
-        V: Clone,
-    {
-        self.table().entry(b).1.clone()
-    }
-
-    #[inline]
-    fn hash(&self, b: usize) -> u64 {
-        u64::from(self.table().tags[b])
-    }
-
-    #[inline]
-    fn used(&self) -> usize {
-        self.table().order.len()
-    }
-
-    #[inline]
-    fn at(&self, p: usize) -> Option<usize> {
-        self.table().at(p)
-    }
+    table_reads!();
 }
 
 impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
