@@ -608,10 +608,7 @@ impl DictPy {
         cls: &Bound<'py, PyType>,
         item: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        cls.py()
-            .import("types")?
-            .getattr("GenericAlias")?
-            .call1((cls, item))
+        crate::obj::generic_alias(cls, item)
     }
 
     /// Freezes this dict only (its values stay as they are; `gilfree.freeze` freezes a tree).

@@ -521,10 +521,7 @@ impl ListPy {
         cls: &Bound<'py, PyType>,
         item: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        cls.py()
-            .import("types")?
-            .getattr("GenericAlias")?
-            .call1((cls, item))
+        crate::obj::generic_alias(cls, item)
     }
 
     /// Freezes this list only (its items stay as they are).

@@ -450,6 +450,18 @@ impl Freeze for Obj {
     }
 }
 
+/// `cls[item]` for type hints: `types.GenericAlias(cls, item)`, as the builtin containers'
+/// `__class_getitem__` returns.
+pub fn generic_alias<'py>(
+    cls: &Bound<'py, pyo3::types::PyType>,
+    item: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    cls.py()
+        .import("types")?
+        .getattr("GenericAlias")?
+        .call1((cls, item))
+}
+
 /// `repr` of a container with CPython's guard against cycles (`{...}`, `[...]`).
 pub fn repr_guarded(
     slf: &Bound<'_, PyAny>,
