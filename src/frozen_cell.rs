@@ -32,7 +32,8 @@ use crate::freeze::{freeze, Freeze};
 use crate::Error;
 
 /// The current version of a frozen tree, readable lock-free by any thread and republished
-/// atomically by writers (see the [module docs](self)).
+/// atomically by writers (RCU: a reader gets the version that was current when it looked,
+/// unchanged while it holds it; the last reader of a replaced version frees it).
 ///
 /// ```
 /// use std::sync::Arc;

@@ -103,16 +103,16 @@ mod sync;
 
 pub use cleanup::{set_drop_panic_hook, DropPanic, DropPanicHook};
 pub use dict::{
-    Compute, Dict, DictStore, DictView, FrozenDict, GilFreeDict, GilFreeStore, IterChecked,
-    LockedDict, LockedStore, Pinned,
+    Compute, Dict, DictStore, DictView, FrozenDict, FrozenDictIter, GilFreeDict, GilFreeStore,
+    IterChecked, LockedDict, LockedStore, Pinned,
 };
 pub use error::{Container, Error, Result};
 pub use freeze::{freeze, frozen_copy, Freeze, Shape};
 pub use frozen_cell::{FrozenCell, Snapshot};
 pub use interp::{HandOverError, Interpreter, InterpreterId, Owned, Shared};
 pub use list::{
-    FrozenList, GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard, LockedList,
-    LockedListView, Sequence, Slice, SliceIndices,
+    FrozenList, FrozenListIter, GilFreeList, GilFreeListView, ListIter, ListPin, ListReadGuard,
+    LockedList, LockedListView, Sequence, Slice, SliceIndices,
 };
 pub use lookup::MAX_LOOKUP_RESTARTS;
 pub use model::{DefaultHashBuilder, EqModel, KeyModel, Plain};

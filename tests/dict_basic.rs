@@ -278,3 +278,31 @@ macro_rules! reserve_during_checked_iteration {
 
 reserve_during_checked_iteration!(gilfree_reserve_during_checked_iteration, GilFreeDict<u64, u64>);
 reserve_during_checked_iteration!(locked_reserve_during_checked_iteration, LockedDict<u64, u64>);
+
+/// The frozen views iterate with named iterator types and `IntoIterator`.
+#[test]
+fn frozen_views_are_into_iterator() {
+    let d: GilFreeDict<u32, u32> = GilFreeDict::from([(1, 10), (2, 20), (3, 30)]);
+    d.remove(&2).unwrap();
+    d.freeze().unwrap();
+    let view = d.frozen().unwrap();
+    let mut seen = Vec::new();
+    for (k, v) in view {
+        seen.push((*k, *v));
+    }
+    assert_eq!(seen, [(1, 10), (3, 30)]);
+    assert_eq!(
+        (&view)
+            .into_iter()
+            .rev()
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>(),
+        [3, 1]
+    );
+    let l = gilfree::GilFreeList::from([1u8, 2, 3]);
+    l.freeze().unwrap();
+    let lv = l.frozen().unwrap();
+    let it = lv.into_iter();
+    assert_eq!(it.len(), 3);
+    assert_eq!(it.rev().copied().collect::<Vec<_>>(), [3, 2, 1]);
+}

@@ -71,16 +71,14 @@ impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
     }
 
     /// Entries in insertion order (double-ended).
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&'d K, &'d V)> + 'd
-    where
-        K: 'd,
-        V: 'd,
-    {
-        let store = self.store;
+    pub fn iter(&self) -> FrozenDictIter<'d, K, V, St> {
         // SAFETY: frozen for `'d`.
-        let used = unsafe { store.frozen_used() };
-        // SAFETY: as above; `pos < used`.
-        (0..used).filter_map(move |pos| unsafe { store.frozen_entry(pos) })
+        let used = unsafe { self.store.frozen_used() };
+        FrozenDictIter {
+            store: self.store,
+            positions: 0..used,
+            _kv: PhantomData,
+        }
     }
 
     /// Keys in insertion order.
@@ -99,6 +97,72 @@ impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
         V: 'd,
     {
         self.iter().map(|(_, v)| v)
+    }
+}
+
+/// The entries of a [`FrozenDict`], in insertion order (double-ended): borrowed for the
+/// dict's lifetime, no lock, no pin.
+pub struct FrozenDictIter<'d, K, V, St> {
+    store: &'d St,
+    positions: std::ops::Range<usize>,
+    _kv: PhantomData<fn(K) -> V>,
+}
+
+impl<'d, K: 'd, V: 'd, St: DictStore<K, V>> Iterator for FrozenDictIter<'d, K, V, St> {
+    type Item = (&'d K, &'d V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for pos in self.positions.by_ref() {
+            // SAFETY: frozen for `'d` (the view's contract); `pos < used`.
+            if let Some(entry) = unsafe { self.store.frozen_entry(pos) } {
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.positions.len()))
+    }
+}
+
+impl<'d, K: 'd, V: 'd, St: DictStore<K, V>> DoubleEndedIterator for FrozenDictIter<'d, K, V, St> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        while let Some(pos) = self.positions.next_back() {
+            // SAFETY: as in `next`.
+            if let Some(entry) = unsafe { self.store.frozen_entry(pos) } {
+                return Some(entry);
+            }
+        }
+        None
+    }
+}
+
+impl<K, V, St> std::iter::FusedIterator for FrozenDictIter<'_, K, V, St> where Self: Iterator {}
+
+impl<K, V, St> fmt::Debug for FrozenDictIter<'_, K, V, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrozenDictIter")
+            .field("positions", &self.positions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'d, K: 'd, V: 'd, S, St: DictStore<K, V>> IntoIterator for FrozenDict<'d, K, V, S, St> {
+    type Item = (&'d K, &'d V);
+    type IntoIter = FrozenDictIter<'d, K, V, St>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'d, K: 'd, V: 'd, S, St: DictStore<K, V>> IntoIterator for &FrozenDict<'d, K, V, S, St> {
+    type Item = (&'d K, &'d V);
+    type IntoIter = FrozenDictIter<'d, K, V, St>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 

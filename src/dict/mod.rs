@@ -42,7 +42,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
-pub use frozen::FrozenDict;
+pub use frozen::{FrozenDict, FrozenDictIter};
 pub use gilfree::GilFreeStore;
 pub use iter::IterChecked;
 pub use locked::LockedStore;

@@ -102,8 +102,65 @@ impl<'l, T> FrozenList<'l, T> {
     }
 
     /// The items, in order (double-ended).
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &'l T> + 'l {
-        let this = *self;
-        (0..this.len()).map(move |at| this.at(at))
+    pub fn iter(&self) -> FrozenListIter<'l, T> {
+        FrozenListIter {
+            list: *self,
+            at: 0..self.len(),
+        }
+    }
+}
+
+/// The items of a [`FrozenList`], in order (double-ended, exact size): borrowed for the list's
+/// lifetime, no lock, no pin.
+pub struct FrozenListIter<'l, T> {
+    list: FrozenList<'l, T>,
+    at: std::ops::Range<usize>,
+}
+
+impl<'l, T> Iterator for FrozenListIter<'l, T> {
+    type Item = &'l T;
+
+    fn next(&mut self) -> Option<&'l T> {
+        self.at.next().map(|i| self.list.at(i))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.at.size_hint()
+    }
+}
+
+impl<T> DoubleEndedIterator for FrozenListIter<'_, T> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.at.next_back().map(|i| self.list.at(i))
+    }
+}
+
+impl<T> ExactSizeIterator for FrozenListIter<'_, T> {}
+
+impl<T> std::iter::FusedIterator for FrozenListIter<'_, T> {}
+
+impl<T> std::fmt::Debug for FrozenListIter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrozenListIter")
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'l, T> IntoIterator for FrozenList<'l, T> {
+    type Item = &'l T;
+    type IntoIter = FrozenListIter<'l, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'l, T> IntoIterator for &FrozenList<'l, T> {
+    type Item = &'l T;
+    type IntoIter = FrozenListIter<'l, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }

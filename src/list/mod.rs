@@ -96,7 +96,7 @@ mod sequence;
 mod slice;
 mod sort;
 
-pub use frozen::FrozenList;
+pub use frozen::{FrozenList, FrozenListIter};
 pub use gilfree::{GilFreeList, GilFreeListView, ListPin};
 pub use iter::ListIter;
 pub use locked::{ListReadGuard, LockedList, LockedListView};
