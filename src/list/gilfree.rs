@@ -377,6 +377,7 @@ derived_list_api!(GilFreeList, + Storable + Send + Sync + 'static);
 
 impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Takes the writer lock for a mutation: refuses re-entry and frozen targets.
+    #[inline]
     fn write<E>(&self) -> Result<Writer<'_, T>, Error<E>> {
         let lock = self
             .writer
@@ -391,8 +392,7 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
             start_version,
             mutated: Cell::new(false),
             dead: Buried::default(),
-            old: Vec::new(),
-            doomed: Vec::new(),
+            arrays: Vec::new(),
         })
     }
 
@@ -851,10 +851,9 @@ struct Writer<'g, T: Storable> {
     mutated: Cell<bool>,
     /// Words unlinked by this section (only for items that own something).
     dead: Buried,
-    /// Arrays replaced by this section (their items live on in the newer array).
-    old: Vec<*mut Array>,
-    /// Arrays unlinked together with their items (`clear`).
-    doomed: Vec<*mut Array>,
+    /// Arrays this section unlinked, with whether they own their items (`clear`: the items
+    /// went with the array) or not (a replaced array: its items live on in the newer one).
+    arrays: Vec<(*mut Array, bool)>,
 }
 
 impl<'g, T: Storable> Writer<'g, T> {
@@ -950,7 +949,7 @@ impl<'g, T: Storable> Writer<'g, T> {
         }
         fresh.len.store(n, Ordering::Relaxed);
         let old = self.publish(fresh);
-        self.old.push(old);
+        self.arrays.push((old, false));
     }
 
     /// Replaces the whole order with `words`, a permutation of the current items.
@@ -1112,57 +1111,65 @@ impl<'g, T: Storable> Writer<'g, T> {
 
     fn clear(&mut self) {
         let old = self.publish(Array::boxed(0));
-        self.doomed.push(old);
+        self.arrays.push((old, true));
         self.bump();
     }
 }
 
 impl<T: Storable> Drop for Writer<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         // Even again, before the lock is released (I4): advanced by 2 if the section changed
         // the list, else back to where it was.
         let end = self.start_version + if self.mutated.get() { 2 } else { 0 };
         self.list.version.store(end, Ordering::Release);
         drop(self.lock.take());
-        let weight = |a: *mut Array| {
-            // SAFETY: unlinked but not freed (retired below): a live array.
-            reclaim::weight_of(unsafe { (&*a).cap() } * 8)
-        };
-        for a in self.old.drain(..) {
-            let w = weight(a);
-            // SAFETY: replaced by a newer published array (I1) and retired once, here.
-            // Dropping an `Array` frees its slots, not the items, which live on in the newer
-            // array.
-            unsafe { reclaim::retire_weighted(a.expose_provenance() as u64, drop_array, w) };
+        if !self.arrays.is_empty() {
+            self.retire_arrays();
         }
-        for a in self.doomed.drain(..) {
-            let w = weight(a);
-            // SAFETY: unlinked by `clear` (an empty array is current) and retired once; its
-            // items `0..len` are in no other live array and retired by no one else.
-            unsafe { reclaim::retire_weighted(a.expose_provenance() as u64, drop_doomed::<T>, w) };
-        }
-        match mem::take(&mut self.dead) {
-            Buried { one: None, .. } => {}
-            Buried {
-                one: Some(word),
-                more,
-            } if more.is_empty() => {
+        if let Some(word) = self.dead.one.take() {
+            if self.dead.more.is_empty() {
                 // SAFETY: unlinked from the current array (I3) and retired once, here.
                 unsafe { reclaim::retire(word, T::Storage::drop_word) };
-            }
-            Buried {
-                one: Some(first),
-                mut more,
-            } => {
-                more.push(first);
-                let n = more.len();
-                let batch = Box::new(Batch::<T>(more, PhantomData));
-                let word = Box::into_raw(batch).expose_provenance() as u64;
-                // SAFETY: each word was unlinked (I3) and is in this batch only.
-                unsafe { reclaim::retire_weighted(word, drop_batch::<T>, n) };
+            } else {
+                self.retire_batch(word);
             }
         }
         reclaim::after_write();
+    }
+}
+
+impl<T: Storable> Writer<'_, T> {
+    /// Retires the arrays this section unlinked (the lock is released already).
+    #[cold]
+    fn retire_arrays(&mut self) {
+        for (a, owns_items) in mem::take(&mut self.arrays) {
+            // SAFETY: unlinked but not freed yet (retired below): a live array.
+            let weight = reclaim::weight_of(unsafe { (&*a).cap() } * 8);
+            let word = a.expose_provenance() as u64;
+            if owns_items {
+                // SAFETY: unlinked by `clear` (an empty array is current) and retired once;
+                // its items `0..len` are in no other live array and retired by no one else.
+                unsafe { reclaim::retire_weighted(word, drop_doomed::<T>, weight) };
+            } else {
+                // SAFETY: replaced by a newer published array (I1) and retired once, here.
+                // Dropping an `Array` frees its slots, not the items, which live on in the
+                // newer array.
+                unsafe { reclaim::retire_weighted(word, drop_array, weight) };
+            }
+        }
+    }
+
+    /// Retires the words buried after `first`, with it, as one batch.
+    #[cold]
+    fn retire_batch(&mut self, first: u64) {
+        let mut more = mem::take(&mut self.dead.more);
+        more.push(first);
+        let n = more.len();
+        let batch = Box::new(Batch::<T>(more, PhantomData));
+        let word = Box::into_raw(batch).expose_provenance() as u64;
+        // SAFETY: each word was unlinked (I3) and is in this batch only.
+        unsafe { reclaim::retire_weighted(word, drop_batch::<T>, n) };
     }
 }
 

@@ -185,6 +185,7 @@ impl<T> LockedList<T> {
         unsafe { &*self.items.get() }
     }
 
+    #[inline]
     fn write<E>(&self) -> Result<Writer<'_, T>, Error<E>> {
         let lock = self
             .lock
@@ -642,6 +643,7 @@ impl<T> Writer<'_, T> {
 }
 
 impl<T> Drop for Writer<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         drop(self.lock.take());
         if !self.grave.is_empty() {
