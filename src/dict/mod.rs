@@ -245,21 +245,11 @@ where
             Found::Unsure => {}
         }
         // Slow path: clone the candidates, close the section, then run script `eq`.
-        let mut cursor = section.cursor(hash);
         let mut script: Vec<(K, V)> = Vec::new();
-        let mut settled = None;
-        while let Some(b) = section.next(hash, &mut cursor) {
-            match quick_compare(m, section.key(b), key)? {
-                Quick::Equal => {
-                    settled = Some(section.clone_value(b));
-                    break;
-                }
-                Quick::NotEqual => {}
-                Quick::Script => {
-                    script.push((section.key(b).clone(), section.clone_value(b)));
-                }
-            }
-        }
+        let settled = slow_probe(&section, m, hash, key, |b| {
+            script.push((section.key(b).clone(), section.clone_value(b)));
+        })?
+        .map(|b| section.clone_value(b));
         drop(section);
         for (k, v) in &script {
             if m.eq(k, key).map_err(Error::Callback)? {
@@ -285,19 +275,8 @@ where
                 Found::Absent => return Ok((w, None)),
                 Found::Unsure => {}
             }
-            let mut cursor = w.cursor(hash);
             let mut script: Vec<(usize, K)> = Vec::new();
-            let mut settled = None;
-            while let Some(b) = w.next(hash, &mut cursor) {
-                match quick_compare(m, w.key(b), key)? {
-                    Quick::Equal => {
-                        settled = Some(b);
-                        break;
-                    }
-                    Quick::NotEqual => {}
-                    Quick::Script => script.push((b, w.key(b).clone())),
-                }
-            }
+            let settled = slow_probe(&w, m, hash, key, |b| script.push((b, w.key(b).clone())))?;
             let stamp = w.stamp();
             drop(w);
             let mut found = None;
@@ -818,6 +797,28 @@ where
         infallible(dict.extend(iter));
         dict
     }
+}
+
+/// The slow probe that reads and writes share: walks every candidate for `hash` in probe
+/// order, settles those that need no script code, hands the others to `script` (to be cloned
+/// and compared once the section is closed), and stops at the first candidate settled equal,
+/// which it returns.
+fn slow_probe<K, V, Q: ?Sized, M: KeyModel<K, Q>>(
+    section: &impl Section<K, V>,
+    m: &M,
+    hash: u64,
+    key: &Q,
+    mut script: impl FnMut(usize),
+) -> Result<Option<usize>, Error<M::Error>> {
+    let mut cursor = section.cursor(hash);
+    while let Some(b) = section.next(hash, &mut cursor) {
+        match quick_compare(m, section.key(b), key)? {
+            Quick::Equal => return Ok(Some(b)),
+            Quick::NotEqual => {}
+            Quick::Script => script(b),
+        }
+    }
+    Ok(None)
 }
 
 impl<K, V, S, St, const N: usize> From<[(K, V); N]> for Dict<K, V, S, St>
