@@ -51,7 +51,7 @@ use std::ptr;
 
 use crate::bias::{BiasGuard, BiasedMutex};
 use crate::dict::index::{self, tag32, Ctrl, Cursor, Found, Verdict};
-use crate::dict::store::{sealed, DictStore, Section, Stamp, WriteSection};
+use crate::dict::store::{sealed, Counters, DictStore, Section, Stamp, WriteSection};
 use crate::reclaim::{self, Guard};
 use crate::reentry;
 use crate::storage::{Ref, Storable, Storage};
@@ -264,9 +264,7 @@ unsafe fn drop_doomed<K, V: Storable>(word: u64) {
 pub struct GilFreeStore<K, V> {
     table: AtomicPtr<Table<K>>,
     lock: BiasedMutex,
-    len: AtomicUsize,
-    version: AtomicU64,
-    keys_version: AtomicU64,
+    counters: Counters,
     frozen: AtomicBool,
     /// The next entry's sequence number (writers only).
     next_seq: AtomicU64,
@@ -300,14 +298,8 @@ impl<K, V> GilFreeStore<K, V> {
     /// Records a mutation (under the lock).
     #[inline]
     fn bump(&self, table: &Table<K>, keys_changed: bool) {
-        self.len
-            .store(table.live.load(Ordering::Relaxed), Ordering::Release);
-        if keys_changed {
-            let k = self.keys_version.load(Ordering::Relaxed);
-            self.keys_version.store(k + 1, Ordering::Release);
-        }
-        let v = self.version.load(Ordering::Relaxed);
-        self.version.store(v + 1, Ordering::Release);
+        self.counters
+            .bump(table.live.load(Ordering::Relaxed), keys_changed);
     }
 
     /// A pinned read session (for [`Pinned`](crate::dict::Pinned)).
@@ -730,9 +722,7 @@ where
         GilFreeStore {
             table: AtomicPtr::new(Box::into_raw(Box::new(Table::new(capacity, 0)))),
             lock: BiasedMutex::new(),
-            len: AtomicUsize::new(0),
-            version: AtomicU64::new(0),
-            keys_version: AtomicU64::new(0),
+            counters: Counters::new(),
             frozen: AtomicBool::new(false),
             next_seq: AtomicU64::new(1),
             doom: drop_doomed::<K, V>,
@@ -742,7 +732,7 @@ where
 
     #[inline(always)]
     fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+        self.counters.len()
     }
 
     fn capacity(&self) -> usize {
@@ -753,12 +743,12 @@ where
 
     #[inline(always)]
     fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
+        self.counters.version()
     }
 
     #[inline]
     fn keys_version(&self) -> u64 {
-        self.keys_version.load(Ordering::Acquire)
+        self.counters.keys_version()
     }
 
     #[inline]

@@ -30,10 +30,10 @@ use std::mem::{self, MaybeUninit};
 
 use crate::bias::{BiasGuard, BiasedMutex};
 use crate::dict::index::{self, tag32, Ctrl, Cursor, Found, Verdict};
-use crate::dict::store::{sealed, DictStore, Section, Stamp, WriteSection};
+use crate::dict::store::{sealed, Counters, DictStore, Section, Stamp, WriteSection};
 use crate::reentry;
 use crate::storage::Ref;
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 use crate::{Container, Error};
 
 /// `order[pos]` of a removed entry.
@@ -181,9 +181,7 @@ impl<K, V> Compact<K, V> {
 pub struct LockedStore<K, V> {
     lock: BiasedMutex,
     table: UnsafeCell<Compact<K, V>>,
-    len: AtomicUsize,
-    version: AtomicU64,
-    keys_version: AtomicU64,
+    counters: Counters,
     frozen: AtomicBool,
 }
 
@@ -214,13 +212,7 @@ impl<K, V> LockedStore<K, V> {
 
     /// Records a mutation (under the lock).
     fn bump(&self, live: usize, keys_changed: bool) {
-        self.len.store(live, Ordering::Release);
-        if keys_changed {
-            let k = self.keys_version.load(Ordering::Relaxed);
-            self.keys_version.store(k + 1, Ordering::Release);
-        }
-        let v = self.version.load(Ordering::Relaxed);
-        self.version.store(v + 1, Ordering::Release);
+        self.counters.bump(live, keys_changed);
     }
 }
 
@@ -511,16 +503,14 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
         LockedStore {
             lock: BiasedMutex::new(),
             table: UnsafeCell::new(Compact::new(capacity, 0)),
-            len: AtomicUsize::new(0),
-            version: AtomicU64::new(0),
-            keys_version: AtomicU64::new(0),
+            counters: Counters::new(),
             frozen: AtomicBool::new(false),
         }
     }
 
     #[inline]
     fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+        self.counters.len()
     }
 
     fn capacity(&self) -> usize {
@@ -531,12 +521,12 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
 
     #[inline]
     fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
+        self.counters.version()
     }
 
     #[inline]
     fn keys_version(&self) -> u64 {
-        self.keys_version.load(Ordering::Acquire)
+        self.counters.keys_version()
     }
 
     #[inline]

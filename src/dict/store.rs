@@ -23,7 +23,55 @@
 
 use crate::dict::index::{Cursor, Found, Verdict};
 use crate::storage::Ref;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crate::Error;
+
+/// What both stores publish beside their table for lock-free reads: the length, and the
+/// version tags (`version` moves on every mutation, `keys_version` when the set or order of
+/// keys changes, for the checked iterators). Written only under the store's lock.
+pub(crate) struct Counters {
+    len: AtomicUsize,
+    version: AtomicU64,
+    keys_version: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Counters {
+        Counters {
+            len: AtomicUsize::new(0),
+            version: AtomicU64::new(0),
+            keys_version: AtomicU64::new(0),
+        }
+    }
+
+    /// Records a mutation that left `live` entries (under the lock). Release: a reader that
+    /// sees the new tag or length sees the mutation.
+    #[inline]
+    pub(crate) fn bump(&self, live: usize, keys_changed: bool) {
+        self.len.store(live, Ordering::Release);
+        if keys_changed {
+            let k = self.keys_version.load(Ordering::Relaxed);
+            self.keys_version.store(k + 1, Ordering::Release);
+        }
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v + 1, Ordering::Release);
+    }
+
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    #[inline(always)]
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub(crate) fn keys_version(&self) -> u64 {
+        self.keys_version.load(Ordering::Acquire)
+    }
+}
 
 pub(crate) mod sealed {
     pub trait Sealed {}
