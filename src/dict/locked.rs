@@ -317,6 +317,13 @@ impl<K, V: Clone> Section<K, V> for Read<'_, K, V> {
         }
     }
 
+    #[inline(always)]
+    fn peek_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R {
+        // What `clone_value` reads, re-entrant or not: no user code runs with the reference
+        // but `V::clone`, as in L3's clone.
+        f(&self.table().entry(b).1)
+    }
+
     table_reads!();
 }
 

@@ -229,18 +229,22 @@ where
     St: DictStore<K, V>,
 {
     /// Read lookup (see the module docs): `f` gets the value, borrowed when no script `eq`
-    /// ran, else the clone taken when the candidates were compared.
+    /// ran, else the clone taken when the candidates were compared. `user`: `f` is user code
+    /// (lent through `with_value`); otherwise it is the crate's clone or nothing
+    /// (`peek_value`).
     #[inline(always)]
     fn lookup<Q: ?Sized, M: KeyModel<K, Q>, R>(
         &self,
         m: &M,
         key: &Q,
+        user: bool,
         f: impl FnOnce(&V) -> R,
     ) -> Result<Option<R>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
         let section = self.store.read();
         match section.find(hash, |k| quick_verdict(m, k, key))? {
-            Found::At(pos) => return Ok(Some(section.with_value(pos, f))),
+            Found::At(pos) if user => return Ok(Some(section.with_value(pos, f))),
+            Found::At(pos) => return Ok(Some(section.peek_value(pos, f))),
             Found::Absent => return Ok(None),
             Found::Unsure => {}
         }
@@ -304,7 +308,7 @@ where
         m: &M,
         key: &Q,
     ) -> Result<Option<V>, Error<M::Error>> {
-        self.lookup(m, key, V::clone)
+        self.lookup(m, key, false, V::clone)
     }
 
     /// Calls `f` with a borrowed reference to the value for `key` (no refcount traffic).
@@ -318,7 +322,7 @@ where
         key: &Q,
         f: impl FnOnce(&V) -> R,
     ) -> Result<Option<R>, Error<M::Error>> {
-        self.lookup(m, key, f)
+        self.lookup(m, key, true, f)
     }
 
     /// Whether `key` is present.
@@ -327,7 +331,7 @@ where
         m: &M,
         key: &Q,
     ) -> Result<bool, Error<M::Error>> {
-        Ok(self.lookup(m, key, |_| ())?.is_some())
+        Ok(self.lookup(m, key, false, |_| ())?.is_some())
     }
 
     /// Inserts or overwrites; an overwrite keeps the key's position (and the original key

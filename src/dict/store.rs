@@ -107,6 +107,14 @@ pub trait Section<K, V> {
     /// re-entrantly lends a clone, never its storage).
     #[doc(hidden)]
     fn with_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R;
+    /// Calls `f` with the value in bucket `b`, where `f` is the crate's own code that runs no
+    /// user code but `V::clone` (a `get`'s clone, a `contains_key`'s nothing): the value is
+    /// lent as a clone would read it, with no re-entry registration.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn peek_value<R>(&self, b: usize, f: impl FnOnce(&V) -> R) -> R {
+        self.with_value(b, f)
+    }
     /// A clone of the value in bucket `b`.
     #[doc(hidden)]
     fn clone_value(&self, b: usize) -> V
