@@ -23,9 +23,20 @@
 //! - A lock is claimed by its first taker with one compare-and-swap (`owner`: 0 → id); a
 //!   failed claim (someone else claimed it) takes the revoking path.
 //!
-//! The slow paths (claim, revocation) run once per lock; the heavy fence costs microseconds,
-//! once. Under loom the bias is off: every thread uses the mutex.
+//! - A revoked lock is *re-biased* toward a thread that then takes it alone: every shared
+//!   acquisition, under the mutex, counts how many times in a row the same thread took it, and
+//!   at a threshold stores `owner = that thread` (still under the mutex). A thread that reads
+//!   such an owner revokes as above; one that read `REVOKED` before the re-bias and then
+//!   takes the mutex sees the new owner there (the mutex orders it) and revokes too. This is
+//!   the common hand-off: a dict built by the main thread (module import) and then used by one
+//!   worker. The threshold starts at [`REBIAS_AFTER`] takes and doubles at each re-bias (up to
+//!   2^20), so locks that keep changing hands stop paying for revocations.
+//!
+//! The slow paths (claim, revocation) are rare; the heavy fence of a revocation costs
+//! microseconds, at most once per re-bias. Under loom the bias is off: every thread uses the
+//! mutex.
 
+use std::cell::UnsafeCell;
 use std::time::Duration;
 
 use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
@@ -34,6 +45,24 @@ use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
 const UNCLAIMED: u64 = 0;
 /// `owner` of a lock whose bias was revoked.
 const REVOKED: u64 = 1;
+
+/// Consecutive shared acquisitions by one thread that re-bias a revoked lock toward it (the
+/// first time; the threshold doubles with each re-bias). Tiny in unit tests, so that they
+/// re-bias and revoke constantly.
+pub(crate) const REBIAS_AFTER: u32 = if cfg!(test) { 4 } else { 1024 };
+
+/// The largest re-bias threshold.
+const REBIAS_MAX: u32 = if cfg!(test) { 16 } else { 1 << 20 };
+
+/// Who took a revoked lock lately (touched only with the mutex held).
+struct Streak {
+    /// The owner number of the last thread that took the mutex.
+    last: u64,
+    /// How many times in a row it did.
+    count: u32,
+    /// The threshold: [`REBIAS_AFTER`] doubled at each re-bias, at most [`REBIAS_MAX`].
+    threshold: u32,
+}
 
 /// This thread's owner number (never 0 or 1, never reused).
 #[inline]
@@ -73,7 +102,15 @@ pub(crate) struct BiasedMutex {
     owner: AtomicU64,
     busy: AtomicU32,
     mutex: Mutex<()>,
+    /// Only with `mutex` held.
+    streak: UnsafeCell<Streak>,
 }
+
+// SAFETY: `streak` is only touched with `mutex` held (`note_taker`); everything else is atomic
+// or the mutex itself.
+unsafe impl Sync for BiasedMutex {}
+// SAFETY: as above; no field is tied to a thread.
+unsafe impl Send for BiasedMutex {}
 
 /// A held [`BiasedMutex`]: released when dropped.
 pub(crate) enum BiasGuard<'a> {
@@ -126,6 +163,11 @@ impl BiasedMutex {
             }),
             busy: AtomicU32::new(0),
             mutex: Mutex::new(()),
+            streak: UnsafeCell::new(Streak {
+                last: 0,
+                count: 0,
+                threshold: REBIAS_AFTER,
+            }),
         }
     }
 
@@ -134,8 +176,8 @@ impl BiasedMutex {
     pub(crate) fn lock(&self) -> BiasGuard<'_> {
         let owner = self.owner.load(Ordering::Relaxed);
         if owner == REVOKED {
-            // Shared by threads: the mutex, with one load of overhead.
-            return BiasGuard::Locked(self.mutex.lock());
+            // Shared by threads: the mutex, with a few plain accesses of overhead.
+            return self.lock_shared();
         }
         let me = my_id();
         if owner == me {
@@ -165,8 +207,44 @@ impl BiasedMutex {
                 }
                 self.lock_revoking()
             }
-            REVOKED => BiasGuard::Locked(self.mutex.lock()),
+            REVOKED => self.lock_shared(),
             _ => self.lock_revoking(),
+        }
+    }
+
+    /// Takes the mutex of a lock found revoked; counts the taker toward a re-bias.
+    #[inline]
+    fn lock_shared(&self) -> BiasGuard<'_> {
+        let guard = self.mutex.lock();
+        // The mutex orders this load after any re-bias (made under it): a lock re-biased since
+        // `owner` was read is revoked again here.
+        if self.owner.load(Ordering::Relaxed) != REVOKED {
+            self.revoke();
+        } else if !cfg!(gilfree_loom) {
+            self.note_taker();
+        }
+        BiasGuard::Locked(guard)
+    }
+
+    /// With the mutex held, on a revoked lock: counts this thread's takes in a row and re-biases
+    /// the lock toward it at the threshold (see the module docs).
+    #[inline]
+    fn note_taker(&self) {
+        let me = my_id();
+        // SAFETY: the mutex is held (the only place `streak` is touched).
+        let streak = unsafe { &mut *self.streak.get() };
+        if streak.last != me {
+            streak.last = me;
+            streak.count = 1;
+            return;
+        }
+        streak.count += 1;
+        if streak.count >= streak.threshold {
+            streak.count = 0;
+            streak.threshold = streak.threshold.saturating_mul(2).min(REBIAS_MAX);
+            // Relaxed: this thread's own fast path reads it in program order; any other thread
+            // either reads it and revokes, or reads it under the mutex (`lock_shared`).
+            self.owner.store(me, Ordering::Relaxed);
         }
     }
 
@@ -255,5 +333,77 @@ mod tests {
         let _g = s.lock.lock();
         // SAFETY: under the lock.
         assert_eq!(unsafe { *s.plain.get() }, 2 * n);
+    }
+
+    #[test]
+    fn a_revoked_lock_is_rebiased_toward_a_thread_that_takes_it_alone() {
+        let m = Arc::new(BiasedMutex::new());
+        drop(m.lock()); // the main thread owns it
+        let m2 = Arc::clone(&m);
+        std::thread::spawn(move || {
+            // The first take revokes; the REBIAS_AFTER takes in a row after it re-bias toward us.
+            for i in 0..=REBIAS_AFTER {
+                assert!(matches!(m2.lock(), BiasGuard::Locked(_)), "take {i}");
+            }
+            assert!(matches!(m2.lock(), BiasGuard::Biased(_)), "re-biased");
+            assert!(matches!(m2.lock(), BiasGuard::Biased(_)));
+        })
+        .join()
+        .unwrap();
+        // The main thread comes back: it revokes again, and the next re-bias needs twice as
+        // many takes in a row.
+        for _ in 0..=2 * REBIAS_AFTER {
+            assert!(matches!(m.lock(), BiasGuard::Locked(_)));
+        }
+        assert!(matches!(m.lock(), BiasGuard::Biased(_)));
+    }
+
+    #[test]
+    fn rebias_and_revocation_keep_exclusion_while_the_lock_changes_hands() {
+        // Two threads take the lock in bursts of random length with random pauses between
+        // them, so that (with the unit tests' tiny threshold) the lock is re-biased toward one
+        // and revoked by the other thousands of times, including while the other waits on the
+        // mutex; a plain counter under the lock must lose no increment.
+        struct Shared {
+            lock: BiasedMutex,
+            plain: std::cell::UnsafeCell<u64>,
+        }
+        // SAFETY: `plain` is only touched under `lock` (what the test checks).
+        unsafe impl Sync for Shared {}
+        let s = Arc::new(Shared {
+            lock: BiasedMutex::new(),
+            plain: std::cell::UnsafeCell::new(0),
+        });
+        let takes = 200_000u64;
+        let handles: Vec<_> = (0..2u64)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t;
+                    let mut done = 0;
+                    while done < takes {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let burst = (x % 64).min(takes - done);
+                        for _ in 0..burst {
+                            let _g = s.lock.lock();
+                            // SAFETY: under the lock.
+                            unsafe { *s.plain.get() += 1 };
+                        }
+                        done += burst;
+                        for _ in 0..(x >> 58) * 8 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let _g = s.lock.lock();
+        // SAFETY: under the lock.
+        assert_eq!(unsafe { *s.plain.get() }, 2 * takes);
     }
 }
