@@ -137,7 +137,7 @@ impl BiasedMutex {
     ///
     /// [`Error::Reentrant`]: crate::Error::Reentrant
     /// [`Error::Frozen`]: crate::Error::Frozen
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock_for_write<E>(
         &self,
         container: crate::Container,

@@ -410,6 +410,8 @@ impl<K, V: Storable> Write<'_, K, V> {
 
     /// Publishes a rebuilt table with room for `extra` more entries; the old one is retired
     /// when the section ends.
+    #[cold]
+    #[inline(never)]
     fn rebuild(&mut self, extra: usize) {
         let old = self.table();
         let live = old.live.load(Ordering::Relaxed);
@@ -568,6 +570,7 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
         })
     }
 
+    #[inline]
     fn insert(&mut self, hash: u64, key: K, value: V) {
         let tag = tag32(hash);
         if self.table().used.load(Ordering::Relaxed) == self.table().cap() {

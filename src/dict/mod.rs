@@ -265,20 +265,46 @@ where
 
     /// Writer search (see the module docs): returns with the write section open, at the key's
     /// entry or `None` if absent.
+    #[inline(always)]
     fn locate<Q: ?Sized, M: KeyModel<K, Q>>(
         &self,
         m: &M,
         hash: u64,
         key: &Q,
     ) -> Located<'_, St::Write<'_>, M::Error> {
+        let w = self.store.write()?;
+        match w.find(hash, |k| quick_verdict(m, k, key))? {
+            Found::At(pos) => Ok((w, Some(pos))),
+            Found::Absent => Ok((w, None)),
+            Found::Unsure => self.locate_slow(m, hash, key, w),
+        }
+    }
+
+    /// [`locate`](Self::locate) once a candidate needed script `eq`: compares the candidates
+    /// with the section closed, then validates under a new one (restarting if it moved).
+    #[cold]
+    #[inline(never)]
+    fn locate_slow<'s, Q: ?Sized, M: KeyModel<K, Q>>(
+        &'s self,
+        m: &M,
+        hash: u64,
+        key: &Q,
+        first: St::Write<'s>,
+    ) -> Located<'s, St::Write<'s>, M::Error> {
         let mut restarts = 0;
+        let mut open = Some(first);
         loop {
-            let w = self.store.write()?;
-            match w.find(hash, |k| quick_verdict(m, k, key))? {
-                Found::At(pos) => return Ok((w, Some(pos))),
-                Found::Absent => return Ok((w, None)),
-                Found::Unsure => {}
-            }
+            let w = match open.take() {
+                Some(w) => w,
+                None => {
+                    let w = self.store.write()?;
+                    match w.find(hash, |k| quick_verdict(m, k, key))? {
+                        Found::At(pos) => return Ok((w, Some(pos))),
+                        Found::Absent => return Ok((w, None)),
+                        Found::Unsure => w,
+                    }
+                }
+            };
             let mut script: Vec<(usize, K)> = Vec::new();
             let settled = slow_probe(&w, m, hash, key, |b| script.push((b, w.key(b).clone())))?;
             let stamp = w.stamp();
