@@ -477,7 +477,7 @@ impl<K, V: Storable> Write<'_, K, V> {
     /// Unlinks the entry in bucket `b` (marked deleted, T2); the value word is the caller's.
     fn unlink(&mut self, b: usize) -> u64 {
         let table = self.table();
-        table.ctrl.vacate(b, false, Ordering::Release);
+        let _ = table.ctrl.vacate(b, false, Ordering::Release);
         table
             .live
             .store(table.live.load(Ordering::Relaxed) - 1, Ordering::Relaxed);

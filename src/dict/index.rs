@@ -306,11 +306,26 @@ impl Ctrl {
 
     /// Marks `bucket` removed (writers only). With `reuse` (no lock-free readers), the bucket
     /// becomes empty when its group has an empty bucket already (no chain has passed the
-    /// group); otherwise it is marked deleted.
+    /// group); otherwise it is marked deleted. Returns whether it became empty.
     #[inline]
-    pub(crate) fn vacate(&self, bucket: usize, reuse: bool, order: Ordering) {
+    pub(crate) fn vacate(&self, bucket: usize, reuse: bool, order: Ordering) -> bool {
         let open = reuse && zero_bytes(self.words[bucket / GROUP].load(Ordering::Relaxed)) != 0;
         self.set(bucket, if open { 0 } else { DELETED }, order);
+        open
+    }
+
+    /// Whether `bucket` is empty (never used, or emptied by a reusing store): a writer's
+    /// question before it occupies a bucket from [`free_bucket`](Self::free_bucket).
+    #[inline(always)]
+    pub(crate) fn is_empty(&self, bucket: usize) -> bool {
+        let word = self.words[bucket / GROUP].load(Ordering::Relaxed);
+        (word >> ((bucket % GROUP) * 8)) & 0xFF == 0
+    }
+
+    /// The number of buckets.
+    #[inline]
+    pub(crate) fn buckets(&self) -> usize {
+        self.groups() * GROUP
     }
 }
 

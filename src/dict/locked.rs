@@ -23,7 +23,13 @@
 //!   or into the section's graveyard, dropped after the lock is released.
 //! - **L5** Order positions are append-only within a *generation*; a rebuild or `clear` starts
 //!   a new one (for the core's validation after script `eq`). A bucket's entry was inserted at
-//!   position `pos_of[bucket]`, and `order[pos]` names its bucket until it is removed.
+//!   position `pos_of[bucket]`, and `order[pos]` names its bucket until it is removed. When
+//!   the order array fills up with removed positions, its holes are closed in place
+//!   (`compact_order`), which starts a new generation too.
+//! - **L6** `empty` counts the buckets whose control byte is empty. Buckets are reused, so the
+//!   order array no longer bounds how many are in use or deleted; an insert that would leave
+//!   an eighth of them or fewer empty rebuilds the table first, which keeps every probe chain
+//!   finite (a chain ends at a group with an empty bucket).
 
 use std::cell::UnsafeCell;
 use std::mem::{self, MaybeUninit};
@@ -50,6 +56,8 @@ struct Compact<K, V> {
     /// Per order position: the bucket, or [`GONE`]; `order.len()` positions are handed out.
     order: Vec<u32>,
     live: usize,
+    /// Buckets whose control byte is empty (L6).
+    empty: usize,
     /// One past the last live position (`popitem`'s starting point).
     tail: usize,
     generation: u64,
@@ -66,6 +74,7 @@ impl<K, V> Compact<K, V> {
             pos_of: vec![0; buckets].into_boxed_slice(),
             order: Vec::with_capacity(positions),
             live: 0,
+            empty: buckets,
             tail: 0,
             generation,
         }
@@ -138,10 +147,56 @@ impl<K, V> Compact<K, V> {
         *self = fresh;
     }
 
+    /// Whether an insert needs [`make_room`](Self::make_room) first: the order array is full,
+    /// or the empty buckets are down to an eighth (L6).
+    #[inline(always)]
+    fn needs_room(&self) -> bool {
+        self.order.len() == self.cap() || self.empty <= self.ctrl.buckets() / 8
+    }
+
+    /// Makes room for one insert. A table whose order array filled up with removed positions
+    /// while its buckets still have empties (churn at a steady size: buckets are reused, so
+    /// they do not run out) closes the holes of the order array in place (`compact_order`); any
+    /// other is rebuilt, grown as `index::grown` says.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        let used = self.order.len();
+        let churning = used - self.live >= (self.live / 2).max(1);
+        if used == self.cap() && churning && self.empty > self.ctrl.buckets() / 8 {
+            self.compact_order();
+        } else {
+            // Sized as for a table that is not churning: with holes closed in place, the
+            // order array needs no room for them.
+            self.rebuild(index::grown(self.live, self.live, 1));
+        }
+    }
+
+    /// Closes the holes of the order array in place: live positions keep their order, buckets
+    /// stay where they are; a new generation (L5).
+    fn compact_order(&mut self) {
+        let mut n = 0;
+        for p in 0..self.order.len() {
+            let b = self.order[p];
+            if b != GONE {
+                self.order[n] = b;
+                self.pos_of[b as usize] = n as u32;
+                n += 1;
+            }
+        }
+        debug_assert_eq!(n, self.live);
+        self.order.truncate(n);
+        self.tail = n;
+        self.generation += 1;
+    }
+
     /// Appends an entry whose key is absent (room is checked by the caller).
     #[inline]
     fn push(&mut self, tag: u32, entry: (K, V)) {
         let b = self.ctrl.free_bucket(tag, true);
+        if self.ctrl.is_empty(b) {
+            self.empty -= 1;
+        }
         let p = self.order.len();
         self.buckets[b].write(entry);
         self.tags[b] = tag;
@@ -155,7 +210,9 @@ impl<K, V> Compact<K, V> {
     /// Moves the live entry in bucket `b` out and unlinks it.
     fn take(&mut self, b: usize) -> (K, V) {
         let p = self.pos_of[b] as usize;
-        self.ctrl.vacate(b, true, Ordering::Relaxed);
+        if self.ctrl.vacate(b, true, Ordering::Relaxed) {
+            self.empty += 1;
+        }
         self.order[p] = GONE;
         self.live -= 1;
         if self.tail == p + 1 {
@@ -408,9 +465,8 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
     fn insert(&mut self, hash: u64, key: K, value: V) {
         let tag = tag32(hash);
         let t = self.table_mut();
-        if t.order.len() == t.cap() {
-            // Full: compact and grow (see `index::grown`).
-            t.rebuild(index::grown(t.live, t.order.len(), 1));
+        if t.needs_room() {
+            t.make_room();
         }
         t.push(tag, (key, value));
         let live = t.live;
@@ -651,5 +707,119 @@ impl<K, V> Drop for LockedStore<K, V> {
     fn drop(&mut self) {
         let t = mem::replace(self.table.get_mut(), Compact::new(0, 0));
         t.drop_live();
+    }
+}
+
+#[cfg(all(test, not(gilfree_loom)))]
+mod tests {
+    use crate::dict::DictStore;
+    use crate::LockedDict;
+
+    /// The table's shape, read under the lock: (buckets, order capacity, generation, empty).
+    fn shape(d: &LockedDict<u64, u64>) -> (usize, usize, u64, usize) {
+        let r = d.store.read();
+        let t = r.table();
+        // L6 after every operation: more than an eighth of the buckets are empty, and the
+        // count is the control bytes' own.
+        let counted = (0..t.ctrl.buckets())
+            .filter(|&b| t.ctrl.is_empty(b))
+            .count();
+        assert_eq!(t.empty, counted, "L6: empty count");
+        assert!(t.empty > t.ctrl.buckets() / 8, "L6: an eighth stays empty");
+        (t.ctrl.buckets(), t.cap(), t.generation, t.empty)
+    }
+
+    #[test]
+    fn churn_at_a_steady_size_compacts_the_order_in_place() {
+        // Remove the oldest key, insert a fresh one: the size stays at `n`, the order array
+        // fills with removed positions again and again. It is compacted in place (a new
+        // generation, the same buckets), the contents and their order stay those of the model,
+        // and the table does not grow.
+        let d: LockedDict<u64, u64> = LockedDict::new();
+        let n = 1_000u64;
+        for k in 0..n {
+            d.insert(k, k * 3).unwrap();
+        }
+        let mut oldest = 0;
+        let mut churn = |steps: u64| {
+            for _ in 0..steps {
+                assert_eq!(d.remove(&oldest).unwrap(), Some(oldest * 3));
+                d.insert(oldest + n, (oldest + n) * 3).unwrap();
+                oldest += 1;
+                if oldest % 97 == 0 {
+                    shape(&d);
+                }
+            }
+        };
+        // The first time the order array fills, it holds too few holes to be worth closing:
+        // the table grows once (to twice its live entries), then stays.
+        churn(2 * n);
+        let (buckets, cap, generation, _) = shape(&d);
+        churn(20 * n);
+        let (buckets_after, cap_after, generation_after, _) = shape(&d);
+        assert_eq!(
+            (buckets_after, cap_after),
+            (buckets, cap),
+            "no growth under churn"
+        );
+        assert!(
+            generation_after >= generation + 19,
+            "compacted once per n inserts or so"
+        );
+        let keys: Vec<u64> = d.keys();
+        assert_eq!(
+            keys,
+            (oldest..oldest + n).collect::<Vec<_>>(),
+            "insertion order kept"
+        );
+        for k in oldest..oldest + n {
+            assert_eq!(d.get(&k), Some(k * 3));
+        }
+        assert_eq!(d.get(&(oldest - 1)), None);
+    }
+
+    #[test]
+    fn random_churn_keeps_empties_and_every_probe_finite() {
+        // Random keys removed and inserted at a steady size leave deleted marks in full
+        // groups that inserts may not reuse; the empty count must trigger rebuilds before the
+        // empties run out (otherwise a miss would probe forever).
+        let d: LockedDict<u64, u64> = LockedDict::new();
+        let mut model = std::collections::BTreeSet::new();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..600 {
+            let k = next() % 1_000_000;
+            d.insert(k, k).unwrap();
+            model.insert(k);
+        }
+        for step in 0..60_000 {
+            let victim = *model
+                .iter()
+                .nth((next() % model.len() as u64) as usize)
+                .unwrap();
+            assert_eq!(d.remove(&victim).unwrap(), Some(victim));
+            model.remove(&victim);
+            let k = next() % 1_000_000;
+            d.insert(k, k).unwrap();
+            model.insert(k);
+            assert_eq!(
+                d.get(&(next() % 1_000_000 + 1_000_000)),
+                None,
+                "a miss ends"
+            );
+            if step % 1_000 == 0 {
+                shape(&d);
+            }
+        }
+        shape(&d);
+        assert_eq!(d.len(), model.len());
+        for k in &model {
+            assert_eq!(d.get(k), Some(*k));
+        }
     }
 }
