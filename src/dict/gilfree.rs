@@ -415,8 +415,7 @@ impl<K, V: Storable> Write<'_, K, V> {
     fn rebuild(&mut self, extra: usize) {
         let old = self.table();
         let live = old.live.load(Ordering::Relaxed);
-        let used = old.used.load(Ordering::Relaxed);
-        let fresh = Table::new(index::grown(live, used, extra), old.generation + 1);
+        let fresh = Table::new(index::grown(live, extra), old.generation + 1);
         let mut n = 0;
         for p in 0..old.used.load(Ordering::Relaxed) {
             let b = old.order_bucket[p].load(Ordering::Relaxed) as usize;

@@ -157,7 +157,7 @@ impl<K, V> Compact<K, V> {
     /// Makes room for one insert. A table whose order array filled up with removed positions
     /// while its buckets still have empties (churn at a steady size: buckets are reused, so
     /// they do not run out) closes the holes of the order array in place (`compact_order`); any
-    /// other is rebuilt, grown as `index::grown` says.
+    /// other is rebuilt at twice its live entries (`index::grown`).
     #[cold]
     #[inline(never)]
     fn make_room(&mut self) {
@@ -166,9 +166,7 @@ impl<K, V> Compact<K, V> {
         if used == self.cap() && churning && self.empty > self.ctrl.buckets() / 8 {
             self.compact_order();
         } else {
-            // Sized as for a table that is not churning: with holes closed in place, the
-            // order array needs no room for them.
-            self.rebuild(index::grown(self.live, self.live, 1));
+            self.rebuild(index::grown(self.live, 1));
         }
     }
 
