@@ -31,6 +31,14 @@
 //!   the common hand-off: a dict built by the main thread (module import) and then used by one
 //!   worker. The threshold starts at [`REBIAS_AFTER`] takes and doubles at each re-bias (up to
 //!   2^20), so locks that keep changing hands stop paying for revocations.
+//! - Each bias is an *episode* with a `busy` flag of its own: `owner` holds the episode number
+//!   beside the thread's (`episode << 56 | id`), the owner raises and clears `busy[episode]`,
+//!   and a revoker waits on the flag of the episode it ended. A former owner whose fast path
+//!   read its old `owner` word just before a revocation (and was then preempted) may still
+//!   store to its old flag afterwards; with one flag for every episode, that store could clear
+//!   the flag of a newer owner inside its critical section and let a revoker in beside it.
+//!   Episodes are never reused, so such a late store only touches a flag nobody waits on any
+//!   more. A lock has [`EPISODES`] of them: after its last re-bias it stays revoked.
 //!
 //! The slow paths (claim, revocation) are rare; the heavy fence of a revocation costs
 //! microseconds, at most once per re-bias. Under loom the bias is off: every thread uses the
@@ -39,12 +47,28 @@
 use std::cell::UnsafeCell;
 use std::time::Duration;
 
-use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU64, AtomicU8, Mutex, MutexGuard, Ordering};
 
 /// `owner` of a lock no thread has taken yet.
 const UNCLAIMED: u64 = 0;
 /// `owner` of a lock whose bias was revoked.
 const REVOKED: u64 = 1;
+
+/// Bias episodes of one lock (the first claim and the re-biases after it).
+pub(crate) const EPISODES: usize = 8;
+
+/// Where an `owner` word keeps its episode; the thread number is below.
+const EPISODE_SHIFT: u32 = 56;
+
+/// The thread number part of an `owner` word.
+const ID_MASK: u64 = (1 << EPISODE_SHIFT) - 1;
+
+/// The episode of an `owner` word (0 for `UNCLAIMED` and `REVOKED`).
+#[inline(always)]
+fn episode_of(owner: u64) -> usize {
+    // Masked: always a valid index (episodes are stored below `EPISODES`).
+    (owner >> EPISODE_SHIFT) as usize & (EPISODES - 1)
+}
 
 /// Consecutive shared acquisitions by one thread that re-bias a revoked lock toward it (the
 /// first time; the threshold doubles with each re-bias). Tiny in unit tests, so that they
@@ -62,6 +86,8 @@ struct Streak {
     count: u32,
     /// The threshold: [`REBIAS_AFTER`] doubled at each re-bias, at most [`REBIAS_MAX`].
     threshold: u32,
+    /// The episode of the latest bias (0: the first claim).
+    episode: u8,
 }
 
 /// This thread's owner number (never 0 or 1, never reused).
@@ -94,13 +120,17 @@ fn my_id() -> u64 {
 #[cfg(not(gilfree_loom))]
 fn next_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // 2^56 threads would take millennia to start; stop rather than share a number.
+    assert!(id < ID_MASK, "gilfree: thread numbers exhausted");
+    id
 }
 
 /// A mutex biased toward its first (and, usually, only) thread; see the module docs.
 pub(crate) struct BiasedMutex {
     owner: AtomicU64,
-    busy: AtomicU32,
+    /// `busy[e]`: the owner of episode `e` is inside.
+    busy: [AtomicU8; EPISODES],
     mutex: Mutex<()>,
     /// Only with `mutex` held.
     streak: UnsafeCell<Streak>,
@@ -114,8 +144,8 @@ unsafe impl Send for BiasedMutex {}
 
 /// A held [`BiasedMutex`]: released when dropped.
 pub(crate) enum BiasGuard<'a> {
-    /// The owner, inside its biased critical section.
-    Biased(&'a BiasedMutex),
+    /// The owner, inside its biased critical section, and its episode.
+    Biased(&'a BiasedMutex, usize),
     /// Anyone, through the mutex.
     Locked(#[allow(dead_code)] MutexGuard<'a, ()>),
 }
@@ -123,9 +153,9 @@ pub(crate) enum BiasGuard<'a> {
 impl Drop for BiasGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if let BiasGuard::Biased(m) = self {
+        if let BiasGuard::Biased(m, episode) = *self {
             // Release: the owner's writes happen-before a revoker that reads 0.
-            m.busy.store(0, Ordering::Release);
+            m.busy[episode].store(0, Ordering::Release);
         }
     }
 }
@@ -161,12 +191,13 @@ impl BiasedMutex {
             } else {
                 UNCLAIMED
             }),
-            busy: AtomicU32::new(0),
+            busy: std::array::from_fn(|_| AtomicU8::new(0)),
             mutex: Mutex::new(()),
             streak: UnsafeCell::new(Streak {
                 last: 0,
                 count: 0,
                 threshold: REBIAS_AFTER,
+                episode: 0,
             }),
         }
     }
@@ -180,15 +211,29 @@ impl BiasedMutex {
             return self.lock_shared();
         }
         let me = my_id();
-        if owner == me {
-            self.busy.store(1, Ordering::Relaxed);
-            crate::reclaim::barrier::light();
-            if self.owner.load(Ordering::Relaxed) == me {
-                return BiasGuard::Biased(self);
+        if owner & ID_MASK == me {
+            if let Some(guard) = self.enter_biased(owner) {
+                return guard;
             }
-            self.busy.store(0, Ordering::Release);
         }
         self.lock_slow(me)
+    }
+
+    /// The owner's way in, for the `owner` word it read: marks its episode busy and enters if
+    /// the word is unchanged. The word may be stale (read before a revocation, and the thread
+    /// preempted since); then only that old episode's flag is touched.
+    #[inline(always)]
+    fn enter_biased(&self, owner: u64) -> Option<BiasGuard<'_>> {
+        let episode = episode_of(owner);
+        let busy = &self.busy[episode];
+        busy.store(1, Ordering::Relaxed);
+        crate::reclaim::barrier::light();
+        // The same word: the same owner *and* the same episode.
+        if self.owner.load(Ordering::Relaxed) == owner {
+            return Some(BiasGuard::Biased(self, episode));
+        }
+        busy.store(0, Ordering::Release);
+        None
     }
 
     #[cold]
@@ -239,12 +284,15 @@ impl BiasedMutex {
             return;
         }
         streak.count += 1;
-        if streak.count >= streak.threshold {
+        let episode = usize::from(streak.episode) + 1;
+        if streak.count >= streak.threshold && episode < EPISODES {
             streak.count = 0;
             streak.threshold = streak.threshold.saturating_mul(2).min(REBIAS_MAX);
+            streak.episode = episode as u8;
             // Relaxed: this thread's own fast path reads it in program order; any other thread
             // either reads it and revokes, or reads it under the mutex (`lock_shared`).
-            self.owner.store(me, Ordering::Relaxed);
+            self.owner
+                .store(((episode as u64) << EPISODE_SHIFT) | me, Ordering::Relaxed);
         }
     }
 
@@ -256,14 +304,17 @@ impl BiasedMutex {
         BiasGuard::Locked(guard)
     }
 
-    /// With the mutex held: ends the bias for good and waits for the owner to leave.
+    /// With the mutex held: ends the current bias and waits for its owner to leave.
     fn revoke(&self) {
-        if self.owner.load(Ordering::Relaxed) == REVOKED {
+        // Only a claim (from `UNCLAIMED`, episode 0 either way) changes `owner` without the
+        // mutex, so the episode read here is the one this store ends.
+        let owner = self.owner.load(Ordering::Relaxed);
+        if owner == REVOKED {
             return;
         }
         self.owner.store(REVOKED, Ordering::SeqCst);
         crate::reclaim::barrier::heavy();
-        while self.busy.load(Ordering::Acquire) != 0 {
+        while self.busy[episode_of(owner)].load(Ordering::Acquire) != 0 {
             std::thread::yield_now();
         }
     }
@@ -289,10 +340,10 @@ mod tests {
     fn the_owner_enters_without_the_mutex_until_another_thread_comes() {
         let m = Arc::new(BiasedMutex::new());
         assert!(
-            matches!(m.lock(), BiasGuard::Biased(_)),
+            matches!(m.lock(), BiasGuard::Biased(..)),
             "first taker owns it"
         );
-        assert!(matches!(m.lock(), BiasGuard::Biased(_)));
+        assert!(matches!(m.lock(), BiasGuard::Biased(..)));
         let m2 = Arc::clone(&m);
         std::thread::spawn(move || assert!(matches!(m2.lock(), BiasGuard::Locked(_))))
             .join()
@@ -345,8 +396,8 @@ mod tests {
             for i in 0..=REBIAS_AFTER {
                 assert!(matches!(m2.lock(), BiasGuard::Locked(_)), "take {i}");
             }
-            assert!(matches!(m2.lock(), BiasGuard::Biased(_)), "re-biased");
-            assert!(matches!(m2.lock(), BiasGuard::Biased(_)));
+            assert!(matches!(m2.lock(), BiasGuard::Biased(..)), "re-biased");
+            assert!(matches!(m2.lock(), BiasGuard::Biased(..)));
         })
         .join()
         .unwrap();
@@ -355,14 +406,14 @@ mod tests {
         for _ in 0..=2 * REBIAS_AFTER {
             assert!(matches!(m.lock(), BiasGuard::Locked(_)));
         }
-        assert!(matches!(m.lock(), BiasGuard::Biased(_)));
+        assert!(matches!(m.lock(), BiasGuard::Biased(..)));
     }
 
     #[test]
     fn rebias_and_revocation_keep_exclusion_while_the_lock_changes_hands() {
         // Two threads take the lock in bursts of random length with random pauses between
-        // them, so that (with the unit tests' tiny threshold) the lock is re-biased toward one
-        // and revoked by the other thousands of times, including while the other waits on the
+        // them, so that (with the unit tests' tiny threshold) each fresh lock goes through all
+        // its re-bias episodes and revocations, including while the other thread waits on the
         // mutex; a plain counter under the lock must lose no increment.
         struct Shared {
             lock: BiasedMutex,
@@ -370,40 +421,104 @@ mod tests {
         }
         // SAFETY: `plain` is only touched under `lock` (what the test checks).
         unsafe impl Sync for Shared {}
-        let s = Arc::new(Shared {
-            lock: BiasedMutex::new(),
-            plain: std::cell::UnsafeCell::new(0),
-        });
-        let takes = 200_000u64;
-        let handles: Vec<_> = (0..2u64)
-            .map(|t| {
-                let s = Arc::clone(&s);
-                std::thread::spawn(move || {
-                    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t;
-                    let mut done = 0;
-                    while done < takes {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        let burst = (x % 64).min(takes - done);
-                        for _ in 0..burst {
-                            let _g = s.lock.lock();
-                            // SAFETY: under the lock.
-                            unsafe { *s.plain.get() += 1 };
+        let takes = 5_000u64;
+        for round in 0..60u64 {
+            let s = Arc::new(Shared {
+                lock: BiasedMutex::new(),
+                plain: std::cell::UnsafeCell::new(0),
+            });
+            let handles: Vec<_> = (0..2u64)
+                .map(|t| {
+                    let s = Arc::clone(&s);
+                    std::thread::spawn(move || {
+                        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (round << 8) ^ t;
+                        let mut done = 0;
+                        while done < takes {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let burst = (x % 64).min(takes - done);
+                            for _ in 0..burst {
+                                let _g = s.lock.lock();
+                                // SAFETY: under the lock.
+                                unsafe { *s.plain.get() += 1 };
+                            }
+                            done += burst;
+                            for _ in 0..(x >> 58) * 8 {
+                                std::hint::spin_loop();
+                            }
                         }
-                        done += burst;
-                        for _ in 0..(x >> 58) * 8 {
-                            std::hint::spin_loop();
-                        }
-                    }
+                    })
                 })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            let _g = s.lock.lock();
+            // SAFETY: under the lock.
+            assert_eq!(unsafe { *s.plain.get() }, 2 * takes, "round {round}");
         }
-        let _g = s.lock.lock();
-        // SAFETY: under the lock.
-        assert_eq!(unsafe { *s.plain.get() }, 2 * takes);
+    }
+
+    #[test]
+    fn a_lock_stays_revoked_after_its_last_episode() {
+        // Two threads take turns taking the lock alone: each turn re-biases it, until the
+        // episodes run out; from then on everyone uses the mutex.
+        let m = Arc::new(BiasedMutex::new());
+        drop(m.lock());
+        let mut biased_turns = 0;
+        for turn in 0..2 * EPISODES {
+            let m2 = Arc::clone(&m);
+            let rebiased = std::thread::spawn(move || {
+                for _ in 0..=REBIAS_MAX {
+                    drop(m2.lock());
+                }
+                matches!(m2.lock(), BiasGuard::Biased(..))
+            })
+            .join()
+            .unwrap();
+            if rebiased {
+                biased_turns += 1;
+            }
+            assert_eq!(rebiased, turn < EPISODES - 1, "turn {turn}");
+        }
+        assert_eq!(biased_turns, EPISODES - 1);
+    }
+
+    #[test]
+    fn a_stale_former_owner_cannot_clear_the_new_owners_mark() {
+        // The main thread owns the lock and read its `owner` word; before it uses the word,
+        // another thread revokes the bias, takes the lock alone until it is re-biased toward
+        // itself, and stays inside. The main thread's fast path then runs on the stale word:
+        // it must fail, and must leave the new owner marked inside (with one flag shared by
+        // all owners it would clear it, and a revoker would enter beside the new owner).
+        let m = Arc::new(BiasedMutex::new());
+        drop(m.lock());
+        let stale = m.owner.load(Ordering::Relaxed);
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let m2 = Arc::clone(&m);
+        let owner = std::thread::spawn(move || {
+            for _ in 0..=REBIAS_AFTER {
+                drop(m2.lock());
+            }
+            let guard = m2.lock();
+            assert!(matches!(guard, BiasGuard::Biased(..)), "re-biased");
+            inside_tx.send(m2.owner.load(Ordering::Relaxed)).unwrap();
+            go_rx.recv().unwrap();
+            drop(guard);
+        });
+        let current = inside_rx.recv().unwrap();
+        assert!(
+            m.enter_biased(stale).is_none(),
+            "a stale word does not enter"
+        );
+        assert_eq!(
+            m.busy[episode_of(current)].load(Ordering::Relaxed),
+            1,
+            "the new owner is still marked inside"
+        );
+        go_tx.send(()).unwrap();
+        owner.join().unwrap();
     }
 }
