@@ -147,3 +147,19 @@ impl Zeroed for AtomicU64 {
         AtomicU64::new(0)
     }
 }
+
+/// Asks the CPU to start loading the cache line of `p` (a hint: it never faults, reads
+/// nothing the program can observe, and is a no-op off x86-64). For walks whose next
+/// addresses are known ahead, such as a table rebuild copying entries in insertion order.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(gilfree_loom)))]
+    // SAFETY: PREFETCHT0 is a hint: any address, mapped or not, is allowed, and it neither
+    // faults nor changes memory (SSE, baseline on x86-64).
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(gilfree_loom))))]
+    let _ = p;
+}

@@ -196,6 +196,9 @@ impl<K> Table<K> {
     }
 }
 
+/// How many order positions ahead a rebuild starts loading the old buckets.
+const REBUILD_PREFETCH: usize = 8;
+
 /// A table retired after a rebuild: its live keys and values moved to the new table.
 struct Moved<K>(*mut Table<K>);
 
@@ -416,10 +419,28 @@ impl<K, V: Storable> Write<'_, K, V> {
         let old = self.table();
         let live = old.live.load(Ordering::Relaxed);
         let fresh = Table::new(index::grown(live, extra), old.generation + 1);
+        let used = old.used.load(Ordering::Relaxed);
+        // Without removed positions every position is live: no control byte to check.
+        let holes = used != live;
         let mut n = 0;
-        for p in 0..old.used.load(Ordering::Relaxed) {
+        for p in 0..used {
+            // The walk goes in insertion order, so the old buckets come in hash order (random):
+            // start loading those a few positions ahead.
+            if let Some(ahead) = old.order_bucket.get(p + 2 * REBUILD_PREFETCH) {
+                let a = ahead.load(Ordering::Relaxed) as usize;
+                crate::sync::prefetch(old.bucket(a));
+                crate::sync::prefetch(&old.tags[a]);
+            }
+            // Half as far ahead, that tag has arrived: load the control word where its entry
+            // will go in the fresh table.
+            if let Some(ahead) = old.order_bucket.get(p + REBUILD_PREFETCH) {
+                let a = ahead.load(Ordering::Relaxed) as usize;
+                fresh
+                    .ctrl
+                    .prefetch_start(old.tags[a].load(Ordering::Relaxed));
+            }
             let b = old.order_bucket[p].load(Ordering::Relaxed) as usize;
-            if !old.ctrl.is_full(b, Ordering::Relaxed) {
+            if holes && !old.ctrl.is_full(b, Ordering::Relaxed) {
                 continue;
             }
             let tag = old.tags[b].load(Ordering::Relaxed);

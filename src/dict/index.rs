@@ -209,6 +209,12 @@ impl Ctrl {
         }
     }
 
+    /// Starts loading the first control word of `tag`'s chain (see `sync::prefetch`).
+    #[inline(always)]
+    pub(crate) fn prefetch_start(&self, tag: u32) {
+        crate::sync::prefetch(&self.words[self.start(tag)]);
+    }
+
     /// The bucket where a new entry with `tag` goes, for a key known to be absent: the first
     /// empty bucket of its chain, or (`reuse`) the first empty or deleted one.
     #[inline]

@@ -135,6 +135,16 @@ impl<K, V> Compact<K, V> {
     fn rebuild(&mut self, positions: usize) {
         let mut fresh = Compact::new(positions, self.generation + 1);
         for p in 0..self.order.len() {
+            // Insertion order visits the old buckets at random: load them ahead (as the
+            // GIL-free rebuild does), and the fresh control word of an entry half as far ahead.
+            const AHEAD: usize = 8;
+            if let Some(a) = self.order.get(p + 2 * AHEAD).filter(|&&a| a != GONE) {
+                crate::sync::prefetch(&self.buckets[*a as usize]);
+                crate::sync::prefetch(&self.tags[*a as usize]);
+            }
+            if let Some(a) = self.order.get(p + AHEAD).filter(|&&a| a != GONE) {
+                fresh.ctrl.prefetch_start(self.tags[*a as usize]);
+            }
             if let Some(b) = self.at(p) {
                 let tag = self.tags[b];
                 // SAFETY: live bucket, moved out once (the old table is discarded below
