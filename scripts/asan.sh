@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the concurrency stress tests and the re-entrancy/freeze/hand-over suites under
+# Runs the unit tests (the lock and table protocols), the concurrency stress tests and the
+# re-entrancy/freeze/hand-over suites under
 # AddressSanitizer (needs a nightly toolchain: `rustc +nightly --version`). Not part of
 # .ci/run, which must pass on stable alone. Longer runs: GILFREE_STRESS_MS=30000.
 #
@@ -9,7 +10,7 @@
 # fail as allocation errors (as without ASan), not abort.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tests=()
+tests=(--lib)
 for f in tests/dict_stress.rs tests/dict_reentrancy.rs tests/dict_basic.rs tests/freeze_dict.rs \
          tests/handover.rs tests/list_stress.rs tests/list_reentrancy.rs tests/list_basic.rs tests/freeze_list.rs \
          tests/frozen_cell.rs tests/drop_panic.rs tests/membarrier_fallback.rs tests/serde.rs; do
