@@ -40,12 +40,23 @@
 //!   Episodes are never reused, so such a late store only touches a flag nobody waits on any
 //!   more. A lock has [`EPISODES`] of them: after its last re-bias it stays revoked.
 //!
+//! - A thread that takes a lock it already holds (a stored value's `Clone` that uses its own
+//!   container, against the documented contract) panics instead of entering twice: on the
+//!   biased path its own episode flag is still raised, on the shared path `holder` (written
+//!   by each mutex holder) names it. Entering twice would alias the container's storage; a
+//!   plain mutex would deadlock.
+//! - Tree-freeze's timed lock (`try_lock_for`) revokes with a deadline: an owner that is
+//!   inside its biased section and waits on a lock the freezer already holds would otherwise
+//!   deadlock with it. On timeout the freezer puts the owner word back, still under the mutex:
+//!   a thread that read `REVOKED` meanwhile is queued on the mutex and re-checks the word
+//!   there.
+//!
 //! The slow paths (claim, revocation) are rare; the heavy fence of a revocation costs
 //! microseconds, at most once per re-bias. Under loom the bias is off: every thread uses the
 //! mutex.
 
 use std::cell::UnsafeCell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sync::{AtomicU64, AtomicU8, Mutex, MutexGuard, Ordering};
 
@@ -131,6 +142,9 @@ pub(crate) struct BiasedMutex {
     owner: AtomicU64,
     /// `busy[e]`: the owner of episode `e` is inside.
     busy: [AtomicU8; EPISODES],
+    /// The owner number of the thread holding `mutex` through [`lock`](Self::lock), or 0
+    /// (written only by that thread: its own nested `lock` reads it exactly).
+    holder: AtomicU64,
     mutex: Mutex<()>,
     /// Only with `mutex` held.
     streak: UnsafeCell<Streak>,
@@ -147,17 +161,29 @@ pub(crate) enum BiasGuard<'a> {
     /// The owner, inside its biased critical section, and its episode.
     Biased(&'a BiasedMutex, usize),
     /// Anyone, through the mutex.
-    Locked(#[allow(dead_code)] MutexGuard<'a, ()>),
+    Locked(&'a BiasedMutex, #[allow(dead_code)] MutexGuard<'a, ()>),
 }
 
 impl Drop for BiasGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if let BiasGuard::Biased(m, episode) = *self {
+        match *self {
             // Release: the owner's writes happen-before a revoker that reads 0.
-            m.busy[episode].store(0, Ordering::Release);
+            BiasGuard::Biased(m, episode) => m.busy[episode].store(0, Ordering::Release),
+            // Before the mutex guard (a field) unlocks.
+            BiasGuard::Locked(m, _) => m.holder.store(0, Ordering::Relaxed),
         }
     }
+}
+
+/// A thread took a lock it holds (see the module docs).
+#[cold]
+#[inline(never)]
+fn nested_lock() -> ! {
+    panic!(
+        "gilfree: a container's lock was taken again by the thread that holds it (a stored \
+         value's Clone used its own container, which the containers do not allow)"
+    )
 }
 
 impl BiasedMutex {
@@ -192,6 +218,7 @@ impl BiasedMutex {
                 UNCLAIMED
             }),
             busy: std::array::from_fn(|_| AtomicU8::new(0)),
+            holder: AtomicU64::new(0),
             mutex: Mutex::new(()),
             streak: UnsafeCell::new(Streak {
                 last: 0,
@@ -226,6 +253,13 @@ impl BiasedMutex {
     fn enter_biased(&self, owner: u64) -> Option<BiasGuard<'_>> {
         let episode = episode_of(owner);
         let busy = &self.busy[episode];
+        // Only this thread raises its episode's flag, and only it can be `holder` with its
+        // number: either one set means it is inside already.
+        if busy.load(Ordering::Relaxed) != 0
+            || self.holder.load(Ordering::Relaxed) == owner & ID_MASK
+        {
+            nested_lock();
+        }
         busy.store(1, Ordering::Relaxed);
         crate::reclaim::barrier::light();
         // The same word: the same owner *and* the same episode.
@@ -260,7 +294,7 @@ impl BiasedMutex {
     /// Takes the mutex of a lock found revoked; counts the taker toward a re-bias.
     #[inline]
     fn lock_shared(&self) -> BiasGuard<'_> {
-        let guard = self.mutex.lock();
+        let guard = self.lock_mutex();
         // The mutex orders this load after any re-bias (made under it): a lock re-biased since
         // `owner` was read is revoked again here.
         if self.owner.load(Ordering::Relaxed) != REVOKED {
@@ -268,7 +302,21 @@ impl BiasedMutex {
         } else if !cfg!(gilfree_loom) {
             self.note_taker();
         }
-        BiasGuard::Locked(guard)
+        guard
+    }
+
+    /// Takes the mutex, after checking that this thread does not hold it, and records the
+    /// holder.
+    #[inline]
+    fn lock_mutex(&self) -> BiasGuard<'_> {
+        // Loom gives every model thread the same number: no nesting check there.
+        let me = if cfg!(gilfree_loom) { 0 } else { my_id() };
+        if me != 0 && self.holder.load(Ordering::Relaxed) == me {
+            nested_lock();
+        }
+        let guard = self.mutex.lock();
+        self.holder.store(me, Ordering::Relaxed);
+        BiasGuard::Locked(self, guard)
     }
 
     /// With the mutex held, on a revoked lock: counts this thread's takes in a row and re-biases
@@ -278,6 +326,10 @@ impl BiasedMutex {
         let me = my_id();
         // SAFETY: the mutex is held (the only place `streak` is touched).
         let streak = unsafe { &mut *self.streak.get() };
+        if usize::from(streak.episode) + 1 >= EPISODES {
+            // No episode left: the lock stays revoked, nothing to count.
+            return;
+        }
         if streak.last != me {
             streak.last = me;
             streak.count = 1;
@@ -285,7 +337,7 @@ impl BiasedMutex {
         }
         streak.count += 1;
         let episode = usize::from(streak.episode) + 1;
-        if streak.count >= streak.threshold && episode < EPISODES {
+        if streak.count >= streak.threshold {
             streak.count = 0;
             streak.threshold = streak.threshold.saturating_mul(2).min(REBIAS_MAX);
             streak.episode = episode as u8;
@@ -299,34 +351,60 @@ impl BiasedMutex {
     /// Takes the mutex and revokes the bias of whoever owns it.
     #[cold]
     fn lock_revoking(&self) -> BiasGuard<'_> {
-        let guard = self.mutex.lock();
+        let guard = self.lock_mutex();
         self.revoke();
-        BiasGuard::Locked(guard)
+        guard
     }
 
     /// With the mutex held: ends the current bias and waits for its owner to leave.
     fn revoke(&self) {
-        // Only a claim (from `UNCLAIMED`, episode 0 either way) changes `owner` without the
-        // mutex, so the episode read here is the one this store ends.
-        let owner = self.owner.load(Ordering::Relaxed);
-        if owner == REVOKED {
-            return;
-        }
-        self.owner.store(REVOKED, Ordering::SeqCst);
-        crate::reclaim::barrier::heavy();
-        while self.busy[episode_of(owner)].load(Ordering::Acquire) != 0 {
-            std::thread::yield_now();
-        }
+        let done = self.revoke_until(None);
+        debug_assert!(done);
     }
 
-    /// One attempt, then a timed one (tree-freeze's commit phase); revokes the bias.
+    /// With the mutex held: ends the current bias and waits for its owner to leave, until
+    /// `deadline` if there is one. Returns `false` if the deadline came first; the owner word
+    /// is then put back, the bias stands, and nothing was entered.
+    fn revoke_until(&self, deadline: Option<Instant>) -> bool {
+        // A compare-and-swap, not a store: a claim (from `UNCLAIMED`) is the one change made
+        // without the mutex, and the word replaced must be known exactly (its episode is the
+        // flag to wait on, and it is what a timed-out revocation puts back).
+        let mut owner = self.owner.load(Ordering::Relaxed);
+        loop {
+            if owner == REVOKED {
+                return true;
+            }
+            match self
+                .owner
+                .compare_exchange(owner, REVOKED, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => owner = now,
+            }
+        }
+        crate::reclaim::barrier::heavy();
+        let busy = &self.busy[episode_of(owner)];
+        while busy.load(Ordering::Acquire) != 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // Still under the mutex: whoever read `REVOKED` since is queued on it and
+                // re-checks the word once it gets it (`lock_shared`).
+                self.owner.store(owner, Ordering::Relaxed);
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
+    /// One attempt, then a timed one (tree-freeze's commit phase); revokes the bias, within
+    /// the same time. `None` if either did not succeed in time.
     pub(crate) fn try_lock_for(&self, timeout: Duration) -> Option<MutexGuard<'_, ()>> {
+        let deadline = Instant::now() + timeout;
         let guard = self
             .mutex
             .try_lock()
             .or_else(|| self.mutex.try_lock_for(timeout))?;
-        self.revoke();
-        Some(guard)
+        self.revoke_until(Some(deadline)).then_some(guard)
     }
 }
 
@@ -345,10 +423,13 @@ mod tests {
         );
         assert!(matches!(m.lock(), BiasGuard::Biased(..)));
         let m2 = Arc::clone(&m);
-        std::thread::spawn(move || assert!(matches!(m2.lock(), BiasGuard::Locked(_))))
+        std::thread::spawn(move || assert!(matches!(m2.lock(), BiasGuard::Locked(..))))
             .join()
             .unwrap();
-        assert!(matches!(m.lock(), BiasGuard::Locked(_)), "revoked for good");
+        assert!(
+            matches!(m.lock(), BiasGuard::Locked(..)),
+            "revoked for good"
+        );
     }
 
     #[test]
@@ -394,7 +475,7 @@ mod tests {
         std::thread::spawn(move || {
             // The first take revokes; the REBIAS_AFTER takes in a row after it re-bias toward us.
             for i in 0..=REBIAS_AFTER {
-                assert!(matches!(m2.lock(), BiasGuard::Locked(_)), "take {i}");
+                assert!(matches!(m2.lock(), BiasGuard::Locked(..)), "take {i}");
             }
             assert!(matches!(m2.lock(), BiasGuard::Biased(..)), "re-biased");
             assert!(matches!(m2.lock(), BiasGuard::Biased(..)));
@@ -404,7 +485,7 @@ mod tests {
         // The main thread comes back: it revokes again, and the next re-bias needs twice as
         // many takes in a row.
         for _ in 0..=2 * REBIAS_AFTER {
-            assert!(matches!(m.lock(), BiasGuard::Locked(_)));
+            assert!(matches!(m.lock(), BiasGuard::Locked(..)));
         }
         assert!(matches!(m.lock(), BiasGuard::Biased(..)));
     }
@@ -520,5 +601,64 @@ mod tests {
         );
         go_tx.send(()).unwrap();
         owner.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_that_takes_a_lock_it_holds_panics_instead_of_entering_twice() {
+        // Biased: the owner's episode flag is raised.
+        let m = BiasedMutex::new();
+        let outer = m.lock();
+        assert!(matches!(outer, BiasGuard::Biased(..)));
+        let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(m.lock())));
+        assert!(nested.is_err(), "nested biased entry");
+        drop(outer);
+        assert!(
+            matches!(m.lock(), BiasGuard::Biased(..)),
+            "usable afterwards"
+        );
+        // Shared: `holder` names the thread.
+        let m = Arc::new(BiasedMutex::new());
+        drop(m.lock());
+        let m2 = Arc::clone(&m);
+        std::thread::spawn(move || {
+            let outer = m2.lock();
+            assert!(matches!(outer, BiasGuard::Locked(..)));
+            let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(m2.lock())));
+            assert!(nested.is_err(), "nested shared entry");
+        })
+        .join()
+        .unwrap();
+        assert!(
+            matches!(m.lock(), BiasGuard::Locked(..)),
+            "released by the unwinding"
+        );
+    }
+
+    #[test]
+    fn a_timed_lock_gives_up_on_an_owner_inside_and_leaves_the_bias_standing() {
+        // Tree-freeze's timed lock must not wait forever for a biased owner inside its
+        // section (it may be waiting for a lock the freezer holds): it gives up, the owner
+        // keeps its bias, and a later timed lock, once the owner is out, succeeds.
+        let m = Arc::new(BiasedMutex::new());
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let m2 = Arc::clone(&m);
+        let owner = std::thread::spawn(move || {
+            let guard = m2.lock();
+            assert!(matches!(guard, BiasGuard::Biased(..)));
+            inside_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            drop(guard);
+            // Still biased toward this thread: the timed lock put the owner word back.
+            assert!(matches!(m2.lock(), BiasGuard::Biased(..)));
+        });
+        inside_rx.recv().unwrap();
+        assert!(m.try_lock_for(Duration::from_millis(20)).is_none());
+        go_tx.send(()).unwrap();
+        owner.join().unwrap();
+        let guard = m.try_lock_for(Duration::from_secs(60));
+        assert!(guard.is_some(), "the owner is out: the bias is revoked");
+        drop(guard);
+        assert!(matches!(m.lock(), BiasGuard::Locked(..)));
     }
 }

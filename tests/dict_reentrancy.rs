@@ -1197,3 +1197,87 @@ tests_for!(
     plain checked_iteration_detects_mutation;
     plain checked_iteration_allows_value_overwrites;
 );
+
+/// A stored value whose `Clone` uses its own dict (against the documented contract: `V::clone`
+/// must not use the container it is read from). `LockedDict::get` clones under the lock, so
+/// the nested insert must not enter the lock a second time (that would alias the table, or
+/// deadlock): it panics, and the dict stays consistent and usable.
+#[test]
+fn a_value_clone_that_uses_its_own_locked_dict_panics_and_leaves_it_usable() {
+    use std::sync::OnceLock;
+
+    #[derive(Debug)]
+    struct Evil {
+        value: u64,
+        armed: bool,
+    }
+    static DICT: OnceLock<LockedDict<u64, Evil>> = OnceLock::new();
+    impl Clone for Evil {
+        fn clone(&self) -> Self {
+            if self.armed {
+                let d = DICT.get().unwrap();
+                for k in 1_000..2_000 {
+                    let _ = d.insert(
+                        k,
+                        Evil {
+                            value: k,
+                            armed: false,
+                        },
+                    );
+                }
+            }
+            Evil {
+                value: self.value,
+                armed: false,
+            }
+        }
+    }
+
+    let d = DICT.get_or_init(LockedDict::new);
+    d.insert(
+        1,
+        Evil {
+            value: 10,
+            armed: true,
+        },
+    )
+    .unwrap();
+    d.insert(
+        2,
+        Evil {
+            value: 20,
+            armed: false,
+        },
+    )
+    .unwrap();
+    // On the biased path (this thread owns the lock) and, from another thread, on the
+    // shared one.
+    for round in 0..2 {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.get(&1).map(|e| e.value)));
+        assert!(outcome.is_err(), "round {round}: the nested insert panics");
+        assert_eq!(d.len(), 2, "round {round}: nothing was inserted");
+        assert_eq!(d.get(&2).map(|e| e.value), Some(20));
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                d.get(&1).map(|e| e.value)
+            }));
+            assert!(outcome.is_err(), "another thread: the nested insert panics");
+            assert_eq!(d.get(&2).map(|e| e.value), Some(20));
+        })
+        .join()
+        .unwrap();
+    }
+    // Disarmed, the same entry reads and writes normally.
+    assert_eq!(d.remove(&1).unwrap().map(|e| e.value), Some(10));
+    d.insert(
+        1,
+        Evil {
+            value: 11,
+            armed: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(d.get(&1).map(|e| e.value), Some(11));
+    assert_eq!(d.keys(), vec![2, 1]);
+}

@@ -158,10 +158,10 @@ impl<K, V> Compact<K, V> {
     }
 
     /// Whether an insert needs [`make_room`](Self::make_room) first: the order array is full,
-    /// or the empty buckets are down to an eighth (L6).
+    /// or the insert could leave an eighth of the buckets or fewer empty (L6).
     #[inline(always)]
     fn needs_room(&self) -> bool {
-        self.order.len() == self.cap() || self.empty <= self.ctrl.buckets() / 8
+        self.order.len() == self.cap() || self.empty <= self.ctrl.buckets() / 8 + 1
     }
 
     /// Makes room for one insert. A table whose order array filled up with removed positions
@@ -173,7 +173,7 @@ impl<K, V> Compact<K, V> {
     fn make_room(&mut self) {
         let used = self.order.len();
         let churning = used - self.live >= (self.live / 2).max(1);
-        if used == self.cap() && churning && self.empty > self.ctrl.buckets() / 8 {
+        if used == self.cap() && churning && self.empty > self.ctrl.buckets() / 8 + 1 {
             self.compact_order();
         } else {
             self.rebuild(index::grown(self.live, 1));
