@@ -428,7 +428,7 @@ mod tests {
             .unwrap();
         assert!(
             matches!(m.lock(), BiasGuard::Locked(..)),
-            "revoked for good"
+            "revoked"
         );
     }
 
