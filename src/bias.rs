@@ -426,10 +426,7 @@ mod tests {
         std::thread::spawn(move || assert!(matches!(m2.lock(), BiasGuard::Locked(..))))
             .join()
             .unwrap();
-        assert!(
-            matches!(m.lock(), BiasGuard::Locked(..)),
-            "revoked"
-        );
+        assert!(matches!(m.lock(), BiasGuard::Locked(..)), "revoked");
     }
 
     #[test]
