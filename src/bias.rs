@@ -399,12 +399,13 @@ impl BiasedMutex {
     /// One attempt, then a timed one (tree-freeze's commit phase); revokes the bias, within
     /// the same time. `None` if either did not succeed in time.
     pub(crate) fn try_lock_for(&self, timeout: Duration) -> Option<MutexGuard<'_, ()>> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too large for an `Instant` means no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let guard = self
             .mutex
             .try_lock()
             .or_else(|| self.mutex.try_lock_for(timeout))?;
-        self.revoke_until(Some(deadline)).then_some(guard)
+        self.revoke_until(deadline).then_some(guard)
     }
 }
 
