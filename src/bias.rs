@@ -43,7 +43,9 @@
 //! - A thread that takes a lock it already holds (a stored value's `Clone` that uses its own
 //!   container, against the documented contract) panics instead of entering twice: on the
 //!   biased path its own episode flag is still raised, on the shared path `holder` (written
-//!   by each mutex holder) names it. Entering twice would alias the container's storage; a
+//!   by each mutex holder) names it, and if a revoker is waiting for it to leave its biased
+//!   section, `revoking` (the owner word the revoker published before its compare-and-swap)
+//!   does. Entering twice would alias the container's storage; a
 //!   plain mutex would deadlock.
 //! - Tree-freeze's timed lock (`try_lock_for`) revokes with a deadline: an owner that is
 //!   inside its biased section and waits on a lock the freezer already holds would otherwise
@@ -58,7 +60,7 @@
 use std::cell::UnsafeCell;
 use std::time::{Duration, Instant};
 
-use crate::sync::{AtomicU64, AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::sync::{fence, AtomicU64, AtomicU8, Mutex, MutexGuard, Ordering};
 
 /// `owner` of a lock no thread has taken yet.
 const UNCLAIMED: u64 = 0;
@@ -143,8 +145,14 @@ pub(crate) struct BiasedMutex {
     /// `busy[e]`: the owner of episode `e` is inside.
     busy: [AtomicU8; EPISODES],
     /// The owner number of the thread holding `mutex` through [`lock`](Self::lock), or 0
-    /// (written only by that thread: its own nested `lock` reads it exactly).
+    /// (written only by that thread: its own nested `lock` reads it exactly). A holder by
+    /// [`try_lock_for`](Self::try_lock_for) (tree-freeze) leaves it 0: freeze registers the
+    /// containers it holds in `reentry` instead.
     holder: AtomicU64,
+    /// The owner word a revoker is waiting on (0 when none), published before the revoking
+    /// compare-and-swap: an owner that finds `REVOKED` from inside its biased section (a
+    /// nested lock) learns here that the mutex will not come.
+    revoking: AtomicU64,
     mutex: Mutex<()>,
     /// Only with `mutex` held.
     streak: UnsafeCell<Streak>,
@@ -219,6 +227,7 @@ impl BiasedMutex {
             }),
             busy: std::array::from_fn(|_| AtomicU8::new(0)),
             holder: AtomicU64::new(0),
+            revoking: AtomicU64::new(0),
             mutex: Mutex::new(()),
             streak: UnsafeCell::new(Streak {
                 last: 0,
@@ -314,7 +323,26 @@ impl BiasedMutex {
         if me != 0 && self.holder.load(Ordering::Relaxed) == me {
             nested_lock();
         }
-        let guard = self.mutex.lock();
+        let guard = match self.mutex.try_lock() {
+            Some(guard) => guard,
+            None => {
+                if me != 0 {
+                    // This thread may have found `REVOKED` from inside its own biased section;
+                    // then the mutex's holder is a revoker waiting for it. The Acquire fence
+                    // pairs with the revoking compare-and-swap this thread's `owner` load
+                    // read, so the word published before it is visible.
+                    fence(Ordering::Acquire);
+                    let waited_on = self.revoking.load(Ordering::Relaxed);
+                    if waited_on != 0
+                        && waited_on & ID_MASK == me
+                        && self.busy[episode_of(waited_on)].load(Ordering::Relaxed) != 0
+                    {
+                        nested_lock();
+                    }
+                }
+                self.mutex.lock()
+            }
+        };
         self.holder.store(me, Ordering::Relaxed);
         BiasGuard::Locked(self, guard)
     }
@@ -374,6 +402,9 @@ impl BiasedMutex {
             if owner == REVOKED {
                 return true;
             }
+            // Published first (see `revoking`); a stale value after a lost race with a claim
+            // names no thread that is inside, so it matches nobody's check.
+            self.revoking.store(owner, Ordering::Relaxed);
             match self
                 .owner
                 .compare_exchange(owner, REVOKED, Ordering::SeqCst, Ordering::Relaxed)
@@ -382,18 +413,29 @@ impl BiasedMutex {
                 Err(now) => owner = now,
             }
         }
-        crate::reclaim::barrier::heavy();
         let busy = &self.busy[episode_of(owner)];
-        while busy.load(Ordering::Acquire) != 0 {
+        if !cfg!(gilfree_loom) && owner & ID_MASK == my_id() && busy.load(Ordering::Relaxed) != 0 {
+            // Revoking this thread's own bias from inside its biased section (a nested lock
+            // that found `REVOKED`, then the restored word, under the mutex): it would wait
+            // for itself. The bias stays revoked; the outer section leaves as usual.
+            self.revoking.store(0, Ordering::Relaxed);
+            nested_lock();
+        }
+        crate::reclaim::barrier::heavy();
+        let done = loop {
+            if busy.load(Ordering::Acquire) == 0 {
+                break true;
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 // Still under the mutex: whoever read `REVOKED` since is queued on it and
                 // re-checks the word once it gets it (`lock_shared`).
                 self.owner.store(owner, Ordering::Relaxed);
-                return false;
+                break false;
             }
             std::thread::yield_now();
-        }
-        true
+        };
+        self.revoking.store(0, Ordering::Relaxed);
+        done
     }
 
     /// One attempt, then a timed one (tree-freeze's commit phase); revokes the bias, within
@@ -658,5 +700,47 @@ mod tests {
         assert!(guard.is_some(), "the owner is out: the bias is revoked");
         drop(guard);
         assert!(matches!(m.lock(), BiasGuard::Locked(..)));
+    }
+
+    #[test]
+    fn a_nested_lock_from_inside_a_biased_section_panics_while_a_revoker_waits() {
+        // The owner is inside its biased section; another thread revokes and waits for it.
+        // The owner's nested lock finds `REVOKED` and would queue on the mutex the revoker
+        // holds, forever: it must panic instead, and the revoker then gets in.
+        let m = Arc::new(BiasedMutex::new());
+        let outer = m.lock();
+        assert!(matches!(outer, BiasGuard::Biased(..)));
+        let m2 = Arc::clone(&m);
+        let revoker = std::thread::spawn(move || drop(m2.lock()));
+        while m.owner.load(Ordering::SeqCst) != REVOKED {
+            std::hint::spin_loop();
+        }
+        let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(m.lock())));
+        assert!(nested.is_err(), "nested lock while revoked from inside");
+        drop(outer);
+        revoker.join().unwrap();
+        assert!(matches!(m.lock(), BiasGuard::Locked(..)));
+    }
+
+    #[test]
+    fn a_nested_lock_after_a_timed_revocation_gave_up_panics() {
+        // Tree-freeze's timed revocation gives up on the owner inside and puts its word back;
+        // a nested lock by the owner meanwhile must panic, whichever state it finds.
+        for _ in 0..20 {
+            let m = Arc::new(BiasedMutex::new());
+            let outer = m.lock();
+            let m2 = Arc::clone(&m);
+            // It may also succeed, if the owner leaves before its deadline.
+            let freezer =
+                std::thread::spawn(move || drop(m2.try_lock_for(Duration::from_millis(2))));
+            while m.owner.load(Ordering::SeqCst) != REVOKED && !freezer.is_finished() {
+                std::hint::spin_loop();
+            }
+            let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(m.lock())));
+            assert!(nested.is_err(), "nested lock around a timed revocation");
+            drop(outer);
+            freezer.join().unwrap();
+            drop(m.lock());
+        }
     }
 }
