@@ -5,8 +5,9 @@
 //! critical section. As CPython 3.13t biases reference counts toward the owning thread, this
 //! lock lets the first thread that takes it own it: the owner enters and leaves with plain
 //! stores to the lock's own cache line, no read-modify-write. The first time another thread
-//! takes the lock, it *revokes* the bias for good, and from then on every thread uses the
-//! underlying mutex.
+//! takes the lock, it *revokes* the bias, and from then on every thread uses the underlying
+//! mutex, until one thread alone takes it long enough to be given the bias (a re-bias,
+//! below).
 //!
 //! Protocol (an asymmetric Dekker handshake over `owner` and `busy`):
 //! - The owner enters by storing `busy = 1`, issuing the light side of the asymmetric fence
