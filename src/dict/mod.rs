@@ -388,22 +388,8 @@ where
         key: K,
         f: impl FnOnce(Option<&V>) -> V,
     ) -> Result<Option<V>, Error<M::Error>> {
-        let hash = m.hash(&key).map_err(Error::Callback)?;
-        let (mut w, found) = self.locate(m, hash, &key)?;
-        let held = Holding::new(self.store.addr());
-        Ok(match found {
-            Some(pos) => {
-                let value = w.with_value(pos, |old| f(Some(old)));
-                drop(held);
-                Some(w.replace(pos, value))
-            }
-            None => {
-                let value = f(None);
-                drop(held);
-                w.insert(hash, key, value);
-                None
-            }
-        })
+        // A compute that always sets: overwrite keeps the position, absent inserts.
+        self.compute_in(m, key, |old| Compute::Set(f(old)))
     }
 
     /// Read-modify-write of one key that may also insert or remove: `f` gets the current
