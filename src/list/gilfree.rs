@@ -1395,9 +1395,10 @@ impl<T: Storable + Clone + Send + Sync + 'static> RemoveSteps<T> for GilFreeList
         item: &T,
     ) -> Result<bool, Error<M::Error>> {
         let mut w = self.write()?;
-        // Unchanged version: the same items in the same places. Otherwise the item at `index`
-        // must still be the very object compared (the caller holds a clone: no ABA).
-        let same = w.version() == version || (index < w.len() && m.identical(&w.elem(index), item));
+        let same = {
+            let now = (index < w.len()).then(|| w.elem(index));
+            search::still_matched(m, w.version() == version, now.as_deref(), item)
+        };
         if same {
             w.discard(index);
         }

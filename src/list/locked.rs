@@ -867,12 +867,7 @@ impl<T: Clone> RemoveSteps<T> for LockedList<T> {
         item: &T,
     ) -> Result<bool, Error<M::Error>> {
         let mut w = self.write()?;
-        // Unchanged version: the same items in the same places. Otherwise the item at `index`
-        // must still be the very object compared (the caller holds a clone: no ABA).
-        let same = w.version() == version
-            || w.items()
-                .get(index)
-                .is_some_and(|now| m.identical(now, item));
+        let same = search::still_matched(m, w.version() == version, w.items().get(index), item);
         if same {
             w.take(index);
         }

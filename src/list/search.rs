@@ -186,6 +186,19 @@ impl<T> RemoveScan<T> {
     }
 }
 
+/// The rule of [`RemoveSteps::remove_confirmed`], under the writer lock: the item at the
+/// matched index may be removed if the list is unchanged since the scan (`unchanged`: the
+/// same items in the same places), or if the item now there (`now`, `None` if the index is
+/// gone) is the very object that matched (the caller holds a clone of it: no ABA).
+pub(crate) fn still_matched<T, M: EqModel<T>>(
+    m: &M,
+    unchanged: bool,
+    now: Option<&T>,
+    item: &T,
+) -> bool {
+    unchanged || now.is_some_and(|now| m.identical(now, item))
+}
+
 /// The list-specific steps that [`remove_in`] combines.
 pub(crate) trait RemoveSteps<T> {
     /// Under the writer lock: searches the whole list in place, removing a match found there.
