@@ -196,9 +196,6 @@ impl<K> Table<K> {
     }
 }
 
-/// How many order positions ahead a rebuild starts loading the old buckets.
-const REBUILD_PREFETCH: usize = 8;
-
 /// A table retired after a rebuild: its live keys and values moved to the new table.
 struct Moved<K>(*mut Table<K>);
 
@@ -426,14 +423,14 @@ impl<K, V: Storable> Write<'_, K, V> {
         for p in 0..used {
             // The walk goes in insertion order, so the old buckets come in hash order (random):
             // start loading those a few positions ahead.
-            if let Some(ahead) = old.order_bucket.get(p + 2 * REBUILD_PREFETCH) {
+            if let Some(ahead) = old.order_bucket.get(p + 2 * index::REBUILD_PREFETCH) {
                 let a = ahead.load(Ordering::Relaxed) as usize;
                 crate::sync::prefetch(old.bucket(a));
                 crate::sync::prefetch(&old.tags[a]);
             }
             // Half as far ahead, that tag has arrived: load the control word where its entry
             // will go in the fresh table.
-            if let Some(ahead) = old.order_bucket.get(p + REBUILD_PREFETCH) {
+            if let Some(ahead) = old.order_bucket.get(p + index::REBUILD_PREFETCH) {
                 let a = ahead.load(Ordering::Relaxed) as usize;
                 fresh
                     .ctrl

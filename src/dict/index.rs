@@ -71,6 +71,11 @@ fn byte_of_bit(bit: u32) -> usize {
     bit as usize / 8
 }
 
+/// How many order positions ahead a rebuild (which walks in insertion order, so visits the
+/// old buckets at random) asks for the fresh table's control word of an entry; the old
+/// bucket and tag are asked for twice as far ahead, so the tag is there by then.
+pub(crate) const REBUILD_PREFETCH: usize = 8;
+
 /// Largest number of order positions of one table (bucket numbers fit in a `u32`).
 pub(crate) const MAX_POSITIONS: usize = 1 << 31;
 

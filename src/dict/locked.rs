@@ -137,7 +137,7 @@ impl<K, V> Compact<K, V> {
         for p in 0..self.order.len() {
             // Insertion order visits the old buckets at random: load them ahead (as the
             // GIL-free rebuild does), and the fresh control word of an entry half as far ahead.
-            const AHEAD: usize = 8;
+            const AHEAD: usize = index::REBUILD_PREFETCH;
             if let Some(a) = self.order.get(p + 2 * AHEAD).filter(|&&a| a != GONE) {
                 crate::sync::prefetch(&self.buckets[*a as usize]);
                 crate::sync::prefetch(&self.tags[*a as usize]);
