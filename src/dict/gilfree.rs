@@ -432,9 +432,11 @@ impl<K, V: Storable> Write<'_, K, V> {
             // will go in the fresh table.
             if let Some(ahead) = old.order_bucket.get(p + index::REBUILD_PREFETCH) {
                 let a = ahead.load(Ordering::Relaxed) as usize;
-                fresh
+                let first = fresh
                     .ctrl
                     .prefetch_start(old.tags[a].load(Ordering::Relaxed));
+                crate::sync::prefetch(fresh.bucket(first));
+                crate::sync::prefetch(&fresh.tags[first]);
             }
             let b = old.order_bucket[p].load(Ordering::Relaxed) as usize;
             if holes && !old.ctrl.is_full(b, Ordering::Relaxed) {

@@ -214,10 +214,13 @@ impl Ctrl {
         }
     }
 
-    /// Starts loading the first control word of `tag`'s chain (see `sync::prefetch`).
+    /// Starts loading the first control word of `tag`'s chain (see `sync::prefetch`), and
+    /// returns the first bucket of that group (whose lines the caller may prefetch too).
     #[inline(always)]
-    pub(crate) fn prefetch_start(&self, tag: u32) {
-        crate::sync::prefetch(&self.words[self.start(tag)]);
+    pub(crate) fn prefetch_start(&self, tag: u32) -> usize {
+        let group = self.start(tag);
+        crate::sync::prefetch(&self.words[group]);
+        group * GROUP
     }
 
     /// The bucket where a new entry with `tag` goes, for a key known to be absent: the first

@@ -143,7 +143,9 @@ impl<K, V> Compact<K, V> {
                 crate::sync::prefetch(&self.tags[*a as usize]);
             }
             if let Some(a) = self.order.get(p + AHEAD).filter(|&&a| a != GONE) {
-                fresh.ctrl.prefetch_start(self.tags[*a as usize]);
+                let first = fresh.ctrl.prefetch_start(self.tags[*a as usize]);
+                crate::sync::prefetch(&fresh.buckets[first]);
+                crate::sync::prefetch(&fresh.tags[first]);
             }
             if let Some(b) = self.at(p) {
                 let tag = self.tags[b];
