@@ -2,8 +2,11 @@
 //!
 //! A reader *pins* (announces the global epoch in its own cache-line-sized record) for the
 //! length of one operation; what it loads from a container stays allocated until it unpins.
-//! The pin is two thread-local accesses, one load of the global epoch and one store to the
-//! thread's own record — no shared cache line is written. The store-load ordering that a
+//! The pin of a registered thread that is not pinned yet is one thread-local load (`ready`,
+//! its record) and two thread-local stores, one load of the global epoch and one store to the
+//! thread's own record — no shared cache line is written; the unpin is as short. First pins,
+//! nested pins and the pins of an exiting thread take a slow path that keeps `depth`,
+//! `participant` and `temporary` right (see `PinState`). The store-load ordering that a
 //! classic epoch scheme buys with a full fence on every pin is bought on the *reclaiming* side
 //! instead, with `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (an IPI that serializes every
 //! CPU running this process), as liburcu and folly do. Where that syscall is unavailable
@@ -148,6 +151,10 @@ struct PinState {
     /// This thread's record, or null before the first pin (and after the thread's garbage
     /// state is destroyed).
     participant: Cell<*const Participant>,
+    /// The record, while this thread may pin by the fast path: registered (not temporary)
+    /// and not pinned. Null otherwise. The fast path is one load and one store here in place
+    /// of checking `depth`, `participant` and (at unpin) `temporary` one by one.
+    ready: Cell<*const Participant>,
     /// Pin nesting depth.
     depth: Cell<u32>,
     /// The record was borrowed for this pin only (thread-exit path).
@@ -162,6 +169,7 @@ impl PinState {
     const fn new() -> PinState {
         PinState {
             participant: Cell::new(std::ptr::null()),
+            ready: Cell::new(std::ptr::null()),
             depth: Cell::new(0),
             temporary: Cell::new(false),
             pending: Cell::new(0),
@@ -197,6 +205,10 @@ impl Local {
         let _ = PIN.try_with(|s| {
             s.participant.set(participant);
             s.temporary.set(false);
+            // A pin that is registering clears it again once it has announced.
+            if s.depth.get() == 0 {
+                s.ready.set(participant);
+            }
         });
         Local {
             participant,
@@ -247,11 +259,14 @@ impl Drop for Local {
                 s.collect_at.set(COLLECT_EVERY);
                 if s.depth.get() > 0 {
                     // A guard alive in another thread-local's destructor keeps the record
-                    // until its outermost unpin releases it.
+                    // until its outermost unpin releases it. `collect_at` 0 sends a fast
+                    // guard's unpin to its cold path, which sees `temporary`.
                     s.temporary.set(true);
+                    s.collect_at.set(0);
                     true
                 } else {
                     s.participant.set(std::ptr::null());
+                    s.ready.set(std::ptr::null());
                     false
                 }
             })
@@ -303,20 +318,37 @@ pub(crate) struct Guard {
 #[inline]
 pub(crate) fn pin() -> Guard {
     PIN.with(|s| {
-        let depth = s.depth.get();
-        if depth == 0 {
-            let mut p = s.participant.get();
-            if p.is_null() {
-                p = register(s);
-            }
+        let p = s.ready.get();
+        if p.is_null() {
+            pin_slow(s);
+        } else {
+            s.ready.set(std::ptr::null());
+            s.depth.set(1);
             // SAFETY: a non-null record pointer is a leaked `&'static Participant`.
             announce(unsafe { &*p });
         }
-        s.depth.set(depth + 1);
     });
     Guard {
         _not_send: PhantomData,
     }
+}
+
+/// A nested pin, or the first pin of a thread (or one during thread exit).
+#[cold]
+#[inline(never)]
+fn pin_slow(s: &PinState) {
+    let depth = s.depth.get();
+    if depth == 0 {
+        let mut p = s.participant.get();
+        if p.is_null() {
+            p = register(s);
+        }
+        // Registration may have set it (`Local::new`): this thread is pinned now.
+        s.ready.set(std::ptr::null());
+        // SAFETY: a non-null record pointer is a leaked `&'static Participant`.
+        announce(unsafe { &*p });
+    }
+    s.depth.set(depth + 1);
 }
 
 /// First pin of a thread (or a pin during thread exit): finds this thread's record.
@@ -329,10 +361,12 @@ fn register(s: &PinState) -> *const Participant {
             p
         }
         Err(_) => {
-            // This thread's garbage state is already destroyed: borrow a record for this pin.
+            // This thread's garbage state is already destroyed: borrow a record for this pin
+            // (`collect_at` 0 sends the unpin to `unpin_due`, which gives it back).
             let p = acquire_participant();
             s.participant.set(p);
             s.temporary.set(true);
+            s.collect_at.set(0);
             p
         }
     }
@@ -366,28 +400,46 @@ impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
         let collect_now = PIN.with(|s| {
-            let depth = s.depth.get() - 1;
-            s.depth.set(depth);
-            if depth != 0 {
+            let depth = s.depth.get();
+            // Guards may drop in any order: the last one (depth 1) unpins.
+            if depth != 1 {
+                s.depth.set(depth - 1);
                 return false;
             }
-            // SAFETY: pinned, so the record pointer is set.
+            s.depth.set(0);
+            // SAFETY: pinned, so the record pointer is set (a leaked `&'static Participant`).
             let p = unsafe { &*s.participant.get() };
             // Release: every read made under the guard happens-before a reclaimer that sees
             // this thread unpinned.
             p.active.store(0, Ordering::Release);
-            if s.temporary.get() {
-                s.participant.set(std::ptr::null());
-                s.temporary.set(false);
-                p.owned.store(false, Ordering::Release);
-                false
+            if s.pending.get() >= s.collect_at.get() {
+                unpin_due(s, p)
             } else {
-                !cfg!(gilfree_loom) && s.pending.get() >= s.collect_at.get()
+                s.ready.set(p);
+                false
             }
         });
         if collect_now {
             collect();
         }
+    }
+}
+
+/// The end of an unpin when garbage is due, or when the record is borrowed (`temporary`: the
+/// thread's garbage state was destroyed before or during the pin, and `collect_at` was set
+/// to 0 to come here): whether to collect now.
+#[cold]
+#[inline(never)]
+fn unpin_due(s: &PinState, p: &'static Participant) -> bool {
+    if s.temporary.get() {
+        s.participant.set(std::ptr::null());
+        s.temporary.set(false);
+        s.collect_at.set(COLLECT_EVERY);
+        p.owned.store(false, Ordering::Release);
+        false
+    } else {
+        s.ready.set(p);
+        !cfg!(gilfree_loom)
     }
 }
 
@@ -617,6 +669,17 @@ pub(crate) mod barrier {
 
         #[inline]
         pub(crate) fn light() {
+            // One compare on the common path; the undecided and the fence modes out of line.
+            if MODE.load(Ordering::Acquire) == 1 {
+                compiler_fence(Ordering::SeqCst);
+            } else {
+                light_slow();
+            }
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn light_slow() {
             if mode() == 1 {
                 compiler_fence(Ordering::SeqCst);
             } else {
@@ -757,4 +820,168 @@ pub(crate) mod barrier {
     }
 
     pub(crate) use imp::{describe, heavy, light};
+}
+
+#[cfg(all(test, not(gilfree_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    fn state() -> (bool, bool, u32, bool) {
+        PIN.with(|s| {
+            (
+                s.participant.get().is_null(),
+                s.ready.get().is_null(),
+                s.depth.get(),
+                s.temporary.get(),
+            )
+        })
+    }
+
+    fn active() -> u64 {
+        // SAFETY: a registered thread's record (leaked).
+        PIN.with(|s| unsafe { &*s.participant.get() }.active.load(SeqCst))
+    }
+
+    #[test]
+    fn first_pin_registers_and_nested_pins_take_the_slow_path() {
+        std::thread::spawn(|| {
+            assert_eq!(state(), (true, true, 0, false), "a new thread");
+            let outer = pin();
+            assert_eq!(state(), (false, true, 1, false), "pinned: no fast path");
+            let inner = pin();
+            assert_eq!(state().2, 2);
+            drop(inner);
+            assert_ne!(active(), 0, "still pinned by the outer guard");
+            drop(outer);
+            assert_eq!(
+                state(),
+                (false, false, 0, false),
+                "unpinned: fast path ready"
+            );
+            assert_eq!(active(), 0);
+            let fast = pin();
+            assert_eq!(state(), (false, true, 1, false), "pinned by the fast path");
+            assert_ne!(active(), 0);
+            drop(fast);
+            assert_eq!(active(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_thread_registered_by_retire_pins_by_the_fast_path() {
+        static FREED: AtomicUsize = AtomicUsize::new(0);
+        unsafe fn count(_: u64) {
+            FREED.fetch_add(1, SeqCst);
+        }
+        std::thread::spawn(|| {
+            // SAFETY: a dummy word, retired once; `count` frees nothing.
+            unsafe { retire(0, count) };
+            assert_eq!(state(), (false, false, 0, false));
+            let g = pin();
+            assert_eq!(state(), (false, true, 1, false));
+            assert_ne!(active(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Guards may drop in any order: the thread stays pinned until the last one goes, and
+    /// nothing retired meanwhile is freed before that.
+    #[test]
+    fn guards_dropped_out_of_order_keep_the_thread_pinned() {
+        static FREED: AtomicUsize = AtomicUsize::new(0);
+        unsafe fn count(_: u64) {
+            FREED.fetch_add(1, SeqCst);
+        }
+        std::thread::spawn(|| {
+            drop(pin()); // registers
+            let first = pin();
+            let second = pin();
+            assert_eq!(state(), (false, true, 2, false));
+            drop(first);
+            assert_eq!(state().2, 1);
+            assert_ne!(active(), 0, "the second guard still pins");
+            // SAFETY: a dummy word, retired once; `count` frees nothing.
+            unsafe { retire(0, count) };
+            for _ in 0..8 {
+                collect_now();
+            }
+            assert_eq!(FREED.load(SeqCst), 0, "freed while a guard was alive");
+            drop(second);
+            assert_eq!(state(), (false, false, 0, false));
+            assert_eq!(active(), 0);
+            // Other tests' threads may hold the epoch back for a moment.
+            for _ in 0..10_000 {
+                collect_now();
+                if FREED.load(SeqCst) == 1 {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            assert_eq!(FREED.load(SeqCst), 1, "freed once every guard is gone");
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A guard that outlives the thread's garbage state (held in a thread-local destroyed after
+    /// it) gives its borrowed record back at unpin, and later pins of the exiting thread borrow
+    /// one for themselves: nothing keeps using the record once it may belong to another thread.
+    #[test]
+    fn a_guard_alive_when_the_garbage_state_is_destroyed_gives_its_record_back() {
+        type Seen = (
+            bool,
+            bool,
+            (bool, bool, u32, bool),
+            bool,
+            bool,
+            (bool, bool, u32, bool),
+        );
+        static SEEN: Mutex<Option<Seen>> = parking_lot::const_mutex(None);
+        struct Holder(std::cell::RefCell<Option<Guard>>);
+        impl Drop for Holder {
+            fn drop(&mut self) {
+                let local_gone = LOCAL.try_with(|_| ()).is_err();
+                let temporary = state().3;
+                drop(self.0.borrow_mut().take());
+                let after = state();
+                let again_fast = !state().1;
+                let again = pin();
+                let again_temporary = state().3;
+                drop(again);
+                *SEEN.lock() = Some((
+                    local_gone,
+                    temporary,
+                    after,
+                    again_fast,
+                    again_temporary,
+                    state(),
+                ));
+            }
+        }
+        std::thread_local! {
+            static HOLDER: Holder = const { Holder(std::cell::RefCell::new(None)) };
+        }
+        std::thread::spawn(|| {
+            // Registered before the garbage state (which the first pin creates), so destroyed
+            // after it.
+            HOLDER.with(|_| ());
+            drop(pin());
+            let g = pin();
+            HOLDER.with(|h| *h.0.borrow_mut() = Some(g));
+        })
+        .join()
+        .unwrap();
+        let (local_gone, temporary, after, again_fast, again_temporary, end) =
+            SEEN.lock().take().expect("the holder was dropped");
+        assert!(local_gone, "precondition: the garbage state went first");
+        assert!(temporary, "the record was marked borrowed");
+        assert_eq!(after, (true, true, 0, false), "given back at unpin");
+        assert!(!again_fast, "no fast path after the record was given back");
+        assert!(again_temporary, "a later pin borrows a record");
+        assert_eq!(end, (true, true, 0, false));
+    }
 }
