@@ -880,7 +880,7 @@ mod tests {
             // SAFETY: a dummy word, retired once; `count` frees nothing.
             unsafe { retire(0, count) };
             assert_eq!(state(), (false, false, 0, false));
-            let g = pin();
+            let _guard = pin();
             assert_eq!(state(), (false, true, 1, false));
             assert_ne!(active(), 0);
         })
