@@ -163,6 +163,8 @@ struct PinState {
     pending: Cell<usize>,
     /// `pending` at which this thread's next outermost unpin (or write) collects.
     collect_at: Cell<usize>,
+    /// Live [`ExclusiveGuard`]s of this thread.
+    exclusive: Cell<u32>,
 }
 
 impl PinState {
@@ -174,6 +176,7 @@ impl PinState {
             temporary: Cell::new(false),
             pending: Cell::new(0),
             collect_at: Cell::new(COLLECT_EVERY),
+            exclusive: Cell::new(0),
         }
     }
 }
@@ -443,6 +446,48 @@ fn unpin_due(s: &PinState, p: &'static Participant) -> bool {
     }
 }
 
+/// An exclusive-access section of this thread (see [`enter_exclusive`]). Not `Send`.
+pub(crate) struct ExclusiveGuard {
+    _not_send: PhantomData<*mut ()>,
+}
+
+/// Opens an exclusive-access section on this thread: until the guard drops, a value that
+/// leaves a GIL-free dict through a write of this thread, while the thread is not pinned, is
+/// handed to the writer at once ([`exclusive_now`]) instead of being retired.
+///
+/// # Safety
+/// While the guard lives, at every write to a GIL-free container on this thread, no other
+/// thread is inside a read session of it, and every read session another thread ran on it
+/// happens-before the write (as for [`collect_exclusive`]).
+pub(crate) unsafe fn enter_exclusive() -> ExclusiveGuard {
+    PIN.with(|s| {
+        let n = s
+            .exclusive
+            .get()
+            .checked_add(1)
+            .expect("exclusive sections nested 2^32 deep");
+        s.exclusive.set(n);
+    });
+    ExclusiveGuard {
+        _not_send: PhantomData,
+    }
+}
+
+impl Drop for ExclusiveGuard {
+    fn drop(&mut self) {
+        let _ = PIN.try_with(|s| s.exclusive.set(s.exclusive.get() - 1));
+    }
+}
+
+/// Whether a value unlinked now by a writer on this thread may go straight to the writer
+/// instead of being retired: inside an exclusive-access section (whose contract excludes
+/// readers on other threads) and not pinned (no read session of this thread can hold it).
+#[inline]
+pub(crate) fn exclusive_now() -> bool {
+    PIN.try_with(|s| s.exclusive.get() != 0 && s.depth.get() == 0)
+        .unwrap_or(false)
+}
+
 /// Whether the current thread is pinned (it is inside a read session).
 pub(crate) fn is_pinned() -> bool {
     PIN.try_with(|s| s.depth.get() > 0).unwrap_or(false)
@@ -522,8 +567,11 @@ pub(crate) unsafe fn collect_exclusive() {
     }
     // The bag is drained in place (its capacity is kept for the next writes): this runs after
     // every write of a caller such as the CPython binding, so it must cost little more than
-    // the destructors it runs.
+    // the destructors it runs — and next to nothing when the write retired nothing.
     let taken = LOCAL.try_with(|l| {
+        if l.bag.borrow().is_empty() && l.sealed.borrow().is_empty() {
+            return None;
+        }
         let items = mem::take(&mut *l.bag.borrow_mut());
         l.bag_weight.set(0);
         let sealed = mem::take(&mut *l.sealed.borrow_mut());
@@ -531,9 +579,9 @@ pub(crate) unsafe fn collect_exclusive() {
             s.pending.set(0);
             s.collect_at.set(COLLECT_EVERY);
         });
-        (items, sealed)
+        Some((items, sealed))
     });
-    if let Ok((mut items, sealed)) = taken {
+    if let Ok(Some((mut items, sealed))) = taken {
         // No borrow is held while destructors run: they may use containers (and retire).
         cleanup::drop_all(items.drain(..).map(Freeing));
         for bag in sealed {

@@ -28,7 +28,10 @@
 //! binding method that wrote returns, no other thread can be inside a read, and the binding
 //! frees what the write retired at once, with `gilfree::collect_garbage_exclusive`: no epoch
 //! wait, no heavy fence (a `membarrier` system call per write, before), and a removed value's
-//! `__del__` runs before the statement that removed it returns, as in CPython. This holds
+//! `__del__` runs before the statement that removed it returns, as in CPython. Under the same
+//! condition a writing method runs inside `gilfree::exclusive_access`, so a `GilFreeDict`
+//! hands the value it removes or overwrites straight back (moved: no incref of a clone,
+//! nothing retired). This holds
 //! because the module declares that it needs the GIL (`gil_used = true`: a free-threaded
 //! CPython enables the GIL when it imports it); if the GIL is off anyway (`PYTHON_GIL=0` on a
 //! free-threaded build, detected at import), the binding falls back to the epoch collector,
@@ -260,17 +263,34 @@ pub fn collect_retired() {
 /// no gilfree lock held), releases what the call dropped.
 pub struct Settle {
     wrote: bool,
+    /// For a write under the GIL: values the dicts remove or replace come back moved (no
+    /// incref of a clone, nothing retired), dropped by the method itself.
+    _exclusive: Option<gilfree::ExclusiveAccess>,
 }
 
 impl Settle {
     /// For a method that only reads.
     pub fn read() -> Settle {
-        Settle { wrote: false }
+        Settle {
+            wrote: false,
+            _exclusive: None,
+        }
     }
 
     /// For a method that may have removed or replaced entries.
     pub fn write() -> Settle {
-        Settle { wrote: true }
+        let exclusive = GIL_SERIALIZES
+            .load(std::sync::atomic::Ordering::Relaxed)
+            // SAFETY: as in `collect_retired`: the GIL, held by this thread for the whole
+            // method, serializes every access to gilfree containers, and no read session
+            // spans a release of it; so at each write of this method no other thread is
+            // inside a read session, and every one that ran ended before its thread released
+            // the GIL that this thread then acquired.
+            .then(|| unsafe { gilfree::exclusive_access() });
+        Settle {
+            wrote: true,
+            _exclusive: exclusive,
+        }
     }
 }
 

@@ -480,7 +480,7 @@ impl<K, V: Storable> Write<'_, K, V> {
     where
         V: Clone,
     {
-        if V::Storage::OWNS {
+        if V::Storage::OWNS && !reclaim::exclusive_now() {
             // SAFETY: the word was in the table until now; the lock keeps it alive here.
             let out = (*unsafe { V::Storage::borrow(word) }).clone();
             // SAFETY: unlinked from the current table just now, retired once (T4).

@@ -1,0 +1,222 @@
+//! `exclusive_access`: under an external lock that serializes every access (the CPython GIL),
+//! a `GilFreeDict` write hands the value it removes or replaces straight to the caller.
+//!
+//! - the value comes back moved, not cloned, and nothing stays retired (reference counts are
+//!   exact right after the write);
+//! - a write made while the thread is inside a read session still retires, so what the session
+//!   borrowed stays alive;
+//! - outside a section nothing changes;
+//! - a stress run of threads that take one "GIL" around every operation (the contract) reads
+//!   only live values, against a model, and drops every value exactly once (run it under
+//!   AddressSanitizer with `scripts/asan.sh`).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Instant;
+
+use gilfree::{exclusive_access, GilFreeDict};
+use parking_lot::Mutex;
+
+const MAGIC: u64 = 0x600d_f00d_600d_f00d;
+
+/// A value that knows whether it is alive (its destructor overwrites the magic word).
+struct Canary {
+    magic: u64,
+    key: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Canary {
+    fn new(key: u64, drops: &Arc<AtomicUsize>) -> Arc<Canary> {
+        Arc::new(Canary {
+            magic: MAGIC,
+            key,
+            drops: drops.clone(),
+        })
+    }
+
+    fn check(&self, key: u64) {
+        assert_eq!(self.magic, MAGIC, "a dropped value was read");
+        assert_eq!(self.key, key, "a value under the wrong key");
+    }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        assert_eq!(self.magic, MAGIC, "a value dropped twice");
+        self.magic = 0;
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+/// Collects until `drops` reaches `n` (other tests' threads may hold the epoch back for a
+/// moment; each collection advances it at most once).
+fn collect_until(drops: &AtomicUsize, n: usize) -> usize {
+    for _ in 0..100_000 {
+        if drops.load(SeqCst) >= n {
+            break;
+        }
+        gilfree::collect_garbage();
+        std::thread::yield_now();
+    }
+    drops.load(SeqCst)
+}
+
+#[test]
+fn replaced_and_removed_values_come_back_moved() {
+    // A fresh thread: its garbage state is empty, so no automatic collection interferes.
+    std::thread::spawn(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d: GilFreeDict<u64, Arc<Canary>> = GilFreeDict::new();
+        let first = Canary::new(1, &drops);
+        d.insert(1, first.clone()).unwrap();
+        assert_eq!(Arc::strong_count(&first), 2, "ours and the dict's");
+
+        // Outside a section an overwrite returns a clone and retires the stored reference.
+        let old = d.insert(1, Canary::new(1, &drops)).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&old, &first));
+        assert_eq!(
+            Arc::strong_count(&first),
+            3,
+            "ours, the clone, the retired word"
+        );
+        drop(old);
+        gilfree::collect_garbage();
+
+        // SAFETY: no other thread touches this dict.
+        let section = unsafe { exclusive_access() };
+        let second = d.get(&1).unwrap();
+        assert_eq!(Arc::strong_count(&second), 2);
+        let old = d.insert(1, Canary::new(1, &drops)).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&old, &second));
+        assert_eq!(
+            Arc::strong_count(&second),
+            2,
+            "ours and the moved-out one: no clone left"
+        );
+        drop(old);
+        assert_eq!(Arc::strong_count(&second), 1, "released at once");
+
+        let third = d.get(&1).unwrap();
+        let removed = d.remove(&1).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&removed, &third));
+        assert_eq!(Arc::strong_count(&third), 2);
+        drop(removed);
+        assert_eq!(Arc::strong_count(&third), 1);
+        drop(section);
+
+        // Closed again: clones and retirement.
+        d.insert(2, third.clone()).unwrap();
+        let old = d.insert(2, Canary::new(2, &drops)).unwrap().unwrap();
+        assert_eq!(Arc::strong_count(&third), 3);
+        drop(old);
+        drop((first, second, third));
+        drop(d);
+        assert_eq!(collect_until(&drops, 4), 4, "every value dropped once");
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_write_inside_a_read_session_still_retires() {
+    std::thread::spawn(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d: GilFreeDict<u64, Arc<Canary>> = GilFreeDict::new();
+        d.insert(7, Canary::new(7, &drops)).unwrap();
+        // SAFETY: no other thread touches this dict.
+        let _section = unsafe { exclusive_access() };
+        let pinned = d.pin();
+        let borrowed = pinned.get(&7).unwrap();
+        let old = d.insert(7, Canary::new(7, &drops)).unwrap().unwrap();
+        drop(old);
+        // The session still borrows the old value: it was retired, not handed over.
+        borrowed.check(7);
+        assert_eq!(
+            Arc::strong_count(&borrowed),
+            1,
+            "held by the retired word only"
+        );
+        assert_eq!(drops.load(SeqCst), 0);
+        drop(pinned);
+        assert_eq!(collect_until(&drops, 1), 1, "freed once the session ended");
+    })
+    .join()
+    .unwrap();
+}
+
+/// Threads that serialize every operation on one lock (a GIL) and keep a section open while
+/// they hold it: reads see only live values of the right key, the dict matches a model, and
+/// every value is dropped exactly once.
+#[test]
+fn threads_under_one_gil_read_only_live_values() {
+    const KEYS: u64 = 64;
+    const THREADS: u64 = 2;
+    let gil = Arc::new(Mutex::new(std::collections::HashMap::<u64, u64>::new()));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let made = Arc::new(AtomicUsize::new(0));
+    let d: Arc<GilFreeDict<u64, Arc<Canary>>> = Arc::new(GilFreeDict::new());
+    let until = Instant::now() + common::stress_duration(500);
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (gil, drops, made, d) = (gil.clone(), drops.clone(), made.clone(), d.clone());
+            std::thread::spawn(move || {
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t;
+                let mut ops = 0u64;
+                while Instant::now() < until || ops < 1000 {
+                    ops += 1;
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = x % KEYS;
+                    let mut model = gil.lock();
+                    // SAFETY: every access to `d` happens with `gil` held, and no read session
+                    // outlives it.
+                    let _section = unsafe { exclusive_access() };
+                    match (x >> 8) % 4 {
+                        0 | 1 => {
+                            let got = d.get_with(&key, |v| {
+                                v.check(key);
+                                Arc::strong_count(v)
+                            });
+                            assert_eq!(got.is_some(), model.contains_key(&key));
+                            if let Some(count) = got {
+                                assert_eq!(count, 1, "no clone or retired copy left behind");
+                            }
+                        }
+                        2 => {
+                            made.fetch_add(1, SeqCst);
+                            let old = d.insert(key, Canary::new(key, &drops)).unwrap();
+                            assert_eq!(old.is_some(), model.insert(key, ops).is_some());
+                            if let Some(old) = old {
+                                old.check(key);
+                                assert_eq!(Arc::strong_count(&old), 1, "moved, not cloned");
+                            }
+                        }
+                        _ => {
+                            let old = d.remove(&key).unwrap();
+                            assert_eq!(old.is_some(), model.remove(&key).is_some());
+                            if let Some(old) = old {
+                                old.check(key);
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let live = d.len();
+    assert_eq!(live, gil.lock().len());
+    drop(d);
+    let made = made.load(SeqCst);
+    assert_eq!(
+        collect_until(&drops, made),
+        made,
+        "every value dropped once"
+    );
+}
