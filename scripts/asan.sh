@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=(--lib)
-for f in tests/dict_stress.rs tests/dict_exclusive.rs tests/dict_reentrancy.rs tests/dict_basic.rs tests/freeze_dict.rs \
+for f in tests/dict_stress.rs tests/exclusive_access.rs tests/dict_reentrancy.rs tests/dict_basic.rs tests/freeze_dict.rs \
          tests/handover.rs tests/list_stress.rs tests/list_reentrancy.rs tests/list_basic.rs tests/freeze_list.rs \
          tests/frozen_cell.rs tests/drop_panic.rs tests/membarrier_fallback.rs tests/serde.rs; do
   [ -f "$f" ] && tests+=(--test "$(basename "$f" .rs)")

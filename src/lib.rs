@@ -169,18 +169,18 @@ impl std::fmt::Debug for ExclusiveAccess {
 }
 
 /// Opens an exclusive-access section on the calling thread. While the returned guard lives,
-/// a value that a write of this thread removes from a [`GilFreeDict`] or overwrites in it is
-/// moved out to the caller (returned, or dropped when the call returns, after the dict's lock
-/// is released) instead of being cloned and retired for epoch reclamation: no refcount
-/// traffic and no collection, and its destructor runs when the caller drops it. A write made
-/// while this thread is itself inside a read session (a `pin()`, a `get_with` callback)
-/// still retires. Lists and [`LockedDict`] work as before (`LockedDict` moves removed values
-/// out in any case).
+/// a value that a write of this thread removes from a [`GilFreeDict`] or overwrites in it, and
+/// an item it pops from a [`GilFreeList`], is moved out to the caller (returned, after the
+/// container's lock is released) instead of being cloned and retired for epoch reclamation:
+/// no refcount traffic and no collection, and its destructor runs when the caller drops it.
+/// A write made while this thread is itself inside a read session (a `pin()`, a `get_with`
+/// callback) still retires, and so do list items overwritten in place. [`LockedDict`] and
+/// [`LockedList`] move removed values out in any case.
 ///
 /// # Safety
-/// For as long as the guard lives, at every write to a `GilFreeDict` on this thread: no other
-/// thread is inside a read session of that dict, and every read session another thread ran on
-/// it happens-before the write. This is the condition of [`collect_garbage_exclusive`], which
+/// For as long as the guard lives, at every write to a GIL-free container on this thread: no
+/// other thread is inside a read session of that container, and every read session another
+/// thread ran on it happens-before the write. This is the condition of [`collect_garbage_exclusive`], which
 /// holds under the CPython GIL when the containers are only reached with it held and no read
 /// session spans a release of it.
 pub unsafe fn exclusive_access() -> ExclusiveAccess {

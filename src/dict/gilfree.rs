@@ -487,8 +487,9 @@ impl<K, V: Storable> Write<'_, K, V> {
             unsafe { reclaim::retire(word, V::Storage::drop_word) };
             out
         } else {
-            // SAFETY: nothing to drop: a bitwise copy is the value, and readers' copies stay
-            // valid without the original.
+            // SAFETY: nothing to drop (a bitwise copy is the value, and readers' copies stay
+            // valid without the original), or, in an exclusive section, no reader can hold the
+            // word (`reclaim::exclusive_now`): taken back once, here.
             unsafe { V::Storage::from_word(word) }
         }
     }

@@ -911,13 +911,16 @@ impl<'g, T: Storable> Writer<'g, T> {
     where
         T: Clone,
     {
-        if T::Storage::OWNS {
+        // In an exclusive-access section no reader can hold the word (`reclaim::exclusive_now`),
+        // and no slot `0..len` names it any more: it is moved out.
+        if T::Storage::OWNS && !reclaim::exclusive_now() {
             // SAFETY: unlinked by this section, not retired before it ends: alive.
             let item = (*unsafe { T::Storage::borrow(word) }).clone();
             self.dead.push(word);
             item
         } else {
-            // SAFETY: nothing to drop: a bitwise copy is the item.
+            // SAFETY: nothing to drop (a bitwise copy is the item), or, in an exclusive
+            // section, the one remaining owner of the word is this section: taken back once.
             unsafe { T::Storage::from_word(word) }
         }
     }

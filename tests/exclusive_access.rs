@@ -1,5 +1,6 @@
 //! `exclusive_access`: under an external lock that serializes every access (the CPython GIL),
-//! a `GilFreeDict` write hands the value it removes or replaces straight to the caller.
+//! a `GilFreeDict` write hands the value it removes or replaces straight to the caller, and a
+//! `GilFreeList` pop the item it removes.
 //!
 //! - the value comes back moved, not cloned, and nothing stays retired (reference counts are
 //!   exact right after the write);
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Instant;
 
-use gilfree::{exclusive_access, GilFreeDict};
+use gilfree::{exclusive_access, GilFreeDict, GilFreeList};
 use parking_lot::Mutex;
 
 const MAGIC: u64 = 0x600d_f00d_600d_f00d;
@@ -147,6 +148,68 @@ fn a_write_inside_a_read_session_still_retires() {
     .unwrap();
 }
 
+#[test]
+fn popped_items_come_back_moved() {
+    std::thread::spawn(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let l: GilFreeList<Arc<Canary>> = GilFreeList::new();
+        let a = Canary::new(0, &drops);
+        l.append(a.clone()).unwrap();
+        l.append(a.clone()).unwrap();
+        // Outside a section: a clone, and the stored reference retired.
+        let popped = l.pop().unwrap();
+        assert_eq!(
+            Arc::strong_count(&a),
+            4,
+            "ours, the list's other item, the clone, the retired word"
+        );
+        drop(popped);
+        {
+            // SAFETY: no other thread touches this list.
+            let _section = unsafe { exclusive_access() };
+            let popped = l.pop_at(0).unwrap();
+            assert!(Arc::ptr_eq(&popped, &a));
+            assert_eq!(
+                Arc::strong_count(&a),
+                3,
+                "ours, the moved item, the earlier retired word"
+            );
+            drop(popped);
+            assert_eq!(Arc::strong_count(&a), 2, "released at once");
+            // Inside a read session a pop still retires.
+            l.append(a.clone()).unwrap();
+            let pinned = l.pin();
+            let seen = pinned.get(0).unwrap();
+            drop(l.pop().unwrap());
+            seen.check(0);
+            assert_eq!(
+                Arc::strong_count(&a),
+                3,
+                "the retired word keeps the session's item"
+            );
+            drop(pinned);
+        }
+        drop(l);
+        assert_eq!(collect_until_count(&a, 1), 1);
+        drop(a);
+        assert_eq!(drops.load(SeqCst), 1);
+    })
+    .join()
+    .unwrap();
+}
+
+/// Collects until `a` has `n` owners left.
+fn collect_until_count(a: &Arc<Canary>, n: usize) -> usize {
+    for _ in 0..100_000 {
+        if Arc::strong_count(a) <= n {
+            break;
+        }
+        gilfree::collect_garbage();
+        std::thread::yield_now();
+    }
+    Arc::strong_count(a)
+}
+
 /// Threads that serialize every operation on one lock (a GIL) and keep a section open while
 /// they hold it: reads see only live values of the right key, the dict matches a model, and
 /// every value is dropped exactly once.
@@ -158,10 +221,17 @@ fn threads_under_one_gil_read_only_live_values() {
     let drops = Arc::new(AtomicUsize::new(0));
     let made = Arc::new(AtomicUsize::new(0));
     let d: Arc<GilFreeDict<u64, Arc<Canary>>> = Arc::new(GilFreeDict::new());
+    let l: Arc<GilFreeList<Arc<Canary>>> = Arc::new(GilFreeList::new());
     let until = Instant::now() + common::stress_duration(500);
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (gil, drops, made, d) = (gil.clone(), drops.clone(), made.clone(), d.clone());
+            let (gil, drops, made, d, l) = (
+                gil.clone(),
+                drops.clone(),
+                made.clone(),
+                d.clone(),
+                l.clone(),
+            );
             std::thread::spawn(move || {
                 let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t;
                 let mut ops = 0u64;
@@ -172,6 +242,31 @@ fn threads_under_one_gil_read_only_live_values() {
                     x ^= x << 17;
                     let key = x % KEYS;
                     let mut model = gil.lock();
+                    // The list holds canaries keyed by their position from the bottom.
+                    match (x >> 20) % 3 {
+                        0 => {
+                            let len = l.len() as u64;
+                            made.fetch_add(1, SeqCst);
+                            l.append(Canary::new(len, &drops)).unwrap();
+                        }
+                        1 => {
+                            let len = l.len() as u64;
+                            if len > 0 {
+                                // SAFETY: under the "GIL", as below.
+                                let _section = unsafe { exclusive_access() };
+                                let item = l.pop().unwrap();
+                                item.check(len - 1);
+                                assert_eq!(Arc::strong_count(&item), 1, "moved, not cloned");
+                            }
+                        }
+                        _ => {
+                            let len = l.len() as u64;
+                            if len > 0 {
+                                let i = (x >> 32) % len;
+                                l.get_with(i as isize, |v| v.check(i)).unwrap();
+                            }
+                        }
+                    }
                     // SAFETY: every access to `d` happens with `gil` held, and no read session
                     // outlives it.
                     let _section = unsafe { exclusive_access() };
@@ -213,6 +308,7 @@ fn threads_under_one_gil_read_only_live_values() {
     let live = d.len();
     assert_eq!(live, gil.lock().len());
     drop(d);
+    drop(l);
     let made = made.load(SeqCst);
     assert_eq!(
         collect_until(&drops, made),
