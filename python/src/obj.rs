@@ -335,8 +335,16 @@ impl EqModel<Obj> for Model<'_> {
     type Error = PyErr;
 
     fn eq(&self, stored: &Obj, probe: &Obj) -> PyResult<bool> {
+        let (s, p) = (stored.bind(self.0), probe.bind(self.0));
+        if s.is_exact_instance_of::<PyString>() && p.is_exact_instance_of::<PyString>() {
+            // Two exact `str`s: what `str.__eq__` decides, without building a `bool` to test
+            // (CPython's own dict compares such keys directly too). `PyUnicode_Compare` cannot
+            // fail for two `str` objects.
+            // SAFETY: two live `str` objects, the GIL held (`self.0`).
+            return Ok(unsafe { pyo3::ffi::PyUnicode_Compare(s.as_ptr(), p.as_ptr()) } == 0);
+        }
         // CPython compares the stored item first: `stored == probe`, then its truth value.
-        stored.bind(self.0).eq(probe.bind(self.0))
+        s.eq(p)
     }
 
     fn identical(&self, stored: &Obj, probe: &Obj) -> bool {
