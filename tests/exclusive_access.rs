@@ -65,10 +65,15 @@ fn collect_until(drops: &AtomicUsize, n: usize) -> usize {
     drops.load(SeqCst)
 }
 
+/// Runs `f` on a fresh thread: its garbage state is empty, so no automatic collection
+/// interferes with the reference counts a test checks.
+fn on_fresh_thread(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(f).join().unwrap();
+}
+
 #[test]
 fn replaced_and_removed_values_come_back_moved() {
-    // A fresh thread: its garbage state is empty, so no automatic collection interferes.
-    std::thread::spawn(|| {
+    on_fresh_thread(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let d: GilFreeDict<u64, Arc<Canary>> = GilFreeDict::new();
         let first = Canary::new(1, &drops);
@@ -116,14 +121,12 @@ fn replaced_and_removed_values_come_back_moved() {
         drop((first, second, third));
         drop(d);
         assert_eq!(collect_until(&drops, 4), 4, "every value dropped once");
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
 fn a_write_inside_a_read_session_still_retires() {
-    std::thread::spawn(|| {
+    on_fresh_thread(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let d: GilFreeDict<u64, Arc<Canary>> = GilFreeDict::new();
         d.insert(7, Canary::new(7, &drops)).unwrap();
@@ -143,14 +146,12 @@ fn a_write_inside_a_read_session_still_retires() {
         assert_eq!(drops.load(SeqCst), 0);
         drop(pinned);
         assert_eq!(collect_until(&drops, 1), 1, "freed once the session ended");
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
 fn popped_items_come_back_moved() {
-    std::thread::spawn(|| {
+    on_fresh_thread(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let l: GilFreeList<Arc<Canary>> = GilFreeList::new();
         let a = Canary::new(0, &drops);
@@ -193,9 +194,7 @@ fn popped_items_come_back_moved() {
         assert_eq!(collect_until_count(&a, 1), 1);
         drop(a);
         assert_eq!(drops.load(SeqCst), 1);
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 /// Collects until `a` has `n` owners left.
