@@ -180,9 +180,9 @@ impl std::fmt::Debug for ExclusiveAccess {
 /// # Safety
 /// For as long as the guard lives, at every write to a GIL-free container on this thread: no
 /// other thread is inside a read session of that container, and every read session another
-/// thread ran on it happens-before the write. This is the condition of [`collect_garbage_exclusive`], which
-/// holds under the CPython GIL when the containers are only reached with it held and no read
-/// session spans a release of it.
+/// thread ran on it happens-before the write. This is the condition of
+/// [`collect_garbage_exclusive`], which holds under the CPython GIL when the containers are
+/// only reached with it held and no read session spans a release of it.
 pub unsafe fn exclusive_access() -> ExclusiveAccess {
     ExclusiveAccess {
         // SAFETY: forwarded.

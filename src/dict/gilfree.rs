@@ -135,7 +135,8 @@ impl<K> Table<K> {
     fn bucket(&self, b: usize) -> &Bucket<K> {
         debug_assert!(b < self.buckets.len());
         // SAFETY: bucket numbers come from the control bytes (`b < groups * GROUP ==
-        // buckets.len()`) or from the order array, which only names filled buckets (T3).
+        // buckets.len()`), from the first bucket of a group (`Ctrl::prefetch_start`, the
+        // same bound), or from the order array, which only names filled buckets (T3).
         unsafe { self.buckets.get_unchecked(b) }
     }
 
