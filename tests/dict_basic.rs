@@ -126,6 +126,14 @@ fn frozen_view_reads_without_locks_and_copy_thaws() {
         }
     });
     assert_eq!(view.iter().next_back(), Some((&9, &"9".to_string())));
+
+    // A view and its iterator go to other threads as the dict's `&` would.
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    send_sync(&view);
+    send_sync(&view.iter());
+    send_sync(&d.frozen().unwrap());
+    let moved = std::thread::scope(|s| s.spawn(move || view.iter().count()).join().unwrap());
+    assert_eq!(moved, 10);
 }
 
 /// The standard traits and the usual map methods, on both dicts.

@@ -11,26 +11,41 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
-use crate::dict::{DictStore, GilFreeStore};
+use crate::dict::{DictStore, FrozenTable, GilFreeStore};
 use crate::model::{infallible, DefaultHashBuilder, KeyModel, Plain};
 use crate::Error;
 
 /// A read-only view of a frozen [`GilFreeDict`](crate::GilFreeDict) or
 /// [`LockedDict`](crate::LockedDict): lock-free, pin-free borrowed reads. Obtained from the
 /// dict's `frozen()`, which returns `None` while the dict is mutable.
-pub struct FrozenDict<'d, K, V, S = DefaultHashBuilder, St = GilFreeStore<K, V>> {
+pub struct FrozenDict<'d, K, V, S = DefaultHashBuilder, St = GilFreeStore<K, V>>
+where
+    St: DictStore<K, V> + 'd,
+    K: 'd,
+    V: 'd,
+{
     store: &'d St,
+    /// The store's table, with the control words and buckets at hand: a lookup's first loads
+    /// are the control word and the bucket.
+    table: St::Frozen<'d>,
     hasher: &'d S,
     _kv: PhantomData<fn(K) -> V>,
 }
 
-impl<K, V, S, St> Clone for FrozenDict<'_, K, V, S, St> {
+impl<'d, K, V, S, St: DictStore<K, V>> Clone for FrozenDict<'d, K, V, S, St> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<K, V, S, St> Copy for FrozenDict<'_, K, V, S, St> {}
+impl<'d, K, V, S, St: DictStore<K, V>> Copy for FrozenDict<'d, K, V, S, St> {}
+
+// SAFETY: a view reads only what `&'d St` and `&'d S` reach (its `table` was taken from the
+// store and lends the same `&K`/`&V`), and writes nothing: it may go wherever those
+// references may.
+unsafe impl<'d, K, V, S: Sync, St: DictStore<K, V> + Sync> Send for FrozenDict<'d, K, V, S, St> {}
+// SAFETY: as above.
+unsafe impl<'d, K, V, S: Sync, St: DictStore<K, V> + Sync> Sync for FrozenDict<'d, K, V, S, St> {}
 
 impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
     /// # Safety
@@ -38,6 +53,8 @@ impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
     pub(crate) unsafe fn new(store: &'d St, hasher: &'d S) -> Self {
         FrozenDict {
             store,
+            // SAFETY: forwarded.
+            table: unsafe { store.frozen() },
             hasher,
             _kv: PhantomData,
         }
@@ -62,21 +79,16 @@ impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
         key: &Q,
     ) -> Result<Option<&'d V>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        // SAFETY: the store is frozen for `'d` (`new`'s contract).
-        unsafe {
-            self.store
-                .frozen_find(hash, |k| Ok(m.identical(k, key) || m.eq(k, key)?))
-        }
-        .map_err(Error::Callback)
+        self.table
+            .find(hash, |k| Ok(m.identical(k, key) || m.eq(k, key)?))
+            .map_err(Error::Callback)
     }
 
     /// Entries in insertion order (double-ended).
     pub fn iter(&self) -> FrozenDictIter<'d, K, V, St> {
-        // SAFETY: frozen for `'d`.
-        let used = unsafe { self.store.frozen_used() };
         FrozenDictIter {
-            store: self.store,
-            positions: 0..used,
+            table: self.table,
+            positions: 0..self.table.used(),
             _kv: PhantomData,
         }
     }
@@ -102,19 +114,23 @@ impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
 
 /// The entries of a [`FrozenDict`], in insertion order (double-ended): borrowed for the
 /// dict's lifetime, no lock, no pin.
-pub struct FrozenDictIter<'d, K, V, St> {
-    store: &'d St,
+pub struct FrozenDictIter<'d, K, V, St: DictStore<K, V> + 'd> {
+    table: St::Frozen<'d>,
     positions: std::ops::Range<usize>,
     _kv: PhantomData<fn(K) -> V>,
 }
+
+// SAFETY: as for `FrozenDict`: it reads only what `&'d St` reaches.
+unsafe impl<'d, K, V, St: DictStore<K, V> + Sync> Send for FrozenDictIter<'d, K, V, St> {}
+// SAFETY: as above.
+unsafe impl<'d, K, V, St: DictStore<K, V> + Sync> Sync for FrozenDictIter<'d, K, V, St> {}
 
 impl<'d, K: 'd, V: 'd, St: DictStore<K, V>> Iterator for FrozenDictIter<'d, K, V, St> {
     type Item = (&'d K, &'d V);
 
     fn next(&mut self) -> Option<Self::Item> {
         for pos in self.positions.by_ref() {
-            // SAFETY: frozen for `'d` (the view's contract); `pos < used`.
-            if let Some(entry) = unsafe { self.store.frozen_entry(pos) } {
+            if let Some(entry) = self.table.entry(pos) {
                 return Some(entry);
             }
         }
@@ -129,8 +145,7 @@ impl<'d, K: 'd, V: 'd, St: DictStore<K, V>> Iterator for FrozenDictIter<'d, K, V
 impl<'d, K: 'd, V: 'd, St: DictStore<K, V>> DoubleEndedIterator for FrozenDictIter<'d, K, V, St> {
     fn next_back(&mut self) -> Option<Self::Item> {
         while let Some(pos) = self.positions.next_back() {
-            // SAFETY: as in `next`.
-            if let Some(entry) = unsafe { self.store.frozen_entry(pos) } {
+            if let Some(entry) = self.table.entry(pos) {
                 return Some(entry);
             }
         }
@@ -138,9 +153,12 @@ impl<'d, K: 'd, V: 'd, St: DictStore<K, V>> DoubleEndedIterator for FrozenDictIt
     }
 }
 
-impl<K, V, St> std::iter::FusedIterator for FrozenDictIter<'_, K, V, St> where Self: Iterator {}
+impl<'d, K, V, St: DictStore<K, V>> std::iter::FusedIterator for FrozenDictIter<'d, K, V, St> where
+    Self: Iterator
+{
+}
 
-impl<K, V, St> fmt::Debug for FrozenDictIter<'_, K, V, St> {
+impl<'d, K, V, St: DictStore<K, V>> fmt::Debug for FrozenDictIter<'d, K, V, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FrozenDictIter")
             .field("positions", &self.positions)

@@ -50,8 +50,8 @@ use std::marker::PhantomData;
 use std::ptr;
 
 use crate::bias::{BiasGuard, BiasedMutex};
-use crate::dict::index::{self, tag32, Ctrl, Cursor, Found, Verdict};
-use crate::dict::store::{sealed, Counters, DictStore, Section, Stamp, WriteSection};
+use crate::dict::index::{self, tag32, Ctrl, CtrlView, Cursor, Found, Verdict};
+use crate::dict::store::{sealed, Counters, DictStore, FrozenTable, Section, Stamp, WriteSection};
 use crate::reclaim::{self, Guard};
 use crate::reentry;
 use crate::storage::{Ref, Storable, Storage};
@@ -741,6 +741,7 @@ where
     type Read<'a> = Read<'a, K, V>;
     type Write<'a> = Write<'a, K, V>;
     type Iter<'a> = Iter<'a, K, V>;
+    type Frozen<'a> = Frozen<'a, K, V>;
 
     fn with_capacity(capacity: usize) -> Self {
         GilFreeStore {
@@ -841,39 +842,82 @@ where
         self.frozen.store(true, Ordering::Release);
     }
 
+    unsafe fn frozen(&self) -> Frozen<'_, K, V> {
+        let table = self.current();
+        Frozen {
+            ctrl: table.ctrl.view(),
+            buckets: &table.buckets,
+            table,
+            _v: PhantomData,
+        }
+    }
+}
+
+/// The current table of a frozen store ([`DictStore::frozen`]): the control words and the
+/// bucket array are copied out of the table, so that a lookup's first loads are the control
+/// word and the bucket (as for a `HashMap` read through `&`), not the store's table pointer
+/// and the table's fields.
+pub struct Frozen<'a, K, V> {
+    ctrl: CtrlView<'a>,
+    buckets: &'a [Bucket<K>],
+    table: &'a Table<K>,
+    _v: PhantomData<fn() -> V>,
+}
+
+impl<K, V> Clone for Frozen<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for Frozen<'_, K, V> {}
+
+impl<K, V> fmt::Debug for Frozen<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frozen")
+            .field("buckets", &self.buckets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, K: 'a, V: Storable + 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
     #[inline(always)]
-    unsafe fn frozen_find<E>(
-        &self,
+    fn find<E>(
+        self,
         hash: u64,
-        mut is_key: impl FnMut(&K) -> Result<bool, E>,
-    ) -> Result<Option<&V>, E> {
-        // Frozen: the current table and its words never change again (caller), so plain
-        // references into them live as long as `&self`.
-        let t = self.current();
-        let found = t.find(hash, Ordering::Relaxed, |k| {
-            Ok(if is_key(k)? {
+        mut is_key: impl FnMut(&'a K) -> Result<bool, E>,
+    ) -> Result<Option<&'a V>, E> {
+        // SAFETY (the bucket): a bucket number from the control bytes is below
+        // `groups * GROUP == buckets.len()`.
+        let bucket = |b: usize| unsafe { self.buckets.get_unchecked(b) };
+        let found = self.ctrl.find(tag32(hash), Ordering::Relaxed, |b| {
+            // SAFETY: a full bucket's key was written before its control byte was published
+            // (T2); frozen (`DictStore::frozen`'s contract): it is dropped only with the
+            // store, after `'a`.
+            let key = unsafe { bucket(b).key.get() };
+            Ok(if is_key(key)? {
                 Verdict::Match
             } else {
                 Verdict::Skip
             })
         })?;
         Ok(match found {
-            // SAFETY: frozen: nobody writes the word or drops its value while `&self` lives.
-            Found::At(b) => Some(unsafe { V::Storage::frozen(&t.bucket(b).value) }),
+            // SAFETY: frozen: nobody writes the word or drops its value during `'a`.
+            Found::At(b) => Some(unsafe { V::Storage::frozen(&bucket(b).value) }),
             Found::Absent | Found::Unsure => None,
         })
     }
 
-    unsafe fn frozen_entry(&self, pos: usize) -> Option<(&K, &V)> {
-        let t = self.current();
+    fn entry(self, pos: usize) -> Option<(&'a K, &'a V)> {
+        let t = self.table;
         t.at(pos).map(|b| {
-            // SAFETY: as in `frozen_find`.
+            // SAFETY: as in `find`.
             (t.key(b), unsafe { V::Storage::frozen(&t.bucket(b).value) })
         })
     }
 
-    unsafe fn frozen_used(&self) -> usize {
-        self.current().used.load(Ordering::Acquire)
+    fn used(self) -> usize {
+        self.table.used.load(Ordering::Acquire)
     }
 }
 

@@ -117,6 +117,67 @@ pub(crate) struct Ctrl {
     words: Box<[AtomicU64]>,
 }
 
+/// A borrowed view of a table's control words: the lookup fast path, usable without going
+/// through the table that owns them.
+#[derive(Clone, Copy)]
+pub(crate) struct CtrlView<'a> {
+    words: &'a [AtomicU64],
+}
+
+impl CtrlView<'_> {
+    #[inline(always)]
+    fn groups(self) -> usize {
+        self.words.len()
+    }
+
+    /// The first group of `tag`'s chain (multiply-shift range reduction).
+    #[inline(always)]
+    fn start(self, tag: u32) -> usize {
+        ((u64::from(tag) * self.groups() as u64) >> 32) as usize
+    }
+
+    #[inline(always)]
+    fn next_group(self, group: usize) -> usize {
+        let g = group + 1;
+        if g == self.groups() {
+            0
+        } else {
+            g
+        }
+    }
+
+    /// The fast path of a lookup: walks the chain of `tag`, asking `judge` about each
+    /// candidate bucket, with no state beyond the group (see the module docs).
+    #[inline(always)]
+    pub(crate) fn find<E>(
+        self,
+        tag: u32,
+        order: Ordering,
+        mut judge: impl FnMut(usize) -> Result<Verdict, E>,
+    ) -> Result<Found, E> {
+        let want = LO * ctrl_byte(tag);
+        let mut group = self.start(tag);
+        loop {
+            // SAFETY: `group < groups` always (`start`, `next_group`).
+            let ctrl = unsafe { self.words.get_unchecked(group) }.load(order);
+            let mut hits = zero_bytes(ctrl ^ want);
+            while hits != 0 {
+                let bucket = group * GROUP + byte_of_bit(hits.trailing_zeros());
+                hits &= hits - 1;
+                match judge(bucket)? {
+                    Verdict::Match => return Ok(Found::At(bucket)),
+                    Verdict::Skip => {}
+                    Verdict::Unsure => return Ok(Found::Unsure),
+                }
+            }
+            if zero_bytes(ctrl) != 0 {
+                return Ok(Found::Absent);
+            }
+            group = self.next_group(group);
+        }
+    }
+}
+
 /// Where a step-by-step probe (the slow path, for script `eq`) stands: the group being looked
 /// at, the candidates of that group not yet returned, and whether it ends the chain.
 #[derive(Clone, Copy, Debug)]
@@ -162,56 +223,37 @@ impl Ctrl {
         }
     }
 
+    /// The control words, borrowed: what a lookup needs, for a caller that keeps it at hand
+    /// (a frozen view) instead of reaching it through the table each time.
     #[inline(always)]
-    fn groups(&self) -> usize {
-        self.words.len()
+    pub(crate) fn view(&self) -> CtrlView<'_> {
+        CtrlView { words: &self.words }
     }
 
-    /// The first group of `tag`'s chain (multiply-shift range reduction).
+    #[inline(always)]
+    fn groups(&self) -> usize {
+        self.view().groups()
+    }
+
     #[inline(always)]
     fn start(&self, tag: u32) -> usize {
-        ((u64::from(tag) * self.groups() as u64) >> 32) as usize
+        self.view().start(tag)
     }
 
     #[inline(always)]
     fn next_group(&self, group: usize) -> usize {
-        let g = group + 1;
-        if g == self.groups() {
-            0
-        } else {
-            g
-        }
+        self.view().next_group(group)
     }
 
-    /// The fast path of a lookup: walks the chain of `tag`, asking `judge` about each
-    /// candidate bucket, with no state beyond the group (see the module docs).
+    /// The fast path of a lookup (see [`CtrlView::find`]).
     #[inline(always)]
     pub(crate) fn find<E>(
         &self,
         tag: u32,
         order: Ordering,
-        mut judge: impl FnMut(usize) -> Result<Verdict, E>,
+        judge: impl FnMut(usize) -> Result<Verdict, E>,
     ) -> Result<Found, E> {
-        let want = LO * ctrl_byte(tag);
-        let mut group = self.start(tag);
-        loop {
-            // SAFETY: `group < groups` always (`start`, `next_group`).
-            let ctrl = unsafe { self.words.get_unchecked(group) }.load(order);
-            let mut hits = zero_bytes(ctrl ^ want);
-            while hits != 0 {
-                let bucket = group * GROUP + byte_of_bit(hits.trailing_zeros());
-                hits &= hits - 1;
-                match judge(bucket)? {
-                    Verdict::Match => return Ok(Found::At(bucket)),
-                    Verdict::Skip => {}
-                    Verdict::Unsure => return Ok(Found::Unsure),
-                }
-            }
-            if zero_bytes(ctrl) != 0 {
-                return Ok(Found::Absent);
-            }
-            group = self.next_group(group);
-        }
+        self.view().find(tag, order, judge)
     }
 
     /// Starts loading the first control word of `tag`'s chain (see `sync::prefetch`), and

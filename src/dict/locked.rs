@@ -35,8 +35,8 @@ use std::cell::UnsafeCell;
 use std::mem::{self, MaybeUninit};
 
 use crate::bias::{BiasGuard, BiasedMutex};
-use crate::dict::index::{self, tag32, Ctrl, Cursor, Found, Verdict};
-use crate::dict::store::{sealed, Counters, DictStore, Section, Stamp, WriteSection};
+use crate::dict::index::{self, tag32, Ctrl, CtrlView, Cursor, Found, Verdict};
+use crate::dict::store::{sealed, Counters, DictStore, FrozenTable, Section, Stamp, WriteSection};
 use crate::reentry;
 use crate::storage::Ref;
 use crate::sync::{AtomicBool, Ordering};
@@ -571,6 +571,10 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
         = std::vec::IntoIter<(K, V)>
     where
         Self: 'a;
+    type Frozen<'a>
+        = Frozen<'a, K, V>
+    where
+        Self: 'a;
 
     fn with_capacity(capacity: usize) -> Self {
         LockedStore {
@@ -676,40 +680,75 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
         self.frozen.store(true, Ordering::Release);
     }
 
-    #[inline(always)]
-    unsafe fn frozen_find<E>(
-        &self,
-        hash: u64,
-        mut is_key: impl FnMut(&K) -> Result<bool, E>,
-    ) -> Result<Option<&V>, E> {
+    unsafe fn frozen(&self) -> Frozen<'_, K, V> {
         // SAFETY: frozen (caller): every later write section fails before touching the table,
         // so no `&mut` to it is created again (L2) and a shared borrow lives as long as `&self`.
-        let t = unsafe { self.shared() };
-        let found = t.find(hash, |k| {
-            Ok(if is_key(k)? {
+        let table = unsafe { self.shared() };
+        Frozen {
+            ctrl: table.ctrl.view(),
+            buckets: &table.buckets,
+            table,
+        }
+    }
+}
+
+/// The table of a frozen store ([`DictStore::frozen`]), with the control words and the bucket
+/// array copied out of it so that a lookup starts at them.
+pub struct Frozen<'a, K, V> {
+    ctrl: CtrlView<'a>,
+    buckets: &'a [MaybeUninit<(K, V)>],
+    table: &'a Compact<K, V>,
+}
+
+impl<K, V> Clone for Frozen<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for Frozen<'_, K, V> {}
+
+impl<K, V> std::fmt::Debug for Frozen<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frozen")
+            .field("buckets", &self.buckets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, K: 'a, V: 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
+    #[inline(always)]
+    fn find<E>(
+        self,
+        hash: u64,
+        mut is_key: impl FnMut(&'a K) -> Result<bool, E>,
+    ) -> Result<Option<&'a V>, E> {
+        // SAFETY: a bucket number from the control bytes is below `buckets.len()`, and a
+        // bucket the control bytes call full is initialized (`Compact::buckets`); frozen:
+        // nothing writes or drops it during `'a`.
+        let entry = |b: usize| unsafe { self.buckets.get_unchecked(b).assume_init_ref() };
+        let found = self.ctrl.find(tag32(hash), Ordering::Relaxed, |b| {
+            Ok(if is_key(&entry(b).0)? {
                 Verdict::Match
             } else {
                 Verdict::Skip
             })
         })?;
         Ok(match found {
-            Found::At(b) => Some(&t.entry(b).1),
+            Found::At(b) => Some(&entry(b).1),
             Found::Absent | Found::Unsure => None,
         })
     }
 
-    unsafe fn frozen_entry(&self, pos: usize) -> Option<(&K, &V)> {
-        // SAFETY: as in `frozen_find`.
-        let t = unsafe { self.shared() };
-        t.at(pos).map(|b| {
-            let (k, v) = t.entry(b);
+    fn entry(self, pos: usize) -> Option<(&'a K, &'a V)> {
+        self.table.at(pos).map(|b| {
+            let (k, v) = self.table.entry(b);
             (k, v)
         })
     }
 
-    unsafe fn frozen_used(&self) -> usize {
-        // SAFETY: as in `frozen_find`.
-        unsafe { self.shared() }.order.len()
+    fn used(self) -> usize {
+        self.table.order.len()
     }
 }
 

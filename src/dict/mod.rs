@@ -46,7 +46,7 @@ pub use frozen::{FrozenDict, FrozenDictIter};
 pub use gilfree::GilFreeStore;
 pub use iter::IterChecked;
 pub use locked::LockedStore;
-pub use store::{DictStore, Section, Stamp, WriteSection};
+pub use store::{DictStore, FrozenTable, Section, Stamp, WriteSection};
 
 use crate::lookup::{quick_compare, restart, Quick};
 use crate::model::{infallible, DefaultHashBuilder, KeyModel, Plain};

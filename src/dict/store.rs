@@ -253,26 +253,35 @@ pub trait DictStore<K, V>: sealed::Sealed + Sized {
     #[doc(hidden)]
     fn mark_frozen(&self);
 
-    /// The value for a key in a frozen store, found with `is_key` on the candidates.
+    /// The table of a frozen store, read in place.
+    #[doc(hidden)]
+    type Frozen<'a>: FrozenTable<'a, K, V>
+    where
+        Self: 'a;
+
+    /// The current table of a frozen store, with what a lookup needs copied out of it (the
+    /// control words and the bucket array), so that a view's lookup starts at them.
     ///
     /// # Safety
     /// The store is frozen (observed with Acquire): no writer changes it again.
     #[doc(hidden)]
-    unsafe fn frozen_find<E>(
-        &self,
+    unsafe fn frozen(&self) -> Self::Frozen<'_>;
+}
+
+/// A frozen store's table, read in place for `'a` (what [`DictStore::frozen`] returns; its
+/// contract makes these reads sound, so they are safe to call).
+pub trait FrozenTable<'a, K, V>: Copy {
+    /// The value for a key, found with `is_key` on the candidates.
+    #[doc(hidden)]
+    fn find<E>(
+        self,
         hash: u64,
         is_key: impl FnMut(&K) -> Result<bool, E>,
-    ) -> Result<Option<&V>, E>;
-    /// The entry at order position `pos` of a frozen store, if live.
-    ///
-    /// # Safety
-    /// As [`frozen_find`](Self::frozen_find).
+    ) -> Result<Option<&'a V>, E>;
+    /// The entry at order position `pos`, if live.
     #[doc(hidden)]
-    unsafe fn frozen_entry(&self, pos: usize) -> Option<(&K, &V)>;
-    /// Positions of a frozen store.
-    ///
-    /// # Safety
-    /// As [`frozen_find`](Self::frozen_find).
+    fn entry(self, pos: usize) -> Option<(&'a K, &'a V)>;
+    /// Order positions handed out.
     #[doc(hidden)]
-    unsafe fn frozen_used(&self) -> usize;
+    fn used(self) -> usize;
 }
