@@ -874,9 +874,7 @@ impl<K, V> Copy for Frozen<'_, K, V> {}
 
 impl<K, V> fmt::Debug for Frozen<'_, K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Frozen")
-            .field("buckets", &self.buckets.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Frozen").finish_non_exhaustive()
     }
 }
 
@@ -890,22 +888,14 @@ impl<'a, K: 'a, V: Storable + 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
         // SAFETY (the bucket): a bucket number from the control bytes is below
         // `groups * GROUP == buckets.len()`.
         let bucket = |b: usize| unsafe { self.buckets.get_unchecked(b) };
-        let found = self.ctrl.find(tag32(hash), Ordering::Relaxed, |b| {
+        let found = self.ctrl.find_where(tag32(hash), Ordering::Relaxed, |b| {
             // SAFETY: a full bucket's key was written before its control byte was published
             // (T2); frozen (`DictStore::frozen`'s contract): it is dropped only with the
             // store, after `'a`.
-            let key = unsafe { bucket(b).key.get() };
-            Ok(if is_key(key)? {
-                Verdict::Match
-            } else {
-                Verdict::Skip
-            })
+            is_key(unsafe { bucket(b).key.get() })
         })?;
-        Ok(match found {
-            // SAFETY: frozen: nobody writes the word or drops its value during `'a`.
-            Found::At(b) => Some(unsafe { V::Storage::frozen(&bucket(b).value) }),
-            Found::Absent | Found::Unsure => None,
-        })
+        // SAFETY: frozen: nobody writes the word or drops its value during `'a`.
+        Ok(found.map(|b| unsafe { V::Storage::frozen(&bucket(b).value) }))
     }
 
     fn entry(self, pos: usize) -> Option<(&'a K, &'a V)> {

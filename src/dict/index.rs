@@ -176,6 +176,28 @@ impl CtrlView<'_> {
             group = self.next_group(group);
         }
     }
+
+    /// [`find`](Self::find) where every candidate is judged without script code (a frozen
+    /// table): the bucket whose key `is_key` accepts, if any.
+    #[inline(always)]
+    pub(crate) fn find_where<E>(
+        self,
+        tag: u32,
+        order: Ordering,
+        mut is_key: impl FnMut(usize) -> Result<bool, E>,
+    ) -> Result<Option<usize>, E> {
+        let found = self.find(tag, order, |b| {
+            Ok(if is_key(b)? {
+                Verdict::Match
+            } else {
+                Verdict::Skip
+            })
+        })?;
+        Ok(match found {
+            Found::At(b) => Some(b),
+            Found::Absent | Found::Unsure => None,
+        })
+    }
 }
 
 /// Where a step-by-step probe (the slow path, for script `eq`) stands: the group being looked

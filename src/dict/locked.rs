@@ -710,9 +710,7 @@ impl<K, V> Copy for Frozen<'_, K, V> {}
 
 impl<K, V> std::fmt::Debug for Frozen<'_, K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Frozen")
-            .field("buckets", &self.buckets.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Frozen").finish_non_exhaustive()
     }
 }
 
@@ -727,17 +725,10 @@ impl<'a, K: 'a, V: 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
         // bucket the control bytes call full is initialized (`Compact::buckets`); frozen:
         // nothing writes or drops it during `'a`.
         let entry = |b: usize| unsafe { self.buckets.get_unchecked(b).assume_init_ref() };
-        let found = self.ctrl.find(tag32(hash), Ordering::Relaxed, |b| {
-            Ok(if is_key(&entry(b).0)? {
-                Verdict::Match
-            } else {
-                Verdict::Skip
-            })
-        })?;
-        Ok(match found {
-            Found::At(b) => Some(&entry(b).1),
-            Found::Absent | Found::Unsure => None,
-        })
+        let found = self
+            .ctrl
+            .find_where(tag32(hash), Ordering::Relaxed, |b| is_key(&entry(b).0))?;
+        Ok(found.map(|b| &entry(b).1))
     }
 
     fn entry(self, pos: usize) -> Option<(&'a K, &'a V)> {
