@@ -170,11 +170,12 @@ impl std::fmt::Debug for ExclusiveAccess {
 
 /// Opens an exclusive-access section on the calling thread. While the returned guard lives,
 /// a value that a write of this thread removes from a [`GilFreeDict`] or overwrites in it, and
-/// an item it pops from a [`GilFreeList`], is moved out to the caller (returned, after the
-/// container's lock is released) instead of being cloned and retired for epoch reclamation:
-/// no refcount traffic and no collection, and its destructor runs when the caller drops it.
-/// A write made while this thread is itself inside a read session (a `pin()`, a `get_with`
-/// callback) still retires, and so do list items overwritten in place. [`LockedDict`] and
+/// an item it pops from a [`GilFreeList`] or replaces with `set`, is moved out to the caller
+/// (returned, or dropped by `set` after the container's lock is released) instead of being
+/// cloned and retired for epoch reclamation: no refcount traffic and no collection. A write
+/// made while this thread is itself inside a read session (a `pin()`, a `get_with` callback)
+/// still retires, and so do list items replaced by slice assignments, sorts and writes
+/// inside a locked closure. [`LockedDict`] and
 /// [`LockedList`] move removed values out in any case.
 ///
 /// # Safety

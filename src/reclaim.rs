@@ -452,7 +452,7 @@ pub(crate) struct ExclusiveGuard {
 }
 
 /// Opens an exclusive-access section on this thread: until the guard drops, a value that
-/// leaves a GIL-free dict (removed or overwritten) or list (popped) through a write of this
+/// leaves a GIL-free dict (removed or overwritten) or list (popped, or replaced by `set`) through a write of this
 /// thread, while the thread is not pinned, is handed to the writer at once
 /// ([`exclusive_now`]) instead of being retired.
 ///

@@ -1,6 +1,7 @@
 //! `exclusive_access`: under an external lock that serializes every access (the CPython GIL),
-//! a `GilFreeDict` write hands the value it removes or replaces straight to the caller, and a
-//! `GilFreeList` pop the item it removes.
+//! a `GilFreeDict` write hands the value it removes or replaces straight to the caller, a
+//! `GilFreeList` pop the item it removes, and a `GilFreeList::set` drops the item it replaces
+//! at once.
 //!
 //! - the value comes back moved, not cloned, and nothing stays retired (reference counts are
 //!   exact right after the write);
@@ -194,6 +195,54 @@ fn popped_items_come_back_moved() {
         assert_eq!(collect_until_count(&a, 1), 1);
         drop(a);
         assert_eq!(drops.load(SeqCst), 1);
+    });
+}
+
+#[test]
+fn items_replaced_by_set_are_released_at_once() {
+    on_fresh_thread(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let l: GilFreeList<Arc<Canary>> = GilFreeList::new();
+        let (a, b) = (Canary::new(0, &drops), Canary::new(1, &drops));
+        l.append(a.clone()).unwrap();
+        // Outside a section: the replaced reference is retired, not released.
+        l.set(0, b.clone()).unwrap();
+        assert_eq!(Arc::strong_count(&a), 2, "ours, the retired word");
+        {
+            // SAFETY: no other thread touches this list.
+            let _section = unsafe { exclusive_access() };
+            l.set(0, a.clone()).unwrap();
+            assert_eq!(
+                Arc::strong_count(&b),
+                1,
+                "the replaced item released at once"
+            );
+            assert_eq!(
+                Arc::strong_count(&a),
+                3,
+                "ours, the list's, the earlier retired word"
+            );
+            // A bad index hands the new item back to its destructor, changes nothing.
+            assert_eq!(l.set(5, b.clone()), Err(gilfree::Error::IndexOutOfRange));
+            assert_eq!(Arc::strong_count(&b), 1);
+            // Inside a read session a replacement still retires.
+            let pinned = l.pin();
+            let seen = pinned.get(0).unwrap();
+            l.set(0, b.clone()).unwrap();
+            seen.check(0);
+            assert_eq!(
+                Arc::strong_count(&a),
+                3,
+                "the retired word keeps the session's item"
+            );
+            drop(pinned);
+        }
+        assert_eq!(l.get(0).unwrap().key, 1);
+        drop(l);
+        assert_eq!(collect_until_count(&a, 1), 1);
+        assert_eq!(collect_until_count(&b, 1), 1);
+        drop((a, b));
+        assert_eq!(drops.load(SeqCst), 2);
     });
 }
 

@@ -616,9 +616,13 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Python's `list[i] = x`.
     pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
         let word = Word::new(x);
-        let mut w = self.write()?;
-        let idx = item_index(i, w.len()).ok_or(Error::IndexOutOfRange)?;
-        w.set(idx, word.into_inner());
+        let replaced = {
+            let mut w = self.write()?;
+            let idx = item_index(i, w.len()).ok_or(Error::IndexOutOfRange)?;
+            w.replace(idx, word.into_inner())
+        };
+        // Handed back in an exclusive-access section: dropped here, after the lock.
+        drop(replaced);
         Ok(())
     }
 
@@ -1094,12 +1098,34 @@ impl<'g, T: Storable> Writer<'g, T> {
 
     /// Stores `word` (a fresh item) at `i < len`; the old item is retired later.
     fn set(&mut self, i: usize, word: u64) {
+        let old = self.store_slot(i, word);
+        self.bury(old);
+    }
+
+    /// [`set`](Self::set), handing the replaced item back when no reader can hold it (an
+    /// exclusive-access section, `reclaim::exclusive_now`); otherwise it is retired when the
+    /// section ends. The caller drops what comes back after the section, with no lock held.
+    fn replace(&mut self, i: usize, word: u64) -> Option<T> {
+        let old = self.store_slot(i, word);
+        if T::Storage::OWNS && reclaim::exclusive_now() {
+            // SAFETY: in an exclusive section no reader can hold the word, and no slot names it
+            // any more: taken back once, here.
+            Some(unsafe { T::Storage::from_word(old) })
+        } else {
+            self.bury(old);
+            None
+        }
+    }
+
+    /// Stores `word` in slot `i < len` and returns the word it replaced (now unlinked, I3).
+    #[inline]
+    fn store_slot(&mut self, i: usize, word: u64) -> u64 {
         // Only lock holders store slots, so a load and a store (no locked exchange) suffice.
         let slot = &self.array().slots[i];
         let old = slot.load(Ordering::Relaxed);
         slot.store(word, Ordering::Release);
-        self.bury(old);
         self.bump();
+        old
     }
 
     fn reverse(&mut self) {
