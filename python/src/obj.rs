@@ -174,18 +174,30 @@ impl std::fmt::Debug for Obj {
     }
 }
 
-std::thread_local! {
+/// This thread's release queue.
+struct Queue {
     /// References dropped by gilfree on this thread, released at the next [`settle`].
-    static PENDING: RefCell<Vec<Py<PyAny>>> = const { RefCell::new(Vec::new()) };
+    pending: RefCell<Vec<Py<PyAny>>>,
     /// Whether this thread is inside [`settle`] (nested calls leave the work to the outer one,
     /// so that releasing a deep tree is a loop, not a recursion).
-    static SETTLING: Cell<bool> = const { Cell::new(false) };
+    settling: Cell<bool>,
+}
+
+std::thread_local! {
+    /// One thread-local for the queue and its flag: in an extension module every access to a
+    /// thread-local is a call (`__tls_get_addr`), and `settle` makes one, not six.
+    static QUEUE: Queue = const {
+        Queue {
+            pending: RefCell::new(Vec::new()),
+            settling: Cell::new(false),
+        }
+    };
 }
 
 fn defer_release(handle: Py<PyAny>) {
     let mut slot = Some(handle);
-    let _ = PENDING.try_with(|p| {
-        if let Ok(mut p) = p.try_borrow_mut() {
+    let _ = QUEUE.try_with(|q| {
+        if let Ok(mut p) = q.pending.try_borrow_mut() {
             p.extend(slot.take());
         }
     });
@@ -196,38 +208,31 @@ fn defer_release(handle: Py<PyAny>) {
 /// Releases every reference queued on this thread. Call with the GIL held and no gilfree lock
 /// held; runs `__del__` methods.
 pub fn settle() {
-    // Most calls queued nothing (a lookup that found a borrowed probe's key): one
-    // thread-local access, not four.
-    if PENDING
-        .try_with(|p| p.try_borrow().is_ok_and(|p| p.is_empty()))
-        .unwrap_or(true)
-    {
-        return;
-    }
-    if SETTLING.with(|s| s.replace(true)) {
-        return;
-    }
-    /// Clears the flag however the loop ends.
-    struct Done;
-    impl Drop for Done {
-        fn drop(&mut self) {
-            SETTLING.with(|s| s.set(false));
+    let _ = QUEUE.try_with(|q| {
+        // Most calls queued nothing (a lookup that found a borrowed probe's key).
+        if q.pending.try_borrow().is_ok_and(|p| p.is_empty()) || q.settling.replace(true) {
+            return;
         }
-    }
-    let _done = Done;
-    // The queue's buffer is reused (swapped with `batch`), so that a call that released a
-    // reference does not allocate.
-    let mut batch = Vec::new();
-    loop {
-        PENDING.with(|p| std::mem::swap(&mut *p.borrow_mut(), &mut batch));
-        if batch.is_empty() {
-            break;
+        /// Clears the flag however the loop ends.
+        struct Done<'a>(&'a Cell<bool>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
         }
-        // Releasing may run `__del__`, which may queue more (into the swapped-in buffer).
-        batch.clear();
-    }
-    PENDING.with(|p| {
-        let mut p = p.borrow_mut();
+        let _done = Done(&q.settling);
+        // The queue's buffer is reused (swapped with `batch`), so that a call that released a
+        // reference does not allocate. No borrow of the queue is held while references are
+        // released: `__del__` may run, and queue more (into the swapped-in buffer).
+        let mut batch = Vec::new();
+        loop {
+            std::mem::swap(&mut *q.pending.borrow_mut(), &mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            batch.clear();
+        }
+        let mut p = q.pending.borrow_mut();
         if p.capacity() == 0 {
             *p = batch;
         }
