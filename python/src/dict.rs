@@ -126,7 +126,10 @@ impl DictPy {
 
     pub(crate) fn insert(&self, py: Python<'_>, key: Obj, value: Obj) -> PyResult<()> {
         let m = Model(py);
-        on_dict!(&*self.inner, d => d.insert_in(&m, key, value)).py()?;
+        // A replaced value is released here rather than queued for `settle`.
+        if let Some(old) = on_dict!(&*self.inner, d => d.insert_in(&m, key, value)).py()? {
+            old.release(py);
+        }
         Ok(())
     }
 
@@ -361,8 +364,14 @@ impl DictPy {
     fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
         let _s = Settle::write();
         let m = Model(py);
+        // The removed value is released here. (Matched as `Some(_)`, it was a temporary of
+        // the method's last expression, dropped after `_s`: queued past this call's `settle`,
+        // so its `__del__` waited for the next write.)
         match on_dict!(&*self.inner, d => d.remove_in(&m, &Obj::probe(key))).py()? {
-            Some(_) => Ok(()),
+            Some(old) => {
+                old.release(py);
+                Ok(())
+            }
             None => Err(key_error(key)),
         }
     }

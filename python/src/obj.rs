@@ -113,6 +113,17 @@ impl Obj {
         )
     }
 
+    /// Releases the reference now, instead of queueing it for the next [`settle`]: for a
+    /// value a binding method got back from gilfree (no gilfree lock held), whose `__del__`
+    /// may run here, as it would in CPython's own `dict`.
+    pub fn release(self, py: Python<'_>) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped (`ManuallyDrop`), so the handle is taken once.
+        let handle = unsafe { ManuallyDrop::take(&mut this.0) };
+        // With the GIL token in hand: a plain decref, no thread-local check.
+        drop(handle.into_bound(py));
+    }
+
     /// The reference as one of this module's classes, if the object is an instance of it.
     fn as_class<T: pyo3::PyTypeInfo>(&self) -> Option<&Py<T>> {
         let is = Python::attach(|py| self.0.bind(py).is_instance_of::<T>());

@@ -133,6 +133,35 @@ class ReentrancyTest(unittest.TestCase):
             self.assertEqual(len(d), len(list(d)))
             self.assertTrue(all(k[0] == "grown" for k in d))
 
+    def test_released_values_are_finalized_before_the_next_statement(self):
+        # As with CPython's dict and list: a replaced, removed or popped value whose last
+        # reference the container held is finalized by the statement that let it go.
+        for cls in DICTS + LISTS:
+            log = []
+
+            class Noisy:
+                def __init__(self, name):
+                    self.name = name
+
+                def __del__(self):
+                    log.append(self.name)
+
+            c = cls()
+            if cls in DICTS:
+                c["k"] = Noisy("replaced")
+                c["k"] = 1
+                self.assertEqual(log, ["replaced"])
+                c["k"] = Noisy("removed")
+                del c["k"]
+                self.assertEqual(log, ["replaced", "removed"])
+            else:
+                c.append(Noisy("replaced"))
+                c[0] = 1
+                self.assertEqual(log, ["replaced"])
+                c.append(Noisy("removed"))
+                del c[1]
+                self.assertEqual(log, ["replaced", "removed"])
+
     def test_eq_that_keeps_mutating_gives_runtime_error(self):
         for cls in DICTS:
             d = cls()
