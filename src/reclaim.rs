@@ -452,9 +452,9 @@ pub(crate) struct ExclusiveGuard {
 }
 
 /// Opens an exclusive-access section on this thread: until the guard drops, a value that
-/// leaves a GIL-free dict (removed or overwritten) or list (popped, or replaced by `set`) through a write of this
-/// thread, while the thread is not pinned, is handed to the writer at once
-/// ([`exclusive_now`]) instead of being retired.
+/// leaves a GIL-free dict (removed or overwritten) or list (popped, or replaced by `set`)
+/// through a write of this thread, while the thread is not pinned, is handed to the writer at
+/// once ([`exclusive_now`]) instead of being retired.
 ///
 /// # Safety
 /// While the guard lives, at every write to a GIL-free container on this thread, no other
@@ -487,6 +487,25 @@ impl Drop for ExclusiveGuard {
 pub(crate) fn exclusive_now() -> bool {
     PIN.try_with(|s| s.exclusive.get() != 0 && s.depth.get() == 0)
         .unwrap_or(false)
+}
+
+/// The value of a word that a write section of this thread has just unlinked, moved out, if
+/// no reader can still be looking at the word: its type owns nothing (a bitwise copy is the
+/// value, and readers' copies stay valid without the original), or [`exclusive_now`]. `None`:
+/// the caller keeps the word for retirement.
+///
+/// # Safety
+/// `word` is a stored word of a `V` that the caller's section unlinked and has neither retired
+/// nor taken back; on `Some` the word is consumed (the caller never uses it again).
+#[inline]
+pub(crate) unsafe fn take_back<V: crate::storage::Storable>(word: u64) -> Option<V> {
+    use crate::storage::Storage;
+    if V::Storage::OWNS && !exclusive_now() {
+        None
+    } else {
+        // SAFETY: the caller's word, taken back once (contract); no reader can hold it (above).
+        Some(unsafe { V::Storage::from_word(word) })
+    }
 }
 
 /// Whether the current thread is pinned (it is inside a read session).

@@ -481,18 +481,16 @@ impl<K, V: Storable> Write<'_, K, V> {
     where
         V: Clone,
     {
-        if V::Storage::OWNS && !reclaim::exclusive_now() {
-            // SAFETY: the word was in the table until now; the lock keeps it alive here.
-            let out = (*unsafe { V::Storage::borrow(word) }).clone();
-            // SAFETY: unlinked from the current table just now, retired once (T4).
-            unsafe { reclaim::retire(word, V::Storage::drop_word) };
-            out
-        } else {
-            // SAFETY: nothing to drop (a bitwise copy is the value, and readers' copies stay
-            // valid without the original), or, in an exclusive section, no reader can hold the
-            // word (`reclaim::exclusive_now`): taken back once, here.
-            unsafe { V::Storage::from_word(word) }
+        // SAFETY: unlinked from the current table just now by this section; used again only
+        // if not taken back.
+        if let Some(value) = unsafe { reclaim::take_back(word) } {
+            return value;
         }
+        // SAFETY: the word was in the table until now; the lock keeps it alive here.
+        let out = (*unsafe { V::Storage::borrow(word) }).clone();
+        // SAFETY: unlinked from the current table just now, retired once (T4).
+        unsafe { reclaim::retire(word, V::Storage::drop_word) };
+        out
     }
 
     /// Unlinks the entry in bucket `b` (marked deleted, T2); the value word is the caller's.

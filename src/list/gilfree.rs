@@ -941,18 +941,15 @@ impl<'g, T: Storable> Writer<'g, T> {
     where
         T: Clone,
     {
-        // In an exclusive-access section no reader can hold the word (`reclaim::exclusive_now`),
-        // and no slot `0..len` names it any more: it is moved out.
-        if T::Storage::OWNS && !reclaim::exclusive_now() {
-            // SAFETY: unlinked by this section, not retired before it ends: alive.
-            let item = (*unsafe { T::Storage::borrow(word) }).clone();
-            self.dead.push(word);
-            item
-        } else {
-            // SAFETY: nothing to drop (a bitwise copy is the item), or, in an exclusive
-            // section, the one remaining owner of the word is this section: taken back once.
-            unsafe { T::Storage::from_word(word) }
+        // SAFETY: unlinked by this section (no slot `0..len` names it any more); used again
+        // only if not taken back.
+        if let Some(item) = unsafe { reclaim::take_back(word) } {
+            return item;
         }
+        // SAFETY: unlinked by this section, not retired before it ends: alive.
+        let item = (*unsafe { T::Storage::borrow(word) }).clone();
+        self.dead.push(word);
+        item
     }
 
     /// Records a mutation.
@@ -1102,19 +1099,16 @@ impl<'g, T: Storable> Writer<'g, T> {
         self.bury(old);
     }
 
-    /// [`set`](Self::set), handing the replaced item back when no reader can hold it (an
-    /// exclusive-access section, `reclaim::exclusive_now`); otherwise it is retired when the
-    /// section ends. The caller drops what comes back after the section, with no lock held.
+    /// [`set`](Self::set), handing the replaced item back when no reader can hold it
+    /// (`reclaim::take_back`); otherwise it is retired when the section ends. The caller drops what comes back after the section, with no lock held.
     fn replace(&mut self, i: usize, word: u64) -> Option<T> {
         let old = self.store_slot(i, word);
-        if T::Storage::OWNS && reclaim::exclusive_now() {
-            // SAFETY: in an exclusive section no reader can hold the word, and no slot names it
-            // any more: taken back once, here.
-            Some(unsafe { T::Storage::from_word(old) })
-        } else {
+        // SAFETY: unlinked just now (its slot holds `word`); buried only if not taken back.
+        let item = unsafe { reclaim::take_back(old) };
+        if item.is_none() {
             self.bury(old);
-            None
         }
+        item
     }
 
     /// Stores `word` in slot `i < len` and returns the word it replaced (now unlinked, I3).
