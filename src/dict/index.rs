@@ -54,21 +54,93 @@ fn ctrl_byte(tag: u32) -> u64 {
 
 const DELETED: u64 = 0x01;
 /// `0x01` in each byte.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
 const LO: u64 = 0x0101_0101_0101_0101;
 /// `0x80` in each byte.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
 const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The bytes of `x` that are zero, as their top bits (the lowest one is exact; higher ones may
 /// be false positives next to a true one, which callers tolerate or filter).
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
 #[inline(always)]
 fn zero_bytes(x: u64) -> u64 {
     x.wrapping_sub(LO) & !x & HI
 }
 
-/// The bucket (within its group) of bit `bit` of a byte mask.
+/// Buckets of one group that a test picked out, as a bit set: the lowest is exact, and every
+/// bucket that passes the test is in the set (the portable form may add false positives above
+/// a true one, which every caller tolerates: it checks each candidate's key, or only uses the
+/// lowest).
+///
+/// On x86-64 a group is tested with SSE2 (one compare and one mask extraction for the eight
+/// bytes, and the set is exact: bit `i` is bucket `i`); elsewhere with word-wide SWAR
+/// arithmetic (bit `8i + 7` is bucket `i`), as hashbrown's portable groups do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hits(u64);
+
+impl Hits {
+    /// Bits of the set per bucket.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    const STRIDE: u32 = 1;
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    const STRIDE: u32 = 8;
+
+    #[inline(always)]
+    fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    /// The lowest bucket of the set (within its group); [`GROUP`] or more if it is empty.
+    #[inline(always)]
+    fn lowest(self) -> usize {
+        (self.0.trailing_zeros() / Self::STRIDE) as usize
+    }
+
+    /// The set without its lowest bucket.
+    #[inline(always)]
+    fn rest(self) -> Hits {
+        Hits(self.0 & self.0.wrapping_sub(1))
+    }
+}
+
+/// The buckets of the group `ctrl` whose control byte is `byte`.
 #[inline(always)]
-fn byte_of_bit(bit: u32) -> usize {
-    bit as usize / 8
+fn matching(ctrl: u64, byte: u64) -> Hits {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return Hits(matching_sse2(ctrl, byte));
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    return Hits(matching_swar(ctrl, byte));
+}
+
+/// [`matching`]'s set on x86-64: bit `i` for bucket `i`, exact.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn matching_sse2(ctrl: u64, byte: u64) -> u64 {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    // SAFETY: SSE2 is enabled for this target (the `cfg` above); the intrinsics compute on
+    // registers only. The upper eight lanes hold zeros: masked off, so a test for zero bytes
+    // sees only the group's own eight.
+    let mask = unsafe {
+        _mm_movemask_epi8(_mm_cmpeq_epi8(
+            _mm_cvtsi64_si128(ctrl as i64),
+            _mm_set1_epi8(byte as u8 as i8),
+        ))
+    };
+    u64::from(mask as u32 & 0xFF)
+}
+
+/// [`matching`]'s set elsewhere: bit `8i + 7` for bucket `i`, exact for the lowest.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[inline(always)]
+fn matching_swar(ctrl: u64, byte: u64) -> u64 {
+    zero_bytes(ctrl ^ (LO * byte))
+}
+
+/// The empty buckets of the group `ctrl`.
+#[inline(always)]
+fn empties(ctrl: u64) -> Hits {
+    matching(ctrl, 0)
 }
 
 /// How many order positions ahead a rebuild (which walks in insertion order, so visits the
@@ -155,22 +227,22 @@ impl CtrlView<'_> {
         order: Ordering,
         mut judge: impl FnMut(usize) -> Result<Verdict, E>,
     ) -> Result<Found, E> {
-        let want = LO * ctrl_byte(tag);
+        let want = ctrl_byte(tag);
         let mut group = self.start(tag);
         loop {
             // SAFETY: `group < groups` always (`start`, `next_group`).
             let ctrl = unsafe { self.words.get_unchecked(group) }.load(order);
-            let mut hits = zero_bytes(ctrl ^ want);
-            while hits != 0 {
-                let bucket = group * GROUP + byte_of_bit(hits.trailing_zeros());
-                hits &= hits - 1;
+            let mut hits = matching(ctrl, want);
+            while hits.any() {
+                let bucket = group * GROUP + hits.lowest();
+                hits = hits.rest();
                 match judge(bucket)? {
                     Verdict::Match => return Ok(Found::At(bucket)),
                     Verdict::Skip => {}
                     Verdict::Unsure => return Ok(Found::Unsure),
                 }
             }
-            if zero_bytes(ctrl) != 0 {
+            if empties(ctrl).any() {
                 return Ok(Found::Absent);
             }
             group = self.next_group(group);
@@ -205,8 +277,8 @@ impl CtrlView<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct Cursor {
     group: usize,
-    /// Candidate buckets of `group` not yet returned, as byte top bits.
-    pending: u64,
+    /// Candidate buckets of `group` not yet returned.
+    pending: Hits,
     /// `group` has been matched (`pending` is valid).
     loaded: bool,
     /// `group` holds an empty bucket: the chain ends with it.
@@ -294,12 +366,12 @@ impl Ctrl {
         let mut group = self.start(tag);
         loop {
             let ctrl = self.words[group].load(Ordering::Relaxed);
-            let mut free = zero_bytes(ctrl).trailing_zeros();
+            let mut free = empties(ctrl).lowest();
             if reuse {
-                free = free.min(zero_bytes(ctrl ^ LO).trailing_zeros());
+                free = free.min(matching(ctrl, DELETED).lowest());
             }
-            if free < 64 {
-                return group * GROUP + byte_of_bit(free);
+            if free < GROUP {
+                return group * GROUP + free;
             }
             group = self.next_group(group);
         }
@@ -310,7 +382,7 @@ impl Ctrl {
     pub(crate) fn cursor(&self, tag: u32) -> Cursor {
         Cursor {
             group: self.start(tag),
-            pending: 0,
+            pending: Hits::default(),
             loaded: false,
             last: false,
         }
@@ -340,13 +412,13 @@ impl Ctrl {
         loop {
             if !cursor.loaded {
                 let ctrl = self.words[cursor.group].load(order);
-                cursor.pending = zero_bytes(ctrl ^ (LO * ctrl_byte(tag)));
-                cursor.last = zero_bytes(ctrl) != 0;
+                cursor.pending = matching(ctrl, ctrl_byte(tag));
+                cursor.last = empties(ctrl).any();
                 cursor.loaded = true;
             }
-            if cursor.pending != 0 {
-                let bucket = cursor.group * GROUP + byte_of_bit(cursor.pending.trailing_zeros());
-                cursor.pending &= cursor.pending - 1;
+            if cursor.pending.any() {
+                let bucket = cursor.group * GROUP + cursor.pending.lowest();
+                cursor.pending = cursor.pending.rest();
                 return Some(bucket);
             }
             if cursor.last {
@@ -385,7 +457,7 @@ impl Ctrl {
     /// group); otherwise it is marked deleted. Returns whether it became empty.
     #[inline]
     pub(crate) fn vacate(&self, bucket: usize, reuse: bool, order: Ordering) -> bool {
-        let open = reuse && zero_bytes(self.words[bucket / GROUP].load(Ordering::Relaxed)) != 0;
+        let open = reuse && empties(self.words[bucket / GROUP].load(Ordering::Relaxed)).any();
         self.set(bucket, if open { 0 } else { DELETED }, order);
         open
     }
@@ -415,6 +487,51 @@ mod tests {
         assert_eq!(zero_bytes(0x1111_2233_4400_6677).trailing_zeros(), 23);
         assert_eq!(zero_bytes(0), HI);
         assert!(buckets_for(7) >= 8 && buckets_for(1000) >= 1000 * 8 / 7);
+    }
+
+    /// The buckets of a set whose bit for bucket `i` is `i * stride + offset`.
+    fn buckets_of(bits: u64, stride: u32, offset: u32) -> Vec<usize> {
+        (0..GROUP)
+            .filter(|&i| bits >> (i as u32 * stride + offset) & 1 != 0)
+            .collect()
+    }
+
+    /// Both forms of a group test against a byte-by-byte model, over words mixing empty,
+    /// deleted and in-use bytes: every matching bucket is in the set, the lowest is exact, and
+    /// the SSE2 form reports no false positive.
+    #[test]
+    fn group_tests_agree_with_the_bytes() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ctrl = (0..GROUP).fold(0u64, |w, i| {
+                let r = (x >> (i * 8)) as u8;
+                let byte = match r % 4 {
+                    0 => 0,
+                    1 => DELETED as u8,
+                    _ => 0x80 | (r & 0x03),
+                };
+                w | u64::from(byte) << (i * 8)
+            });
+            for byte in [0u64, DELETED, 0x80, 0x81, 0x82, 0x83] {
+                let want: Vec<usize> = (0..GROUP)
+                    .filter(|&i| (ctrl >> (i * 8)) & 0xFF == byte)
+                    .collect();
+                let swar = buckets_of(matching_swar(ctrl, byte), 8, 7);
+                assert!(want.iter().all(|b| swar.contains(b)), "{ctrl:#x} {byte:#x}");
+                assert_eq!(want.first(), swar.first(), "{ctrl:#x} {byte:#x}");
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+                assert_eq!(buckets_of(matching_sse2(ctrl, byte), 1, 0), want);
+                let hits = matching(ctrl, byte);
+                assert_eq!(hits.any(), !want.is_empty());
+                assert_eq!(
+                    hits.lowest().min(GROUP),
+                    want.first().copied().unwrap_or(GROUP)
+                );
+            }
+        }
     }
 
     fn chain(c: &Ctrl, tag: u32) -> Vec<usize> {
