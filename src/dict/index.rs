@@ -9,9 +9,9 @@
 //! - `0x01` deleted: its entry was removed;
 //! - `0x80 | h7`: in use, `h7` being seven bits of the key's 32-bit hash *tag* ([`tag32`]).
 //!
-//! A lookup loads the control word of its group and finds, with a few word-wide operations and
-//! no branch per bucket (SWAR, as hashbrown's portable groups do), the buckets whose byte
-//! matches; then it compares their keys. The control bytes are one byte a bucket, so they
+//! A lookup loads the control word of its group and finds, with no branch per bucket, the
+//! buckets whose byte matches ([`Hits`]: one SSE2 compare on x86-64, word-wide SWAR arithmetic
+//! elsewhere, as hashbrown's portable groups do); then it compares their keys. The control bytes are one byte a bucket, so they
 //! stay in cache for tables that do not: a lookup of a large table misses once, on the bucket.
 //!
 //! A key's chain starts at a group chosen from its tag by multiply-shift range reduction (any
