@@ -500,12 +500,20 @@ pub(crate) fn exclusive_now() -> bool {
 #[inline]
 pub(crate) unsafe fn take_back<V: crate::storage::Storable>(word: u64) -> Option<V> {
     use crate::storage::Storage;
-    if V::Storage::OWNS && !exclusive_now() {
-        None
-    } else {
+    if may_take_back::<V>() {
         // SAFETY: the caller's word, taken back once (contract); no reader can hold it (above).
         Some(unsafe { V::Storage::from_word(word) })
+    } else {
+        None
     }
+}
+
+/// Whether [`take_back`] would move a word of a `V` out now (for a writer that decides
+/// before it unlinks).
+#[inline]
+pub(crate) fn may_take_back<V: crate::storage::Storable>() -> bool {
+    use crate::storage::Storage;
+    !V::Storage::OWNS || exclusive_now()
 }
 
 /// Whether the current thread is pinned (it is inside a read session).

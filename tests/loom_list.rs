@@ -69,6 +69,33 @@ fn read_vs_pop_front_in_place() {
 }
 
 #[test]
+fn read_vs_pop_end_in_place() {
+    loom::model(|| {
+        // Four items in 8 slots: neither pop shrinks the array, so both take the in-place
+        // path (the item moves out, nothing is retired).
+        let l = Arc::new(list(&[10, 20, 30, 40], 8));
+        let start = l.version();
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                assert_eq!(l.pop().unwrap(), 40);
+                assert_eq!(l.pop_at(-1).unwrap(), 30);
+            })
+        };
+        one_of(l.get(3), &[Some(40), None]);
+        one_of(l.get(-1), &[Some(40), Some(30), Some(20)]);
+        one_of(l.get(1), &[Some(20)]);
+        assert!(matches!(l.len(), 2..=4), "len {}", l.len());
+        w.join().unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l.snapshot(), vec![10, 20]);
+        // Two sections that changed the list: even again, advanced by 2 each.
+        assert_eq!(l.version(), start + 4);
+    });
+}
+
+#[test]
 fn read_vs_growth() {
     loom::model(|| {
         // Full: the append publishes a new array and retires the old one.

@@ -608,7 +608,35 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Python's `pop(i)`: removes and returns (a clone of) the item at `i`.
     /// [`Error::Empty`] on an empty list, [`Error::IndexOutOfRange`] for a bad index.
     pub fn pop_at(&self, i: isize) -> Result<T, Error> {
-        let mut w = self.write()?;
+        let lock = self
+            .writer
+            .lock_for_write(Container::List, self.addr(), &self.frozen)?;
+        // SAFETY: the writer lock is held: only lock holders replace or retire arrays (I1).
+        let array = unsafe { &*self.array.load(Ordering::Acquire) };
+        let len = array.len.load(Ordering::Relaxed);
+        if len > 0
+            && item_index(i, len) == Some(len - 1)
+            && !should_shrink(len - 1, array.cap())
+            && reclaim::may_take_back::<T>()
+        {
+            // `Writer::take` and `release` of the last item without building a `Writer`
+            // (as `append` does): nothing shifts, nothing is retired, and the item goes back
+            // to the caller. The same stores, in the same order (I2, I4), the version even
+            // again before the lock is released.
+            let version = self.version.load(Ordering::Relaxed);
+            self.version.store(version + 1, Ordering::Relaxed);
+            let word = array.slots[len - 1].load(Ordering::Relaxed);
+            array.len.store(len - 1, Ordering::Release);
+            self.len.store(len - 1, Ordering::Release);
+            self.version.store(version + 2, Ordering::Release);
+            drop(lock);
+            reclaim::after_write();
+            // SAFETY: the word is unlinked (no slot below `len - 1` names it, I2) and moved out
+            // once, here; `may_take_back` (checked with the lock held, on this thread's own
+            // state) says no reader can still hold it.
+            return Ok(unsafe { T::Storage::from_word(word) });
+        }
+        let mut w = self.writer_holding(lock);
         let word = w.take_at(i)?;
         Ok(w.release(word))
     }
