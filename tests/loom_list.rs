@@ -151,6 +151,34 @@ fn read_vs_set() {
 }
 
 #[test]
+fn read_vs_direct_set() {
+    loom::model(|| {
+        // `set` outside `with_lock`: the in-place path (no write section is built).
+        let l = Arc::new(list(&[1, 2, 3], 4));
+        let start = l.version();
+        let w = {
+            let l = l.clone();
+            thread::spawn(move || {
+                warm_up(&l);
+                l.set(-2, 7).unwrap();
+                assert_eq!(l.set(3, 9), Err(Error::IndexOutOfRange));
+            })
+        };
+        one_of(l.get(1), &[Some(2), Some(7)]);
+        one_of(l.get(2), &[Some(3)]);
+        let v = l.version();
+        assert!(
+            v == start || v == start + 1 || v == start + 2,
+            "version {v}"
+        );
+        w.join().unwrap();
+        assert_eq!(l.snapshot(), vec![1, 7, 3]);
+        // One section changed the list; the failed one left the version as it was.
+        assert_eq!(l.version(), start + 2);
+    });
+}
+
+#[test]
 fn pinned_iteration_vs_insert_front() {
     loom::model(|| {
         let l = Arc::new(list(&[10, 20], 4));

@@ -643,14 +643,33 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
 
     /// Python's `list[i] = x`.
     pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
+        // Declared before the lock, so that on an error the item drops after the lock does.
         let word = Word::new(x);
-        let replaced = {
-            let mut w = self.write()?;
-            let idx = item_index(i, w.len()).ok_or(Error::IndexOutOfRange)?;
-            w.replace(idx, word.into_inner())
-        };
-        // Handed back in an exclusive-access section: dropped here, after the lock.
-        drop(replaced);
+        let lock = self
+            .writer
+            .lock_for_write(Container::List, self.addr(), &self.frozen)?;
+        // SAFETY: the writer lock is held: only lock holders replace or retire arrays (I1).
+        let array = unsafe { &*self.array.load(Ordering::Acquire) };
+        let idx = item_index(i, array.len.load(Ordering::Relaxed)).ok_or(Error::IndexOutOfRange)?;
+        // `Writer::replace` without building a `Writer` (as `append` does): the version odd
+        // while the slot changes, even again before the lock is released (I4); the length does
+        // not change. Only lock holders store slots, so a load and a store suffice.
+        let version = self.version.load(Ordering::Relaxed);
+        self.version.store(version + 1, Ordering::Relaxed);
+        let slot = &array.slots[idx];
+        let old = slot.load(Ordering::Relaxed);
+        slot.store(word.into_inner(), Ordering::Release);
+        self.version.store(version + 2, Ordering::Release);
+        drop(lock);
+        // SAFETY: `old` is unlinked (its slot holds the new word, I2) and either moved out
+        // here, once, or retired once below.
+        match unsafe { reclaim::take_back::<T>(old) } {
+            // No reader can hold it: dropped here, after the lock.
+            Some(item) => drop(item),
+            // SAFETY: unlinked above and retired once, here (I3).
+            None => unsafe { reclaim::retire(old, T::Storage::drop_word) },
+        }
+        reclaim::after_write();
         Ok(())
     }
 
@@ -1125,18 +1144,6 @@ impl<'g, T: Storable> Writer<'g, T> {
     fn set(&mut self, i: usize, word: u64) {
         let old = self.store_slot(i, word);
         self.bury(old);
-    }
-
-    /// [`set`](Self::set), handing the replaced item back when no reader can hold it
-    /// (`reclaim::take_back`); otherwise it is retired when the section ends. The caller drops what comes back after the section, with no lock held.
-    fn replace(&mut self, i: usize, word: u64) -> Option<T> {
-        let old = self.store_slot(i, word);
-        // SAFETY: unlinked just now (its slot holds `word`); buried only if not taken back.
-        let item = unsafe { reclaim::take_back(old) };
-        if item.is_none() {
-            self.bury(old);
-        }
-        item
     }
 
     /// Stores `word` in slot `i < len` and returns the word it replaced (now unlinked, I3).
