@@ -385,6 +385,14 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         Ok(self.writer_holding(lock))
     }
 
+    /// The current array, for as long as `lock` (this list's writer lock) is borrowed.
+    #[inline(always)]
+    fn locked_array<'g>(&'g self, _lock: &'g BiasGuard<'_>) -> &'g Array {
+        // SAFETY: the writer lock is held while the borrow lasts: only lock holders replace
+        // or retire arrays (I1).
+        unsafe { &*self.array.load(Ordering::Acquire) }
+    }
+
     /// The write section of a lock just taken with `lock_for_write`.
     #[inline(always)]
     fn writer_holding<'g>(&'g self, lock: BiasGuard<'g>) -> Writer<'g, T> {
@@ -542,8 +550,7 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         let lock = self
             .writer
             .lock_for_write(Container::List, self.addr(), &self.frozen)?;
-        // SAFETY: the writer lock is held: only lock holders replace or retire arrays (I1).
-        let array = unsafe { &*self.array.load(Ordering::Acquire) };
+        let array = self.locked_array(&lock);
         let len = array.len.load(Ordering::Relaxed);
         if len < array.cap() {
             // `Writer::push` without building a `Writer` (7.9 -> 5.8 ns an append): there is
@@ -611,8 +618,7 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         let lock = self
             .writer
             .lock_for_write(Container::List, self.addr(), &self.frozen)?;
-        // SAFETY: the writer lock is held: only lock holders replace or retire arrays (I1).
-        let array = unsafe { &*self.array.load(Ordering::Acquire) };
+        let array = self.locked_array(&lock);
         let len = array.len.load(Ordering::Relaxed);
         if len > 0
             && item_index(i, len) == Some(len - 1)
@@ -648,8 +654,7 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         let lock = self
             .writer
             .lock_for_write(Container::List, self.addr(), &self.frozen)?;
-        // SAFETY: the writer lock is held: only lock holders replace or retire arrays (I1).
-        let array = unsafe { &*self.array.load(Ordering::Acquire) };
+        let array = self.locked_array(&lock);
         let idx = item_index(i, array.len.load(Ordering::Relaxed)).ok_or(Error::IndexOutOfRange)?;
         // `Writer::replace` without building a `Writer` (as `append` does): the version odd
         // while the slot changes, even again before the lock is released (I4); the length does
