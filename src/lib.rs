@@ -132,9 +132,10 @@ pub fn collect_garbage() {
 /// `"membarrier"` (readers pay only a compiler fence; reclaimers issue the
 /// `membarrier(PRIVATE_EXPEDITED)` system call) or `"fences"` (a full fence on both sides: no
 /// `membarrier`, or it started failing after start-up, for instance under a seccomp filter
-/// installed later; the switch is safe for readers already inside, see `reclaim`).
+/// installed later; the switch is safe for readers already inside, see `reclaim`). Answered
+/// for the calling thread's pins: a thread that has pinned reports what its own pins issue.
 pub fn reader_barrier() -> &'static str {
-    reclaim::barrier::describe()
+    reclaim::pins_describe()
 }
 
 /// Frees at once, without waiting for other threads, everything this thread (and exited

@@ -2,11 +2,12 @@
 //!
 //! A reader *pins* (announces the global epoch in its own cache-line-sized record) for the
 //! length of one operation; what it loads from a container stays allocated until it unpins.
-//! The pin of a registered thread that is not pinned yet is one thread-local load (`ready`,
-//! its record) and two thread-local stores, one load of the global epoch and one store to the
-//! thread's own record — no shared cache line is written; the unpin is as short. First pins,
-//! nested pins and the pins of an exiting thread take a slow path that keeps `depth`,
-//! `participant` and `temporary` right (see `PinState`). The store-load ordering that a
+//! The pin of a registered thread that is not pinned yet is one thread-local load and one
+//! thread-local store (`ready`: its record's address, or a mark while pinned), one load of the
+//! global epoch, one store to the thread's own record and one load of the record's barrier
+//! flag — no shared cache line is written; the unpin is as short. First pins, nested pins and
+//! the pins of an exiting thread take a slow path that keeps `depth`, `participant` and
+//! `temporary` right (see `PinState`). The store-load ordering that a
 //! classic epoch scheme buys with a full fence on every pin is bought on the *reclaiming* side
 //! instead, with `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (an IPI that serializes every
 //! CPU running this process), as liburcu and folly do. Where that syscall is unavailable
@@ -107,6 +108,11 @@ struct Participant {
     active: AtomicU64,
     /// Whether a live thread owns this record.
     owned: AtomicBool,
+    /// Whether a pin through this record needs a full fence after its announcement
+    /// ([`barrier::reader_fences`]): the process-wide barrier mode, mirrored here so that the
+    /// pin reads it from the line it has just written. Set before the switch's serializing
+    /// barrier (see `barrier::imp::degrade`).
+    fences: AtomicBool,
 }
 
 struct Global {
@@ -147,15 +153,21 @@ loom::lazy_static! {
 
 /// The per-thread state a pin touches. It has no destructor, so accessing it is a plain
 /// thread-local address computation (no registration check).
+///
+/// The thread is pinned iff `depth > 0` or `ready` is [`PINNED_FAST`] (see
+/// [`PinState::pinned`]). A pin through the fast path touches only `ready`; every other pin
+/// counts in `depth`.
 struct PinState {
     /// This thread's record, or null before the first pin (and after the thread's garbage
     /// state is destroyed).
     participant: Cell<*const Participant>,
-    /// The record, while this thread may pin by the fast path: registered (not temporary)
-    /// and not pinned. Null otherwise. The fast path is one load and one store here in place
-    /// of checking `depth`, `participant` and (at unpin) `temporary` one by one.
+    /// The record (`participant`) while this thread may pin by the fast path (registered, not
+    /// temporary, not pinned); [`PINNED_FAST`] while the outermost pin is one taken by the
+    /// fast path; [`NOT_READY`] otherwise. Records are 128-byte aligned and both marks are
+    /// odd, so bit 0 tells the first case from the others with one test, in place of
+    /// checking `depth`, `participant` and (at unpin) `temporary` one by one.
     ready: Cell<*const Participant>,
-    /// Pin nesting depth.
+    /// Live guards besides the outermost one taken by the fast path (if it was).
     depth: Cell<u32>,
     /// The record was borrowed for this pin only (thread-exit path).
     temporary: Cell<bool>,
@@ -167,17 +179,34 @@ struct PinState {
     exclusive: Cell<u32>,
 }
 
+/// `PinState::ready` of a thread that cannot pin by the fast path.
+const NOT_READY: *const Participant = std::ptr::without_provenance(1);
+/// `PinState::ready` of a thread whose outermost pin was taken by the fast path.
+const PINNED_FAST: *const Participant = std::ptr::without_provenance(3);
+
 impl PinState {
     const fn new() -> PinState {
         PinState {
             participant: Cell::new(std::ptr::null()),
-            ready: Cell::new(std::ptr::null()),
+            ready: Cell::new(NOT_READY),
             depth: Cell::new(0),
             temporary: Cell::new(false),
             pending: Cell::new(0),
             collect_at: Cell::new(COLLECT_EVERY),
             exclusive: Cell::new(0),
         }
+    }
+
+    /// Whether the outermost live guard was taken by the fast path.
+    #[inline]
+    fn pinned_fast(&self) -> bool {
+        self.ready.get() == PINNED_FAST
+    }
+
+    /// Whether this thread is pinned (inside a read session).
+    #[inline]
+    fn pinned(&self) -> bool {
+        self.depth.get() > 0 || self.pinned_fast()
     }
 }
 
@@ -208,8 +237,8 @@ impl Local {
         let _ = PIN.try_with(|s| {
             s.participant.set(participant);
             s.temporary.set(false);
-            // A pin that is registering clears it again once it has announced.
-            if s.depth.get() == 0 {
+            // A pin that is registering resets it once it has announced.
+            if !s.pinned() {
                 s.ready.set(participant);
             }
         });
@@ -260,7 +289,7 @@ impl Drop for Local {
             .try_with(|s| {
                 s.pending.set(0);
                 s.collect_at.set(COLLECT_EVERY);
-                if s.depth.get() > 0 {
+                if s.pinned() {
                     // A guard alive in another thread-local's destructor keeps the record
                     // until its outermost unpin releases it. `collect_at` 0 sends a fast
                     // guard's unpin to its cold path, which sees `temporary`.
@@ -269,7 +298,7 @@ impl Drop for Local {
                     true
                 } else {
                     s.participant.set(std::ptr::null());
-                    s.ready.set(std::ptr::null());
+                    s.ready.set(NOT_READY);
                     false
                 }
             })
@@ -297,12 +326,24 @@ fn acquire_participant() -> &'static Participant {
             return p;
         }
     }
+    // Under the participants lock: a switch to fences (which sets every record's flag under
+    // it) either comes after this and sets the flag, or came before and is read here.
     let p: &'static Participant = Box::leak(Box::new(Participant {
         active: AtomicU64::new(0),
         owned: AtomicBool::new(true),
+        fences: AtomicBool::new(barrier::reader_fences()),
     }));
     all.push(p);
     p
+}
+
+/// Sets every record's `fences` flag (the process switched to fences; see
+/// `barrier::imp::degrade`). Records created later read the mode under the same lock.
+#[cfg_attr(not(all(target_os = "linux", not(gilfree_loom))), allow(dead_code))]
+fn flag_every_record_for_fences() {
+    for p in GLOBAL.participants.lock().iter() {
+        p.fences.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The global epoch, read after a full fence: the stamp of a bag sealed now.
@@ -322,13 +363,13 @@ pub(crate) struct Guard {
 pub(crate) fn pin() -> Guard {
     PIN.with(|s| {
         let p = s.ready.get();
-        if p.is_null() {
-            pin_slow(s);
-        } else {
-            s.ready.set(std::ptr::null());
-            s.depth.set(1);
-            // SAFETY: a non-null record pointer is a leaked `&'static Participant`.
+        if p.addr() & 1 == 0 {
+            // Registered and not pinned.
+            s.ready.set(PINNED_FAST);
+            // SAFETY: an even `ready` is the thread's record, a leaked `&'static Participant`.
             announce(unsafe { &*p });
+        } else {
+            pin_slow(s);
         }
     });
     Guard {
@@ -341,17 +382,21 @@ pub(crate) fn pin() -> Guard {
 #[inline(never)]
 fn pin_slow(s: &PinState) {
     let depth = s.depth.get();
-    if depth == 0 {
+    if depth == 0 && !s.pinned_fast() {
         let mut p = s.participant.get();
         if p.is_null() {
             p = register(s);
         }
-        // Registration may have set it (`Local::new`): this thread is pinned now.
-        s.ready.set(std::ptr::null());
+        // Registration may have set it (`Local::new`): this pin is not a fast one.
+        s.ready.set(NOT_READY);
         // SAFETY: a non-null record pointer is a leaked `&'static Participant`.
         announce(unsafe { &*p });
     }
-    s.depth.set(depth + 1);
+    s.depth.set(
+        depth
+            .checked_add(1)
+            .expect("read sessions nested 2^32 deep"),
+    );
 }
 
 /// First pin of a thread (or a pin during thread exit): finds this thread's record.
@@ -380,8 +425,8 @@ fn announce(p: &Participant) {
     p.active
         .store(GLOBAL.epoch.load(Ordering::Acquire), Ordering::Relaxed);
     // Orders the announcement before this thread's next loads of shared pointers (together
-    // with the heavy barrier on the reclaiming side).
-    barrier::light();
+    // with the heavy barrier on the reclaiming side). The flag is loaded after the store.
+    barrier::light_for(&p.fences);
 }
 
 impl Guard {
@@ -389,7 +434,13 @@ impl Guard {
     /// reference obtained under the guard must not be used afterwards.
     pub(crate) fn repin(&mut self) {
         PIN.with(|s| {
-            if s.depth.get() == 1 {
+            // Only when this is the one live guard.
+            let alone = match s.depth.get() {
+                0 => true, // pinned by the fast path, nothing nested
+                1 => !s.pinned_fast(),
+                _ => false,
+            };
+            if alone {
                 // SAFETY: pinned, so the record pointer is set.
                 let p = unsafe { &*s.participant.get() };
                 p.active.store(0, Ordering::Release);
@@ -403,29 +454,46 @@ impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
         let collect_now = PIN.with(|s| {
-            let depth = s.depth.get();
-            // Guards may drop in any order: the last one (depth 1) unpins.
-            if depth != 1 {
-                s.depth.set(depth - 1);
-                return false;
+            // Guards may drop in any order: the last one unpins. With `depth` 0 the last one
+            // is the fast path's.
+            if s.depth.get() != 0 {
+                return unpin_slow(s);
             }
-            s.depth.set(0);
             // SAFETY: pinned, so the record pointer is set (a leaked `&'static Participant`).
-            let p = unsafe { &*s.participant.get() };
-            // Release: every read made under the guard happens-before a reclaimer that sees
-            // this thread unpinned.
-            p.active.store(0, Ordering::Release);
-            if s.pending.get() >= s.collect_at.get() {
-                unpin_due(s, p)
-            } else {
-                s.ready.set(p);
-                false
-            }
+            unpin(s, unsafe { &*s.participant.get() })
         });
         if collect_now {
             collect();
         }
     }
+}
+
+/// The outermost unpin, through record `p`: whether to collect now.
+#[inline(always)]
+fn unpin(s: &PinState, p: &'static Participant) -> bool {
+    // Release: every read made under the guard happens-before a reclaimer that sees this
+    // thread unpinned.
+    p.active.store(0, Ordering::Release);
+    if s.pending.get() >= s.collect_at.get() {
+        unpin_due(s, p)
+    } else {
+        s.ready.set(p);
+        false
+    }
+}
+
+/// The drop of a guard counted in `depth`: a nested one, or the last of a pin taken by the
+/// slow path.
+#[cold]
+#[inline(never)]
+fn unpin_slow(s: &PinState) -> bool {
+    let depth = s.depth.get();
+    s.depth.set(depth - 1);
+    if depth > 1 || s.pinned_fast() {
+        return false;
+    }
+    // SAFETY: pinned, so the record pointer is set (a leaked `&'static Participant`).
+    unpin(s, unsafe { &*s.participant.get() })
 }
 
 /// The end of an unpin when garbage is due, or when the record is borrowed (`temporary`: the
@@ -436,6 +504,7 @@ impl Drop for Guard {
 fn unpin_due(s: &PinState, p: &'static Participant) -> bool {
     if s.temporary.get() {
         s.participant.set(std::ptr::null());
+        s.ready.set(NOT_READY);
         s.temporary.set(false);
         s.collect_at.set(COLLECT_EVERY);
         p.owned.store(false, Ordering::Release);
@@ -485,7 +554,7 @@ impl Drop for ExclusiveGuard {
 /// readers on other threads) and not pinned (no read session of this thread can hold it).
 #[inline]
 pub(crate) fn exclusive_now() -> bool {
-    PIN.try_with(|s| s.exclusive.get() != 0 && s.depth.get() == 0)
+    PIN.try_with(|s| s.exclusive.get() != 0 && !s.pinned())
         .unwrap_or(false)
 }
 
@@ -518,7 +587,25 @@ pub(crate) fn may_take_back<V: crate::storage::Storable>() -> bool {
 
 /// Whether the current thread is pinned (it is inside a read session).
 pub(crate) fn is_pinned() -> bool {
-    PIN.try_with(|s| s.depth.get() > 0).unwrap_or(false)
+    PIN.try_with(PinState::pinned).unwrap_or(false)
+}
+
+/// Which barrier this thread's pins issue after their announcement: its record's flag once the
+/// thread has registered, the process's mode before that.
+pub(crate) fn pins_describe() -> &'static str {
+    let flag = PIN
+        .try_with(|s| {
+            let p = s.participant.get();
+            // SAFETY: a non-null record pointer is a leaked `&'static Participant`.
+            (!p.is_null()).then(|| unsafe { &*p }.fences.load(Ordering::Relaxed))
+        })
+        .ok()
+        .flatten();
+    match flag {
+        Some(true) if cfg!(not(gilfree_loom)) => "fences",
+        Some(false) if cfg!(not(gilfree_loom)) => "membarrier",
+        _ => barrier::describe(),
+    }
 }
 
 /// Frees the object that `word` and `drop` describe once no thread pinned now can still see
@@ -568,7 +655,7 @@ pub(crate) fn after_write() {
     // Under loom, only explicit quiescent points collect (see `barrier`).
     let due = !cfg!(gilfree_loom)
         && PIN
-            .try_with(|s| s.depth.get() == 0 && s.pending.get() >= s.collect_at.get())
+            .try_with(|s| s.pending.get() >= s.collect_at.get() && !s.pinned())
             .unwrap_or(false);
     if due {
         collect();
@@ -695,7 +782,7 @@ fn try_advance() {
 pub(crate) mod barrier {
     #[cfg(all(target_os = "linux", not(gilfree_loom)))]
     mod imp {
-        use std::sync::atomic::{compiler_fence, fence, AtomicU8, Ordering};
+        use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU8, Ordering};
 
         const CMD_QUERY: libc::c_int = 0;
         const CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
@@ -753,6 +840,23 @@ pub(crate) mod barrier {
             }
         }
 
+        /// [`light`] for a pin, with the mirror of the mode in the pinning thread's record
+        /// (`fences`, loaded after the announcement was stored: see [`degrade`]).
+        #[inline(always)]
+        pub(crate) fn light_for(fences: &AtomicBool) {
+            if fences.load(Ordering::Relaxed) {
+                fence(Ordering::SeqCst);
+            } else {
+                compiler_fence(Ordering::SeqCst);
+            }
+        }
+
+        /// Whether readers must issue full fences (the value a new record's `fences` starts
+        /// with; decides the mode if it is not decided yet).
+        pub(crate) fn reader_fences() -> bool {
+            mode() != 1
+        }
+
         #[cold]
         #[inline(never)]
         fn light_slow() {
@@ -785,6 +889,10 @@ pub(crate) mod barrier {
         fn degrade() {
             let errno = std::io::Error::last_os_error();
             let first = MODE.swap(2, Ordering::SeqCst) == 1;
+            // Pins read the mode from their records: flag them all before the shootdown, so a
+            // pin that read its flag clear had stored its announcement before it (and the
+            // shootdown makes that store visible).
+            super::super::flag_every_record_for_fences();
             if !serialize_by_tlb_shootdown() {
                 eprintln!(
                     "gilfree: membarrier failed after registration ({errno}) and this platform \
@@ -858,11 +966,20 @@ pub(crate) mod barrier {
 
     #[cfg(all(not(target_os = "linux"), not(gilfree_loom)))]
     mod imp {
-        use crate::sync::{fence, Ordering};
+        use crate::sync::{fence, AtomicBool, Ordering};
 
         #[inline]
         pub(crate) fn light() {
             fence(Ordering::SeqCst);
+        }
+
+        #[inline]
+        pub(crate) fn light_for(_fences: &AtomicBool) {
+            fence(Ordering::SeqCst);
+        }
+
+        pub(crate) fn reader_fences() -> bool {
+            true
         }
 
         pub(crate) fn heavy() {
@@ -881,10 +998,17 @@ pub(crate) mod barrier {
     /// joined (writers' automatic collections are skipped), which needs no reader ordering.
     #[cfg(gilfree_loom)]
     mod imp {
-        use crate::sync::{fence, Ordering};
+        use crate::sync::{fence, AtomicBool, Ordering};
 
         #[inline]
         pub(crate) fn light() {}
+
+        #[inline]
+        pub(crate) fn light_for(_fences: &AtomicBool) {}
+
+        pub(crate) fn reader_fences() -> bool {
+            false
+        }
 
         pub(crate) fn heavy() {
             fence(Ordering::SeqCst);
@@ -895,7 +1019,7 @@ pub(crate) mod barrier {
         }
     }
 
-    pub(crate) use imp::{describe, heavy, light};
+    pub(crate) use imp::{describe, heavy, light, light_for, reader_fences};
 }
 
 #[cfg(all(test, not(gilfree_loom)))]
@@ -907,8 +1031,10 @@ mod tests {
         PIN.with(|s| {
             (
                 s.participant.get().is_null(),
-                s.ready.get().is_null(),
-                s.depth.get(),
+                // Not ready for the fast path.
+                s.ready.get().addr() & 1 == 1,
+                // Live guards.
+                s.depth.get() + u32::from(s.pinned_fast()),
                 s.temporary.get(),
             )
         })
@@ -956,6 +1082,40 @@ mod tests {
             let _guard = pin();
             assert_eq!(state(), (false, true, 1, false));
             assert_ne!(active(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A pin nested in one taken by the fast path keeps the outer announcement: announcing
+    /// the newer epoch would let the epoch pass what the outer guard loaded.
+    #[test]
+    fn a_nested_pin_keeps_the_outer_announcement() {
+        std::thread::spawn(|| {
+            drop(pin()); // registers
+            let outer = pin();
+            assert_eq!(state(), (false, true, 1, false), "pinned by the fast path");
+            let announced = active();
+            // Move the epoch past the announcement (other tests' pins may hold it a moment).
+            for _ in 0..10_000 {
+                collect_now();
+                if GLOBAL.epoch.load(SeqCst) > announced {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            assert!(
+                GLOBAL.epoch.load(SeqCst) > announced,
+                "the epoch never moved"
+            );
+            let inner = pin();
+            assert_eq!(state(), (false, true, 2, false));
+            assert_eq!(active(), announced, "a nested pin announced again");
+            drop(outer);
+            assert_eq!(active(), announced, "unpinned under a live guard");
+            drop(inner);
+            assert_eq!(state(), (false, false, 0, false));
+            assert_eq!(active(), 0);
         })
         .join()
         .unwrap();

@@ -135,7 +135,8 @@ fn child() {
                         reads += 1;
                     }
                 }
-                reads
+                // This thread's record predates the switch: its pins must have learnt it.
+                (reads, gilfree::reader_barrier())
             })
         })
         .collect();
@@ -158,7 +159,15 @@ fn child() {
     churn(2_000, 1 << 40);
     assert_eq!(gilfree::reader_barrier(), "fences");
     stop.store(true, SeqCst);
-    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    let mut reads = 0;
+    for r in readers {
+        let (n, barrier) = r.join().unwrap();
+        assert_eq!(
+            barrier, "fences",
+            "a reader registered before the switch still pins without a fence"
+        );
+        reads += n;
+    }
     assert!(reads > 0);
     println!("CHILD OK ({reads} reads)");
 }
