@@ -393,6 +393,19 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         unsafe { &*self.array.load(Ordering::Acquire) }
     }
 
+    /// Runs `stores` (a mutation made in place, without a `Writer`) with the version odd, and
+    /// makes it even again before returning, with `lock` (this list's writer lock) held
+    /// throughout (I4). `stores` must publish through Release stores, which order the odd
+    /// store before them.
+    #[inline(always)]
+    fn in_place<R>(&self, _lock: &BiasGuard<'_>, stores: impl FnOnce() -> R) -> R {
+        let version = self.version.load(Ordering::Relaxed);
+        self.version.store(version + 1, Ordering::Relaxed);
+        let out = stores();
+        self.version.store(version + 2, Ordering::Release);
+        out
+    }
+
     /// The write section of a lock just taken with `lock_for_write`.
     #[inline(always)]
     fn writer_holding<'g>(&'g self, lock: BiasGuard<'g>) -> Writer<'g, T> {
@@ -555,13 +568,12 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         if len < array.cap() {
             // `Writer::push` without building a `Writer` (7.9 -> 5.8 ns an append): there is
             // room in the current array, so nothing is unlinked or retired. The same stores,
-            // in the same order (I2, I4), the version even again before the lock is released.
-            let version = self.version.load(Ordering::Relaxed);
-            self.version.store(version + 1, Ordering::Relaxed);
-            array.slots[len].store(T::Storage::into_word(x), Ordering::Release);
-            array.len.store(len + 1, Ordering::Release);
-            self.len.store(len + 1, Ordering::Release);
-            self.version.store(version + 2, Ordering::Release);
+            // in the same order (I2, I4).
+            self.in_place(&lock, || {
+                array.slots[len].store(T::Storage::into_word(x), Ordering::Release);
+                array.len.store(len + 1, Ordering::Release);
+                self.len.store(len + 1, Ordering::Release);
+            });
             drop(lock);
             reclaim::after_write();
             return Ok(());
@@ -627,14 +639,13 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         {
             // `Writer::take` and `release` of the last item without building a `Writer`
             // (as `append` does): nothing shifts, nothing is retired, and the item goes back
-            // to the caller. The same stores, in the same order (I2, I4), the version even
-            // again before the lock is released.
-            let version = self.version.load(Ordering::Relaxed);
-            self.version.store(version + 1, Ordering::Relaxed);
-            let word = array.slots[len - 1].load(Ordering::Relaxed);
-            array.len.store(len - 1, Ordering::Release);
-            self.len.store(len - 1, Ordering::Release);
-            self.version.store(version + 2, Ordering::Release);
+            // to the caller. The same stores, in the same order (I2, I4).
+            let word = self.in_place(&lock, || {
+                let word = array.slots[len - 1].load(Ordering::Relaxed);
+                array.len.store(len - 1, Ordering::Release);
+                self.len.store(len - 1, Ordering::Release);
+                word
+            });
             drop(lock);
             reclaim::after_write();
             // SAFETY: the word is unlinked (no slot below `len - 1` names it, I2) and moved out
@@ -657,14 +668,14 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
         let array = self.locked_array(&lock);
         let idx = item_index(i, array.len.load(Ordering::Relaxed)).ok_or(Error::IndexOutOfRange)?;
         // `Writer::replace` without building a `Writer` (as `append` does): the version odd
-        // while the slot changes, even again before the lock is released (I4); the length does
-        // not change. Only lock holders store slots, so a load and a store suffice.
-        let version = self.version.load(Ordering::Relaxed);
-        self.version.store(version + 1, Ordering::Relaxed);
+        // while the slot changes (I4); the length does not change. Only lock holders store
+        // slots, so a load and a store suffice.
         let slot = &array.slots[idx];
-        let old = slot.load(Ordering::Relaxed);
-        slot.store(word.into_inner(), Ordering::Release);
-        self.version.store(version + 2, Ordering::Release);
+        let old = self.in_place(&lock, || {
+            let old = slot.load(Ordering::Relaxed);
+            slot.store(word.into_inner(), Ordering::Release);
+            old
+        });
         drop(lock);
         // SAFETY: `old` is unlinked (its slot holds the new word, I2) and either moved out
         // here, once, or retired once below.
