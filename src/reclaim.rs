@@ -203,6 +203,12 @@ impl PinState {
         self.ready.get() == PINNED_FAST
     }
 
+    /// Live guards of this thread.
+    #[inline]
+    fn guards(&self) -> u64 {
+        u64::from(self.depth.get()) + u64::from(self.pinned_fast())
+    }
+
     /// Whether this thread is pinned (inside a read session).
     #[inline]
     fn pinned(&self) -> bool {
@@ -435,12 +441,7 @@ impl Guard {
     pub(crate) fn repin(&mut self) {
         PIN.with(|s| {
             // Only when this is the one live guard.
-            let alone = match s.depth.get() {
-                0 => true, // pinned by the fast path, nothing nested
-                1 => !s.pinned_fast(),
-                _ => false,
-            };
-            if alone {
+            if s.guards() == 1 {
                 // SAFETY: pinned, so the record pointer is set.
                 let p = unsafe { &*s.participant.get() };
                 p.active.store(0, Ordering::Release);
@@ -1027,14 +1028,13 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    fn state() -> (bool, bool, u32, bool) {
+    fn state() -> (bool, bool, u64, bool) {
         PIN.with(|s| {
             (
                 s.participant.get().is_null(),
                 // Not ready for the fast path.
                 s.ready.get().addr() & 1 == 1,
-                // Live guards.
-                s.depth.get() + u32::from(s.pinned_fast()),
+                s.guards(),
                 s.temporary.get(),
             )
         })
@@ -1168,10 +1168,10 @@ mod tests {
         type Seen = (
             bool,
             bool,
-            (bool, bool, u32, bool),
+            (bool, bool, u64, bool),
             bool,
             bool,
-            (bool, bool, u32, bool),
+            (bool, bool, u64, bool),
         );
         static SEEN: Mutex<Option<Seen>> = parking_lot::const_mutex(None);
         struct Holder(std::cell::RefCell<Option<Guard>>);

@@ -377,12 +377,16 @@ derived_list_api!(GilFreeList, + Storable + Send + Sync + 'static);
 
 impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Takes the writer lock for a mutation: refuses re-entry and frozen targets.
+    #[inline(always)]
+    fn lock<E>(&self) -> Result<BiasGuard<'_>, Error<E>> {
+        self.writer
+            .lock_for_write(Container::List, self.addr(), &self.frozen)
+    }
+
+    /// A write section (the writer lock, see [`lock`](Self::lock)).
     #[inline]
     fn write<E>(&self) -> Result<Writer<'_, T>, Error<E>> {
-        let lock = self
-            .writer
-            .lock_for_write(Container::List, self.addr(), &self.frozen)?;
-        Ok(self.writer_holding(lock))
+        Ok(self.writer_holding(self.lock()?))
     }
 
     /// The current array, for as long as `lock` (this list's writer lock) is borrowed.
@@ -560,9 +564,7 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Python's `append(x)`.
     #[inline]
     pub fn append(&self, x: T) -> Result<(), Error> {
-        let lock = self
-            .writer
-            .lock_for_write(Container::List, self.addr(), &self.frozen)?;
+        let lock = self.lock()?;
         let array = self.locked_array(&lock);
         let len = array.len.load(Ordering::Relaxed);
         if len < array.cap() {
@@ -627,9 +629,7 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     /// Python's `pop(i)`: removes and returns (a clone of) the item at `i`.
     /// [`Error::Empty`] on an empty list, [`Error::IndexOutOfRange`] for a bad index.
     pub fn pop_at(&self, i: isize) -> Result<T, Error> {
-        let lock = self
-            .writer
-            .lock_for_write(Container::List, self.addr(), &self.frozen)?;
+        let lock = self.lock()?;
         let array = self.locked_array(&lock);
         let len = array.len.load(Ordering::Relaxed);
         if len > 0
@@ -662,9 +662,7 @@ impl<T: Storable + Clone + Send + Sync + 'static> GilFreeList<T> {
     pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
         // Declared before the lock, so that on an error the item drops after the lock does.
         let word = Word::new(x);
-        let lock = self
-            .writer
-            .lock_for_write(Container::List, self.addr(), &self.frozen)?;
+        let lock = self.lock()?;
         let array = self.locked_array(&lock);
         let idx = item_index(i, array.len.load(Ordering::Relaxed)).ok_or(Error::IndexOutOfRange)?;
         // `Writer::replace` without building a `Writer` (as `append` does): the version odd
