@@ -886,14 +886,12 @@ impl<'a, K: 'a, V: Storable + 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
         // SAFETY (the bucket): a bucket number from the control bytes is below
         // `groups * GROUP == buckets.len()`.
         let bucket = |b: usize| unsafe { self.buckets.get_unchecked(b) };
-        // SAFETY: frozen (`DictStore::frozen`'s contract): nobody writes the control words.
-        let found = unsafe {
-            self.ctrl.find_frozen(tag32(hash), |b| {
-                // SAFETY: a full bucket's key was written before its control byte was
-                // published (T2); frozen: it is dropped only with the store, after `'a`.
-                is_key(bucket(b).key.get())
-            })
-        }?;
+        let found = self.ctrl.find_where(tag32(hash), Ordering::Relaxed, |b| {
+            // SAFETY: a full bucket's key was written before its control byte was published
+            // (T2); frozen (`DictStore::frozen`'s contract): it is dropped only with the
+            // store, after `'a`.
+            is_key(unsafe { bucket(b).key.get() })
+        })?;
         // SAFETY: frozen: nobody writes the word or drops its value during `'a`.
         Ok(found.map(|b| unsafe { V::Storage::frozen(&bucket(b).value) }))
     }

@@ -250,17 +250,7 @@ impl CtrlView<'_> {
     }
 
     /// [`find`](Self::find) where every candidate is judged without script code (a frozen
-    /// table): the bucket whose key `is_key` accepts, if any. (The portable form of
-    /// [`find_frozen`](Self::find_frozen), and its model in the tests.)
-    #[cfg_attr(
-        all(
-            target_arch = "x86_64",
-            target_feature = "sse2",
-            not(gilfree_loom),
-            not(test)
-        ),
-        allow(dead_code)
-    )]
+    /// table): the bucket whose key `is_key` accepts, if any.
     #[inline(always)]
     pub(crate) fn find_where<E>(
         self,
@@ -279,93 +269,6 @@ impl CtrlView<'_> {
             Found::At(b) => Some(b),
             Found::Absent | Found::Unsure => None,
         })
-    }
-}
-
-impl CtrlView<'_> {
-    /// [`find_where`](Self::find_where) for a table that nobody writes any more (a frozen
-    /// view, which may read the control words with plain loads): on x86-64 each step tests
-    /// two groups at once, sixteen control bytes with one unaligned SSE2 load and compare, as
-    /// hashbrown's groups do, so a chain that spills into the next group costs no second
-    /// step. It visits the same candidates in the same order as the group-by-group walk: the
-    /// second group of a step counts only when the first has no empty bucket, since a chain
-    /// ends at its first group with one (and a group that has an empty bucket always had one:
-    /// no key that passed it went further). The last group is tested alone, then the chain
-    /// goes on at the first.
-    ///
-    /// # Safety
-    /// No thread writes these control words while the call runs (the table is frozen, and
-    /// the caller observed that with Acquire).
-    #[inline(always)]
-    pub(crate) unsafe fn find_frozen<E>(
-        self,
-        tag: u32,
-        mut is_key: impl FnMut(usize) -> Result<bool, E>,
-    ) -> Result<Option<usize>, E> {
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(gilfree_loom)))]
-        {
-            let want = ctrl_byte(tag);
-            let groups = self.groups();
-            let mut group = self.start(tag);
-            loop {
-                let (mut hits, empty) = if group + 1 < groups {
-                    // SAFETY: words `group` and `group + 1` are in the array; nobody writes
-                    // them (the caller's contract), so a plain 16-byte load reads both.
-                    let (hits, empty) =
-                        unsafe { matching_pair(self.words.as_ptr().add(group), want) };
-                    if empty & 0xFF != 0 {
-                        (hits & 0xFF, empty)
-                    } else {
-                        (hits, empty)
-                    }
-                } else {
-                    // The last group alone: the chain goes on at the first.
-                    let ctrl = self.words[group].load(Ordering::Relaxed);
-                    (matching_sse2(ctrl, want), matching_sse2(ctrl, 0))
-                };
-                while hits != 0 {
-                    let bucket = group * GROUP + hits.trailing_zeros() as usize;
-                    hits &= hits - 1;
-                    if is_key(bucket)? {
-                        return Ok(Some(bucket));
-                    }
-                }
-                if empty != 0 {
-                    return Ok(None);
-                }
-                group += if group + 1 < groups { 2 } else { 1 };
-                if group >= groups {
-                    group -= groups;
-                }
-            }
-        }
-        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2", not(gilfree_loom))))]
-        self.find_where(tag, Ordering::Relaxed, is_key)
-    }
-}
-
-/// The buckets of the two groups at `words` whose control byte is `byte`, and their empty
-/// buckets: bit `i` for bucket `i` of the first group, bit `8 + i` for the second.
-///
-/// # Safety
-/// `words` and the word after it are readable, and nobody writes them during the call.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(gilfree_loom)))]
-#[inline(always)]
-unsafe fn matching_pair(words: *const AtomicU64, byte: u64) -> (u64, u64) {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-        _mm_setzero_si128,
-    };
-    // SAFETY: the caller's contract: sixteen readable bytes that no thread writes; SSE2 is
-    // enabled for this target.
-    unsafe {
-        let ctrl = _mm_loadu_si128(words.cast::<__m128i>());
-        let hits = _mm_movemask_epi8(_mm_cmpeq_epi8(ctrl, _mm_set1_epi8(byte as u8 as i8)));
-        let empty = _mm_movemask_epi8(_mm_cmpeq_epi8(ctrl, _mm_setzero_si128()));
-        (
-            u64::from(hits as u32 & 0xFFFF),
-            u64::from(empty as u32 & 0xFFFF),
-        )
     }
 }
 
@@ -627,70 +530,6 @@ mod tests {
                     hits.lowest().min(GROUP),
                     want.first().copied().unwrap_or(GROUP)
                 );
-            }
-        }
-    }
-
-    /// The two-group frozen walk against the group-by-group one, over tables filled and
-    /// emptied at random (with and without bucket reuse, with long chains that wrap around the
-    /// last group): the same candidates in the same order, and the same answer.
-    #[test]
-    fn frozen_walk_visits_what_the_group_walk_visits() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for round in 0..400 {
-            let groups = 2 + (round % 7);
-            let c = Ctrl::new(groups * GROUP);
-            let reuse = round % 2 == 0;
-            // Few distinct tags (so chains collide and spill), aimed at the last groups half
-            // of the time (so they wrap around).
-            let tag_of = |r: u64| -> u32 {
-                let low = (r % 5) as u32;
-                if r & 8 != 0 {
-                    0xF000_0000 | low
-                } else {
-                    (r >> 32) as u32 & 0xFFFF_FF00 | low
-                }
-            };
-            let mut full: Vec<(usize, u32)> = Vec::new();
-            // At most 3/4 of the buckets in use or deleted (T2's bound): chains end.
-            for _ in 0..groups * GROUP * 3 / 4 {
-                let r = next();
-                if r % 3 == 0 && !full.is_empty() {
-                    let (b, _) = full.swap_remove((r as usize / 3) % full.len());
-                    c.vacate(b, reuse, Ordering::Relaxed);
-                } else {
-                    let tag = tag_of(r);
-                    let b = c.free_bucket(tag, reuse);
-                    c.occupy(b, tag, Ordering::Relaxed);
-                    full.push((b, tag));
-                }
-            }
-            for probe in 0..64u64 {
-                let tag = tag_of(next() ^ probe);
-                let target = full.iter().find(|&&(_, t)| t == tag).map(|&(b, _)| b);
-                for wanted in [target, None] {
-                    let (mut slow, mut fast) = (Vec::new(), Vec::new());
-                    let by_groups = c.view().find_where(tag, Ordering::Relaxed, |b| {
-                        slow.push(b);
-                        Ok::<_, ()>(Some(b) == wanted)
-                    });
-                    // SAFETY: nothing writes `c` during the call.
-                    let by_pairs = unsafe {
-                        c.view().find_frozen(tag, |b| {
-                            fast.push(b);
-                            Ok::<_, ()>(Some(b) == wanted)
-                        })
-                    };
-                    assert_eq!(by_pairs, by_groups, "round {round}, tag {tag:#x}");
-                    assert_eq!(fast, slow, "round {round}, tag {tag:#x}");
-                    assert_eq!(by_groups, Ok(wanted));
-                }
             }
         }
     }

@@ -725,8 +725,9 @@ impl<'a, K: 'a, V: 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
         // bucket the control bytes call full is initialized (`Compact::buckets`); frozen:
         // nothing writes or drops it during `'a`.
         let entry = |b: usize| unsafe { self.buckets.get_unchecked(b).assume_init_ref() };
-        // SAFETY: frozen (`DictStore::frozen`'s contract): nobody writes the control words.
-        let found = unsafe { self.ctrl.find_frozen(tag32(hash), |b| is_key(&entry(b).0)) }?;
+        let found = self
+            .ctrl
+            .find_where(tag32(hash), Ordering::Relaxed, |b| is_key(&entry(b).0))?;
         Ok(found.map(|b| &entry(b).1))
     }
 
