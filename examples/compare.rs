@@ -74,7 +74,9 @@ USAGE: cargo run --release --example compare -- [FLAGS]
                       the number of cores)
   --max-threads N     the default list, up to N instead of the number of cores
   --duration-ms MS    wall time of each measurement (default 250; use 1000+ for steadier numbers)
-  --repeat N          report the best of N measurements per cell (default 1)
+  --repeat N          run the suites N times over (rounds) and report each cell's best
+                      (default 1); each multi-thread cell also records the cross-thread
+                      round trip around its kept measurement (marked * when slow)
   --cap-log2 K        dict/list capacity 2^K; prefill is 75% of it (default 20)
   --only LIST         only contenders whose name contains one of these (the limits always run)
   --csv FILE          write every measurement as CSV
@@ -223,7 +225,7 @@ fn main() -> ExitCode {
     }
     let machine = machine();
     let settings = format!(
-        "suites {}; threads {:?}; {} ms per measurement, best of {}; capacity 2^{}{}{}",
+        "suites {}; threads {:?}; {} ms per measurement, best of {} rounds; capacity 2^{}{}{}",
         args.suites.join(","),
         s.threads,
         s.duration.as_millis(),
@@ -253,16 +255,35 @@ fn main() -> ExitCode {
         if !args.suites.iter().any(|x| x == suite) {
             continue;
         }
-        let done = match suite {
-            "dict" => dicts::run(s, &workloads),
-            "list" => lists::run(s, &workloads),
-            "refcount" => refcount::run(s),
-            "memory" => {
-                print!("{}", memory::run());
-                Vec::new()
+        if suite == "memory" {
+            // An allocation count: the same in every round.
+            print!("{}", memory::run());
+            continue;
+        }
+        let mut done: Vec<Group> = Vec::new();
+        for round in 1..=s.repeat {
+            if s.repeat > 1 {
+                eprintln!("{suite}: round {round} of {}", s.repeat);
             }
-            _ => gil::run(s),
-        };
+            let measured = match suite {
+                "dict" => dicts::run(s, &workloads),
+                "list" => lists::run(s, &workloads),
+                "refcount" => refcount::run(s),
+                _ => gil::run(s),
+            };
+            for g in measured {
+                match done
+                    .iter_mut()
+                    .find(|d| d.suite == g.suite && d.workload == g.workload)
+                {
+                    Some(d) => d.merge(g),
+                    None => done.push(g),
+                }
+            }
+        }
+        for g in &mut done {
+            g.settle();
+        }
         for g in &done {
             print!("{}", g.table());
         }
@@ -305,7 +326,7 @@ fn main() -> ExitCode {
         };
         for (path, of) in charts {
             let title = format!(
-                "gilfree compare: {machine}; {} ms per point, best of {}",
+                "gilfree compare: {machine}; {} ms per point, best of {} rounds",
                 s.duration.as_millis(),
                 s.repeat
             );

@@ -10,9 +10,13 @@ the median meets the target.
 Each run is one invocation of the compare binary (dict, list and gil suites at 1 and 2
 threads, 2^16 capacity; the list read target at 2^20 items in a second invocation), so
 every ratio compares contenders measured in the same run. Within a run each cell is the best
-of `--repeat` measurements (3 by default; every contender alike, each measurement on a fresh,
-prefilled container), which filters out the moments this shared machine gives to others. The memory suite is deterministic
-(an allocation count) and runs once.
+of `--repeat` rounds (3 by default): the suites run that many times over, one measurement of
+every cell per round on a fresh, prefilled container, so each contender's measurements are
+spread over the run and get the same chance at the machine's better moments. Each 2-thread
+figure comes with the cross-thread round trip probed before its kept measurement (about 30-70
+ns when the two threads share a cache, about 300 ns when they do not; a ratio between cells in
+different states says little). The memory suite is deterministic (an allocation count) and
+runs once.
 """
 
 import argparse
@@ -36,12 +40,22 @@ def load(csv_path):
     rows = {}
     with open(csv_path) as f:
         for r in csv.DictReader(f):
-            rows[(r["suite"], r["workload"], r["contender"], int(r["threads"]))] = float(r["mops"])
+            trip = r.get("round_trip_ns") or None  # absent in runs before the probe existed
+            rows[(r["suite"], r["workload"], r["contender"], int(r["threads"]))] = (
+                float(r["mops"]), trip and float(trip))
     return rows
 
 
 def mops(rows, suite, workload, contender, threads):
-    return rows[(suite, workload, contender, threads)]
+    return rows[(suite, workload, contender, threads)][0]
+
+
+def trips(rows, suite, workload, contenders, threads):
+    """The cross-thread round trips probed before the kept measurements, as text."""
+    got = [rows[(suite, workload, c, threads)][1] for c in contenders]
+    if threads < 2 or any(t is None for t in got):
+        return ""
+    return " · round trip " + " / ".join(f"{t:.0f}" for t in got) + " ns"
 
 
 def best(rows, suite, workload, contenders, threads):
@@ -58,14 +72,14 @@ def targets():
             rows = lst if big else main
             a = mops(rows, suite, workload, ours, threads)
             b = mops(rows, suite, workload, theirs, threads)
-            return a / b, f"{a:.1f} / {b:.1f} Mops/s"
+            return a / b, f"{a:.1f} / {b:.1f} Mops/s" + trips(rows, suite, workload, [ours, theirs], threads)
         return f
 
     def vs_best_peer(ours, threads):
         def f(main, lst):
             a = mops(main, "dict", "read-only", ours, threads)
             b, who = best(main, "dict", "read-only", ["papaya", "scc::HashIndex"], threads)
-            return a / b, f"{a:.1f} / {b:.1f} ({who})"
+            return a / b, f"{a:.1f} / {b:.1f} ({who})" + trips(main, "dict", "read-only", [ours, who], threads)
         return f
 
     out.append(("GilFreeDict get, 1 thread, vs std HashMap (frozen, through &)", 0.67,
@@ -104,7 +118,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench-results", "targets"))
     ap.add_argument("--reuse", help="directory of earlier runs to recompute from")
     ap.add_argument("--duration-ms", default="300")
-    ap.add_argument("--repeat", default="3", help="best of N measurements per cell")
+    ap.add_argument("--repeat", default="3", help="rounds: best of N measurements per cell, one per round")
     a = ap.parse_args()
     out_dir = a.reuse or a.out
     os.makedirs(out_dir, exist_ok=True)

@@ -394,7 +394,7 @@ fn mutating<M: Map>(
         }
         let per_thread = (s.cap() as f64 * w.prefill) as u64 / t as u64;
         let space = (s.cap() / t as u64).next_power_of_two().max(8);
-        let r = harness::best(s.repeat, || {
+        let r = {
             let m = make();
             for th in 0..t {
                 for i in 0..per_thread {
@@ -404,7 +404,7 @@ fn mutating<M: Map>(
             harness::run(t, s.duration, |th, stop| {
                 mix_loop(&m, &ops, th, per_thread, space, stop)
             })
-        });
+        };
         g.push(name, ours, t, r);
     }
 }
@@ -413,14 +413,14 @@ fn mutating<M: Map>(
 fn read_only<R: Reader>(s: &Settings, g: &mut Group, name: &str, ours: bool, r: &R) {
     let space = s.cap().max(8);
     for &t in &s.threads {
-        let m = harness::best(s.repeat, || {
+        let m = {
             harness::run(t, s.duration, |th, stop| {
                 let mut find = Lcg::new(space, th as u64 + 1);
                 until_stopped(stop, || {
                     black_box(r.get(key(0, find.next())));
                 })
             })
-        });
+        };
         g.push(name, ours, t, m);
     }
 }
@@ -440,12 +440,10 @@ pub fn run(s: &Settings, workloads: &[Workload]) -> Vec<Group> {
         if w.insert + w.remove + w.update == 0 {
             let mut g = Group::new("dict", w.name, about, "std HashMap frozen");
             run_read_only(s, &mut g);
-            g.settle();
             groups.push(g);
         } else {
             let mut g = Group::new("dict", w.name, about, "std HashMap");
             run_mutating(s, &mut g, w);
-            g.settle();
             groups.push(g);
         }
     }

@@ -210,7 +210,7 @@ where
         if t > 1 && !multi {
             continue;
         }
-        let m = harness::best(s.repeat, || harness::run(t, s.duration, &body));
+        let m = harness::run(t, s.duration, &body);
         g.push(name, ours, t, m);
     }
 }
@@ -376,6 +376,5 @@ fn variant(s: &Settings, lists: Lists) -> Group {
             script(stop, t, &names, appends, o)
         },
     );
-    g.settle();
     g
 }

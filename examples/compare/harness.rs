@@ -1,6 +1,6 @@
 //! Timing harness: run a body on N threads for a fixed wall-clock time, count operations.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,78 @@ pub const BATCH: u64 = 100;
 pub struct Measured {
     pub ops: u64,
     pub secs: f64,
+    /// For a measurement on 2 or more threads: the cross-thread round trip
+    /// ([`round_trip_ns`]) probed just before it.
+    pub round_trip_ns: Option<f64>,
+}
+
+/// Round trips of one timed attempt of the cross-thread probe.
+const PROBE_TRIPS: u64 = 2_000;
+/// Timed attempts; the probe reports the fastest.
+const PROBE_ATTEMPTS: usize = 3;
+/// How long the two threads hand the line back and forth before the clock starts: a core
+/// the host had parked while the guest let it idle takes a while to run again.
+const PROBE_WARM_UP: Duration = Duration::from_millis(2);
+/// The longest one attempt runs (with fewer cores than threads, each trip waits for a
+/// time slice).
+const PROBE_LIMIT: Duration = Duration::from_millis(10);
+
+/// The time for a cache line to go from one thread to another and back, in ns: two threads
+/// hand a counter back and forth, [`PROBE_TRIPS`] times after a warm-up, and the fastest of
+/// [`PROBE_ATTEMPTS`] such runs counts (a few milliseconds in all).
+///
+/// On a virtual machine this is not a constant: the host may move the guest's CPUs between
+/// cores that share a cache and cores that do not, and every workload that shares written
+/// lines between threads slows down with it (on the 2-vCPU EPYC guest the round trip moves
+/// between about 60 and 330 ns every few seconds, and 2-thread write-heavy rows of every
+/// contender drop by 2-4x when it is high). Each multi-thread cell records the probe, so a
+/// ratio between cells measured in different states can be told apart.
+pub fn round_trip_ns() -> f64 {
+    const STOP: u64 = u64::MAX;
+    let turn = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let turn = &turn;
+        s.spawn(move || {
+            // Answers each odd number with the next one, until STOP.
+            turn.store(1, Ordering::Release);
+            loop {
+                match turn.load(Ordering::Acquire) {
+                    STOP => return,
+                    t if t % 2 == 0 => turn.store(t + 1, Ordering::Release),
+                    _ => std::hint::spin_loop(),
+                }
+            }
+        });
+        let mut next = 1;
+        // One round trip: hands the line over and waits for it to come back.
+        let mut trip = || {
+            next += 1;
+            turn.store(next, Ordering::Release);
+            next += 1;
+            while turn.load(Ordering::Acquire) != next {
+                std::hint::spin_loop();
+            }
+        };
+        while turn.load(Ordering::Acquire) != 1 {
+            std::hint::spin_loop();
+        }
+        let warm = Instant::now();
+        while warm.elapsed() < PROBE_WARM_UP {
+            trip();
+        }
+        let mut fastest = f64::INFINITY;
+        for _ in 0..PROBE_ATTEMPTS {
+            let start = Instant::now();
+            let mut trips = 0;
+            while trips < PROBE_TRIPS && (trips % 64 != 0 || start.elapsed() < PROBE_LIMIT) {
+                trip();
+                trips += 1;
+            }
+            fastest = fastest.min(start.elapsed().as_secs_f64() * 1e9 / trips as f64);
+        }
+        turn.store(STOP, Ordering::Release);
+        fastest
+    })
 }
 
 /// Runs `body(thread_index, stop)` on `threads` threads, all released together by a barrier,
@@ -19,6 +91,17 @@ pub struct Measured {
 /// `stop` every [`BATCH`] operations and returns how many it did; the clock runs from the
 /// release to the moment the last thread has stopped.
 pub fn run<F>(threads: usize, duration: Duration, body: F) -> Measured
+where
+    F: Fn(usize, &AtomicBool) -> u64 + Sync,
+{
+    let before = (threads > 1).then(round_trip_ns);
+    Measured {
+        round_trip_ns: before,
+        ..measure(threads, duration, body)
+    }
+}
+
+fn measure<F>(threads: usize, duration: Duration, body: F) -> Measured
 where
     F: Fn(usize, &AtomicBool) -> u64 + Sync,
 {
@@ -42,20 +125,9 @@ where
         Measured {
             ops,
             secs: start.elapsed().as_secs_f64(),
+            round_trip_ns: None,
         }
     })
-}
-
-/// The best (highest throughput) of `n` measurements; `f` builds what it needs each time.
-pub fn best(n: usize, mut f: impl FnMut() -> Measured) -> Measured {
-    let mut best = f();
-    for _ in 1..n {
-        let m = f();
-        if m.ops as f64 / m.secs > best.ops as f64 / best.secs {
-            best = m;
-        }
-    }
-    best
 }
 
 /// Calls `op` in batches of [`BATCH`] until `stop` is set; returns the number of calls.

@@ -241,13 +241,13 @@ fn mutating<L: List>(
         if t > 1 && !multi {
             continue;
         }
-        let r = harness::best(s.repeat, || {
+        let r = {
             let l = make();
             for i in 0..(s.cap() as f64 * w.prefill) as u64 {
                 l.append(i);
             }
             harness::run(t, s.duration, |th, stop| mix_loop(&l, &ops, th, stop))
-        });
+        };
         g.push(name, ours, t, r);
     }
 }
@@ -255,14 +255,14 @@ fn mutating<L: List>(
 fn read_only<R: ListReader>(s: &Settings, g: &mut Group, name: &str, ours: bool, l: &R) {
     let len = l.len().max(1);
     for &t in &s.threads {
-        let m = harness::best(s.repeat, || {
+        let m = {
             harness::run(t, s.duration, |th, stop| {
                 let mut rng = Rng::new(th as u64 + 1);
                 harness::until_stopped(stop, || {
                     black_box(l.get(rng.below(len)));
                 })
             })
-        });
+        };
         g.push(name, ours, t, m);
     }
 }
@@ -309,7 +309,6 @@ pub fn run(s: &Settings, workloads: &[Workload]) -> Vec<Group> {
                     &Mutex::new((0..n).collect()),
                 );
             }
-            g.settle();
             groups.push(g);
         } else {
             let mut g = Group::new("list", w.name, about, "std Vec");
@@ -324,7 +323,6 @@ pub fn run(s: &Settings, workloads: &[Workload]) -> Vec<Group> {
             mutating(s, &mut g, w, "Mutex<Vec>", false, true, || {
                 Mutex::new(Vec::new())
             });
-            g.settle();
             groups.push(g);
         }
     }

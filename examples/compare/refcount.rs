@@ -46,7 +46,7 @@ where
         if t > 1 && !multi {
             continue;
         }
-        let m = harness::best(s.repeat, || harness::run(t, s.duration, &body));
+        let m = harness::run(t, s.duration, &body);
         g.push(name, ours, t, m);
     }
 }
@@ -124,7 +124,6 @@ fn pairs(s: &Settings) -> Group {
         true,
         |_, stop| until_stopped(stop, || drop(black_box(Arc::clone(&none)))),
     );
-    g.settle();
     g
 }
 
@@ -268,6 +267,5 @@ fn dict_reads(s: &Settings) -> Group {
             })
         },
     );
-    g.settle();
     g
 }

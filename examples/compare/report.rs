@@ -15,6 +15,12 @@ pub struct Record {
     pub threads: usize,
     pub ops: u64,
     pub secs: f64,
+    /// The cross-thread round trip probed around this measurement (2 or more threads).
+    pub round_trip_ns: Option<f64>,
+    /// Measurements taken of this cell (one per round; the record keeps the best).
+    pub rounds: usize,
+    /// The lowest throughput of those rounds, Mops/s.
+    pub worst_mops: f64,
     /// The limit's throughput at this thread count (see [`Group::limit`]), once known.
     pub limit_mops: Option<f64>,
 }
@@ -60,9 +66,38 @@ impl Group {
         }
     }
 
-    /// Adds a measured cell and reports it on stderr.
+    /// Adds a measurement of a cell and reports it on stderr. A cell measured before (an
+    /// earlier round) keeps the better of the two measurements and counts the rounds.
     pub fn push(&mut self, contender: &str, ours: bool, threads: usize, m: Measured) {
-        let r = Record {
+        let mops = m.ops as f64 / m.secs / 1e6;
+        eprintln!(
+            "  {:<44} {:>2} thr  {:>9.2} Mops/s  {:>9.1} ns/op{}",
+            contender,
+            threads,
+            mops,
+            m.secs * 1e9 * threads as f64 / m.ops.max(1) as f64,
+            m.round_trip_ns
+                .map_or(String::new(), |rt| format!("  (round trip {rt:.0} ns)"))
+        );
+        self.record(contender, ours, threads, m);
+    }
+
+    /// [`push`](Self::push) without the report.
+    fn record(&mut self, contender: &str, ours: bool, threads: usize, m: Measured) {
+        let mops = m.ops as f64 / m.secs / 1e6;
+        if let Some(r) = self
+            .records
+            .iter_mut()
+            .find(|r| r.contender == contender && r.threads == threads)
+        {
+            r.rounds += 1;
+            r.worst_mops = r.worst_mops.min(mops);
+            if mops > r.mops() {
+                (r.ops, r.secs, r.round_trip_ns) = (m.ops, m.secs, m.round_trip_ns);
+            }
+            return;
+        }
+        self.records.push(Record {
             suite: self.suite,
             workload: self.workload.clone(),
             contender: contender.to_string(),
@@ -70,16 +105,24 @@ impl Group {
             threads,
             ops: m.ops,
             secs: m.secs,
+            round_trip_ns: m.round_trip_ns,
+            rounds: 1,
+            worst_mops: mops,
             limit_mops: None,
-        };
-        eprintln!(
-            "  {:<44} {:>2} thr  {:>9.2} Mops/s  {:>9.1} ns/op",
-            r.contender,
-            threads,
-            r.mops(),
-            r.ns_per_op()
-        );
-        self.records.push(r);
+        });
+    }
+
+    /// Takes in a later round's measurements of the same suite and workload (see
+    /// [`push`](Self::push)).
+    pub fn merge(&mut self, later: Group) {
+        for r in later.records {
+            let m = Measured {
+                ops: r.ops,
+                secs: r.secs,
+                round_trip_ns: r.round_trip_ns,
+            };
+            self.record(&r.contender, r.ours, r.threads, m);
+        }
     }
 
     /// Fills in `limit_mops` of every record.
@@ -156,12 +199,20 @@ impl Group {
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", "-".repeat(name_w + threads.len() * 29));
+        let trips: Vec<f64> = self
+            .records
+            .iter()
+            .filter_map(|r| r.round_trip_ns)
+            .collect();
+        let fastest = trips.iter().copied().fold(f64::INFINITY, f64::min);
+        let slow = |r: &Record| r.round_trip_ns.is_some_and(|rt| rt > SLOW_TRIP * fastest);
         for (c, _) in self.contenders() {
             let _ = write!(s, "{c:<name_w$}");
             for t in &threads {
                 match self.get(&c, *t) {
                     Some(r) => {
-                        let ratio = r.ratio().map_or("-".into(), |x| format!("{x:.2}"));
+                        let mark = if slow(r) { "*" } else { "" };
+                        let ratio = r.ratio().map_or("-".into(), |x| format!("{x:.2}{mark}"));
                         let _ = write!(
                             s,
                             " | {:>8} {:>9} {:>7}",
@@ -177,9 +228,28 @@ impl Group {
             }
             let _ = writeln!(s);
         }
+        if !trips.is_empty() {
+            let slowest = trips.iter().copied().fold(0.0, f64::max);
+            let _ = writeln!(
+                s,
+                "cross-thread round trip around the kept measurements: {fastest:.0} - \
+                 {slowest:.0} ns{}",
+                if self.records.iter().any(slow) {
+                    format!(
+                        "; * kept a measurement taken while it was over {SLOW_TRIP}x the \
+                         fastest (cores apart: compare such cells with care)"
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
         s
     }
 }
+
+/// A round trip this many times the table's fastest marks a cell (see `harness::round_trip_ns`).
+const SLOW_TRIP: f64 = 2.0;
 
 /// 3 significant digits, no exponent for ordinary magnitudes.
 pub fn fmt_num(x: f64) -> String {
@@ -201,13 +271,14 @@ pub fn fmt_num(x: f64) -> String {
 /// CSV of every record.
 pub fn csv(groups: &[Group]) -> String {
     let mut s = String::from(
-        "suite,workload,contender,ours,threads,ops,seconds,mops,ns_per_op,limit,limit_mops,ratio\n",
+        "suite,workload,contender,ours,threads,ops,seconds,mops,ns_per_op,limit,limit_mops,ratio,\
+         rounds,worst_mops,round_trip_ns\n",
     );
     for g in groups {
         for r in &g.records {
             let _ = writeln!(
                 s,
-                "{},{},\"{}\",{},{},{},{:.6},{:.4},{:.3},\"{}\",{},{}",
+                "{},{},\"{}\",{},{},{},{:.6},{:.4},{:.3},\"{}\",{},{},{},{:.4},{}",
                 r.suite,
                 r.workload,
                 r.contender,
@@ -220,6 +291,9 @@ pub fn csv(groups: &[Group]) -> String {
                 g.limit,
                 r.limit_mops.map_or(String::new(), |l| format!("{l:.4}")),
                 r.ratio().map_or(String::new(), |x| format!("{x:.4}")),
+                r.rounds,
+                r.worst_mops,
+                r.round_trip_ns.map_or(String::new(), |x| format!("{x:.1}")),
             );
         }
     }
@@ -270,7 +344,7 @@ pub fn json(groups: &[Group], machine: &str, settings: &str) -> String {
                 s,
                 "      {{\"contender\": {}, \"ours\": {}, \"threads\": {}, \"ops\": {}, \
                  \"seconds\": {}, \"mops\": {}, \"ns_per_op\": {}, \"limit_mops\": {}, \
-                 \"ratio\": {}}}{}",
+                 \"ratio\": {}, \"rounds\": {}, \"worst_mops\": {}, \"round_trip_ns\": {}}}{}",
                 json_str(&r.contender),
                 r.ours,
                 r.threads,
@@ -280,6 +354,9 @@ pub fn json(groups: &[Group], machine: &str, settings: &str) -> String {
                 json_num(Some(r.ns_per_op())),
                 json_num(r.limit_mops),
                 json_num(r.ratio()),
+                r.rounds,
+                json_num(Some(r.worst_mops)),
+                json_num(r.round_trip_ns),
                 if i + 1 < g.records.len() { "," } else { "" }
             );
         }

@@ -150,7 +150,11 @@ pub const LIMITS: [&str; 7] = [
 pub struct Settings {
     pub threads: Vec<usize>,
     pub duration: Duration,
-    /// Each cell is the best of this many measurements (fresh containers each time).
+    /// Rounds: the suites run this many times over, one measurement of each cell per round
+    /// (on a fresh container), and each cell keeps its best. Spreading one cell's
+    /// measurements over the run, rather than taking them back to back, gives every
+    /// contender the same chance at the machine's better moments (see
+    /// `harness::round_trip_ns`).
     pub repeat: usize,
     pub cap_log2: u32,
     /// Run only the contenders whose name contains one of these (case-insensitive).
