@@ -16,7 +16,7 @@ use common::{
     assert_obj_state, dict_items, expect_panic, model_insert, obj_dict, Counted, HashFn, Obj,
     ObjModel, PlainDict, ScriptError, TestDict, Tracker, Vm,
 };
-use gilfree::{Container, Error, LockedDict, MAX_LOOKUP_RESTARTS};
+use gilfree::{Container, Dict, DictStore, Error, LockedDict, MAX_LOOKUP_RESTARTS};
 use indexmap::IndexMap;
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -686,6 +686,38 @@ where
             assert_eq!(dict_items(&d), common::model_items(&model), "{ctx}");
         }
     }
+}
+
+/// A frozen dict runs script `eq` only on candidates whose full hash tag is the key's, as a
+/// live one does (CPython compares the stored hash before calling `__eq__`). Under
+/// `HashFn::Full`, keys 1 and 129 share their control byte (the tag's low seven bits) and,
+/// in a small table, their first group, but not their tag.
+fn frozen_lookup_calls_eq_only_on_the_same_hash<St: DictStore<Obj, u64>>() {
+    let vm = Vm::new(HashFn::Full);
+    let d: Dict<Obj, u64, gilfree::DefaultHashBuilder, St> = Dict::new();
+    assert_eq!(d.insert_in(&vm, Obj::new(1), 10), Ok(None));
+    let e0 = vm.eq_calls();
+    assert_eq!(d.get_in(&vm, &Obj::new(129)), Ok(None));
+    assert_eq!(vm.eq_calls(), e0, "live: eq on a key of another hash");
+    d.freeze().unwrap();
+    let f = d.frozen().unwrap();
+    assert_eq!(f.get_in(&vm, &Obj::new(129)).map(|v| v.copied()), Ok(None));
+    assert_eq!(vm.eq_calls(), e0, "frozen: eq on a key of another hash");
+    assert_eq!(
+        f.get_in(&vm, &Obj::new(1)).map(|v| v.copied()),
+        Ok(Some(10))
+    );
+    assert_eq!(vm.eq_calls(), e0 + 1, "frozen: one eq for the key itself");
+}
+
+#[test]
+fn frozen_lookup_calls_eq_only_on_the_same_hash_locked() {
+    frozen_lookup_calls_eq_only_on_the_same_hash::<gilfree::LockedStore<Obj, u64>>();
+}
+
+#[test]
+fn frozen_lookup_calls_eq_only_on_the_same_hash_gilfree() {
+    frozen_lookup_calls_eq_only_on_the_same_hash::<gilfree::GilFreeStore<Obj, u64>>();
 }
 
 // ---------------------------------------------------------------------------------------------

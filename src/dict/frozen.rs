@@ -11,7 +11,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
-use crate::dict::{DictStore, FrozenTable, GilFreeStore};
+use crate::dict::{quick_verdict, DictStore, FrozenTable, GilFreeStore};
 use crate::model::{infallible, DefaultHashBuilder, KeyModel, Plain};
 use crate::Error;
 
@@ -71,7 +71,9 @@ impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
     }
 
     /// The value for `key`, compared through the interpreter's model. Script `eq` may run
-    /// freely: nothing can change underneath, so no lookup is ever restarted.
+    /// freely: nothing can change underneath, so no lookup is ever restarted. As in a live
+    /// lookup, identity and a pure `eq` come first, and script `eq` runs only on candidates
+    /// whose full hash tag is the key's.
     #[inline]
     pub fn get_in<Q: ?Sized, M: KeyModel<K, Q>>(
         &self,
@@ -79,9 +81,11 @@ impl<'d, K, V, S, St: DictStore<K, V>> FrozenDict<'d, K, V, S, St> {
         key: &Q,
     ) -> Result<Option<&'d V>, Error<M::Error>> {
         let hash = m.hash(key).map_err(Error::Callback)?;
-        self.table
-            .find(hash, |k| Ok(m.identical(k, key) || m.eq(k, key)?))
-            .map_err(Error::Callback)
+        self.table.find(
+            hash,
+            |k| quick_verdict(m, k, key),
+            |k| m.eq(k, key).map_err(Error::Callback),
+        )
     }
 
     /// Entries in insertion order (double-ended).

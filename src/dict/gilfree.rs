@@ -881,16 +881,23 @@ impl<'a, K: 'a, V: Storable + 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
     fn find<E>(
         self,
         hash: u64,
-        mut is_key: impl FnMut(&'a K) -> Result<bool, E>,
+        mut quick: impl FnMut(&'a K) -> Result<Verdict, E>,
+        mut script: impl FnMut(&'a K) -> Result<bool, E>,
     ) -> Result<Option<&'a V>, E> {
         // SAFETY (the bucket): a bucket number from the control bytes is below
         // `groups * GROUP == buckets.len()`.
         let bucket = |b: usize| unsafe { self.buckets.get_unchecked(b) };
-        let found = self.ctrl.find_where(tag32(hash), Ordering::Relaxed, |b| {
+        let tag = tag32(hash);
+        let found = self.ctrl.find_where(tag, Ordering::Relaxed, |b| {
             // SAFETY: a full bucket's key was written before its control byte was published
             // (T2); frozen (`DictStore::frozen`'s contract): it is dropped only with the
             // store, after `'a`.
-            is_key(unsafe { bucket(b).key.get() })
+            let key = unsafe { bucket(b).key.get() };
+            Ok(match quick(key)? {
+                Verdict::Match => true,
+                Verdict::Skip => false,
+                Verdict::Unsure => self.table.tag(b) == tag && script(key)?,
+            })
         })?;
         // SAFETY: frozen: nobody writes the word or drops its value during `'a`.
         Ok(found.map(|b| unsafe { V::Storage::frozen(&bucket(b).value) }))

@@ -719,15 +719,22 @@ impl<'a, K: 'a, V: 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
     fn find<E>(
         self,
         hash: u64,
-        mut is_key: impl FnMut(&'a K) -> Result<bool, E>,
+        mut quick: impl FnMut(&'a K) -> Result<Verdict, E>,
+        mut script: impl FnMut(&'a K) -> Result<bool, E>,
     ) -> Result<Option<&'a V>, E> {
         // SAFETY: a bucket number from the control bytes is below `buckets.len()`, and a
         // bucket the control bytes call full is initialized (`Compact::buckets`); frozen:
         // nothing writes or drops it during `'a`.
         let entry = |b: usize| unsafe { self.buckets.get_unchecked(b).assume_init_ref() };
-        let found = self
-            .ctrl
-            .find_where(tag32(hash), Ordering::Relaxed, |b| is_key(&entry(b).0))?;
+        let tag = tag32(hash);
+        let found = self.ctrl.find_where(tag, Ordering::Relaxed, |b| {
+            let key = &entry(b).0;
+            Ok(match quick(key)? {
+                Verdict::Match => true,
+                Verdict::Skip => false,
+                Verdict::Unsure => self.table.tags[b] == tag && script(key)?,
+            })
+        })?;
         Ok(found.map(|b| &entry(b).1))
     }
 

@@ -271,12 +271,15 @@ pub trait DictStore<K, V>: sealed::Sealed + Sized {
 /// A frozen store's table, read in place for `'a` (what [`DictStore::frozen`] returns; its
 /// contract makes these reads sound, so they are safe to call).
 pub trait FrozenTable<'a, K, V>: Copy {
-    /// The value for a key, found with `is_key` on the candidates.
+    /// The value for a key. `quick` judges each candidate without script code (identity, a
+    /// pure `eq`); a candidate it leaves [`Verdict::Unsure`] goes to `script` only if its
+    /// full hash tag is the key's, so script `eq` never runs on a key of another hash.
     #[doc(hidden)]
     fn find<E>(
         self,
         hash: u64,
-        is_key: impl FnMut(&K) -> Result<bool, E>,
+        quick: impl FnMut(&K) -> Result<Verdict, E>,
+        script: impl FnMut(&K) -> Result<bool, E>,
     ) -> Result<Option<&'a V>, E>;
     /// The entry at order position `pos`, if live.
     #[doc(hidden)]
