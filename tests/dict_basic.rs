@@ -314,3 +314,69 @@ fn frozen_views_are_into_iterator() {
     assert_eq!(it.len(), 3);
     assert_eq!(it.rev().copied().collect::<Vec<_>>(), [3, 2, 1]);
 }
+
+/// A key whose clones are counted and can be made to panic: what `insert_ref` builds.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Minted(u64);
+
+std::thread_local! {
+    // Per thread: each test runs on its own, and `to_owned` runs on the caller's.
+    static MINTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static MINT_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Clone for Minted {
+    fn clone(&self) -> Minted {
+        if MINT_PANICS.get() {
+            panic!("injected panic in the key's clone");
+        }
+        MINTED.set(MINTED.get() + 1);
+        Minted(self.0)
+    }
+}
+
+/// `insert_ref` makes a key only for an insert: an overwrite keeps the stored key and clones
+/// nothing; a panicking `to_owned` inserts nothing and leaves the dict usable.
+fn insert_ref_makes_a_key_only_when_absent<St: gilfree::DictStore<Minted, u64>>() {
+    let d: gilfree::Dict<Minted, u64, gilfree::DefaultHashBuilder, St> = gilfree::Dict::new();
+    let minted = || MINTED.get();
+    let before = minted();
+    assert_eq!(d.insert_ref(&Minted(1), 10), Ok(None));
+    assert_eq!(minted(), before + 1, "an insert makes the key");
+    assert_eq!(d.insert_ref(&Minted(1), 11), Ok(Some(10)));
+    assert_eq!(minted(), before + 1, "an overwrite makes no key");
+    assert_eq!(d.insert_ref(&Minted(2), 20), Ok(None));
+    assert_eq!(d.insert_ref(&Minted(1), 12), Ok(Some(11)));
+    assert_eq!(
+        d.keys().iter().map(|k| k.0).collect::<Vec<_>>(),
+        [1, 2],
+        "an overwrite keeps the position"
+    );
+
+    MINT_PANICS.set(true);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        d.insert_ref(&Minted(3), 30)
+    }));
+    MINT_PANICS.set(false);
+    assert!(r.is_err(), "the clone panicked");
+    assert_eq!(d.len(), 2);
+    assert_eq!(d.get(&Minted(3)), None, "nothing inserted");
+    assert_eq!(
+        d.insert_ref(&Minted(3), 31),
+        Ok(None),
+        "usable after the panic"
+    );
+    assert_eq!(d.get(&Minted(3)), Some(31));
+    assert_eq!(d.get(&Minted(1)), Some(12));
+    assert_eq!(d.len(), 3);
+}
+
+#[test]
+fn insert_ref_makes_a_key_only_when_absent_locked() {
+    insert_ref_makes_a_key_only_when_absent::<gilfree::LockedStore<Minted, u64>>();
+}
+
+#[test]
+fn insert_ref_makes_a_key_only_when_absent_gilfree() {
+    insert_ref_makes_a_key_only_when_absent::<gilfree::GilFreeStore<Minted, u64>>();
+}

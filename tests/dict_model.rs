@@ -40,7 +40,8 @@ fn config() -> Config {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Insert(u64, u64),
+    /// `true`: through `insert_ref`.
+    Insert(u64, u64, bool),
     Get(u64),
     GetWith(u64),
     Contains(u64),
@@ -85,7 +86,7 @@ fn pairs() -> impl Strategy<Value = Vec<(u64, u64)>> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        12 => (key(), val()).prop_map(|(k, v)| Op::Insert(k, v)),
+        12 => (key(), val(), any::<bool>()).prop_map(|(k, v, r)| Op::Insert(k, v, r)),
         4 => key().prop_map(Op::Get),
         2 => key().prop_map(Op::GetWith),
         3 => key().prop_map(Op::Contains),
@@ -181,8 +182,13 @@ where
 {
     let m = d.plain();
     match *op {
-        Op::Insert(k, v) => {
-            assert_eq!(d.insert(k, v).unwrap(), model.insert(k, v), "insert result");
+        Op::Insert(k, v, by_ref) => {
+            let got = if by_ref {
+                d.insert_ref(&k, v)
+            } else {
+                d.insert(k, v)
+            };
+            assert_eq!(got.unwrap(), model.insert(k, v), "insert result");
             Effect::Mutated
         }
         Op::Get(k) => {
@@ -463,7 +469,8 @@ proptest! {
 
 #[derive(Debug, Clone)]
 enum FOp {
-    Insert(u64, u64),
+    /// `true`: through `insert_ref_in` (the key made only if absent).
+    Insert(u64, u64, bool),
     Get(u64),
     GetWith(u64),
     Contains(u64),
@@ -495,7 +502,7 @@ struct Step {
 
 fn fop() -> impl Strategy<Value = FOp> {
     prop_oneof![
-        8 => (key(), val()).prop_map(|(k, v)| FOp::Insert(k, v)),
+        8 => (key(), val(), any::<bool>()).prop_map(|(k, v, r)| FOp::Insert(k, v, r)),
         3 => key().prop_map(FOp::Get),
         1 => key().prop_map(FOp::GetWith),
         2 => key().prop_map(FOp::Contains),
@@ -548,7 +555,7 @@ where
     for (i, s) in steps.iter().enumerate() {
         let ctx = format!("{} {hash_fn:?} step #{i} {s:?}", D::NAME);
         let k = match s.op {
-            FOp::Insert(k, _)
+            FOp::Insert(k, ..)
             | FOp::Get(k)
             | FOp::GetWith(k)
             | FOp::Contains(k)
@@ -573,7 +580,8 @@ where
         let len_before = model.len();
         let (errors0, (h0, e0), v0) = (vm.errors(), vm.counts(), d.version());
         let result: Result<Out, Error<ScriptError>> = match s.op {
-            FOp::Insert(_, v) => d.insert_in(&vm, probe.clone(), v).map(Out::Value),
+            FOp::Insert(_, v, false) => d.insert_in(&vm, probe.clone(), v).map(Out::Value),
+            FOp::Insert(_, v, true) => d.insert_ref_in(&vm, &probe, v).map(Out::Value),
             FOp::Get(_) => d.get_in(&vm, &probe).map(Out::Value),
             FOp::GetWith(_) => d.get_with_in(&vm, &probe, |v| *v).map(Out::Value),
             FOp::Contains(_) => d.contains_key_in(&vm, &probe).map(Out::Flag),
@@ -624,7 +632,7 @@ where
                 Err(e) => return Err(TestCaseError::fail(format!("{ctx}: unexpected {e:?}"))),
             };
             let (want, effect) = match s.op {
-                FOp::Insert(k, v) => {
+                FOp::Insert(k, v, _) => {
                     let old = match model.get_mut(&k) {
                         // Overwrite keeps the stored key object and the position.
                         Some(e) => Some(std::mem::replace(&mut e.1, v)),
@@ -795,7 +803,7 @@ fn hook_op() -> impl Strategy<Value = HookOp> {
 
 fn keyed_fop() -> impl Strategy<Value = FOp> {
     prop_oneof![
-        4 => (key(), val()).prop_map(|(k, v)| FOp::Insert(k, v)),
+        4 => (key(), val(), any::<bool>()).prop_map(|(k, v, r)| FOp::Insert(k, v, r)),
         3 => key().prop_map(FOp::Get),
         1 => key().prop_map(FOp::GetWith),
         1 => key().prop_map(FOp::Contains),
@@ -898,7 +906,7 @@ where
             });
         }
         let k = match *op {
-            FOp::Insert(k, _)
+            FOp::Insert(k, ..)
             | FOp::Get(k)
             | FOp::GetWith(k)
             | FOp::Contains(k)
@@ -911,7 +919,8 @@ where
         let probe = Obj::new(k);
         let (h0, v0) = (vm.hash_calls(), d.version());
         let got: Result<Out, Error<ScriptError>> = match *op {
-            FOp::Insert(_, v) => d.insert_in(&vm, probe.clone(), v).map(Out::Value),
+            FOp::Insert(_, v, false) => d.insert_in(&vm, probe.clone(), v).map(Out::Value),
+            FOp::Insert(_, v, true) => d.insert_ref_in(&vm, &probe, v).map(Out::Value),
             FOp::Get(_) => d.get_in(&vm, &probe).map(Out::Value),
             FOp::GetWith(_) => d.get_with_in(&vm, &probe, |v| *v).map(Out::Value),
             FOp::Contains(_) => d.contains_key_in(&vm, &probe).map(Out::Flag),
@@ -955,7 +964,7 @@ where
             Err(e) => return Err(TestCaseError::fail(format!("{ctx}: unexpected {e:?}"))),
         };
         let (want, effect) = match *op {
-            FOp::Insert(_, v) => (
+            FOp::Insert(_, v, _) => (
                 Out::Value(common::model_insert(&mut model, &probe, v)),
                 Effect::Mutated,
             ),

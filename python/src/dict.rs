@@ -358,7 +358,17 @@ impl DictPy {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let _s = Settle::write();
-        self.insert(py, Obj::new(key), Obj::new(value))
+        let m = Model(py);
+        // The key object is taken (an incref) only if absent: an overwrite keeps the stored
+        // key, as CPython's dict does, and has no key to release. The replaced value is
+        // released here rather than queued for `settle`.
+        let old =
+            on_dict!(&*self.inner, d => d.insert_ref_in(&m, &*Obj::probe(key), Obj::new(value)))
+                .py()?;
+        if let Some(old) = old {
+            old.release(py);
+        }
+        Ok(())
     }
 
     fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -162,6 +162,24 @@ class ReentrancyTest(unittest.TestCase):
                 del c[1]
                 self.assertEqual(log, ["replaced", "removed"])
 
+    def test_overwrite_keeps_the_stored_key_and_takes_no_new_one(self):
+        # As CPython's dict: `d[k] = v` on a present key keeps the key object stored first
+        # and takes no reference to the equal key it was given.
+        for cls in DICTS:
+            first, second = "".join(["ke", "y"]), "".join(["k", "ey"])
+            self.assertIsNot(first, second)
+            d = cls()
+            d[first] = 1
+            refs = sys.getrefcount(second)
+            d[second] = 2
+            self.assertEqual(sys.getrefcount(second), refs, cls.__name__)
+            (stored,) = d.keys()
+            self.assertIs(stored, first, cls.__name__)
+            self.assertEqual(d[first], 2)
+            # Absent: the key given is the key stored.
+            d[second + "2"] = 3
+            self.assertEqual(list(d), [first, "key2"])
+
     def test_eq_that_keeps_mutating_gives_runtime_error(self):
         for cls in DICTS:
             d = cls()

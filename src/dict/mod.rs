@@ -379,6 +379,32 @@ where
         })
     }
 
+    /// [`insert_in`](Self::insert_in) with a borrowed key: the key to store is made with
+    /// `key.to_owned()` only if the dict lacks it, so an overwrite neither builds nor drops a
+    /// key (as Python's `d[k] = v` keeps the stored key object; for `String` keys, no
+    /// allocation). `to_owned` runs under the writer lock, as a stored value's `Clone` may: it
+    /// must not use this dict. If it panics, nothing was inserted.
+    pub fn insert_ref_in<Q, M>(
+        &self,
+        m: &M,
+        key: &Q,
+        value: V,
+    ) -> Result<Option<V>, Error<M::Error>>
+    where
+        Q: ?Sized + ToOwned<Owned = K>,
+        M: KeyModel<K, Q>,
+    {
+        let hash = m.hash(key).map_err(Error::Callback)?;
+        let (mut w, found) = self.locate(m, hash, key)?;
+        Ok(match found {
+            Some(pos) => Some(w.replace(pos, value)),
+            None => {
+                w.insert(hash, key.to_owned(), value);
+                None
+            }
+        })
+    }
+
     /// Atomic read-modify-write of one key: `f` gets the current value (if any) and returns
     /// the new one; returns the previous value. `f` runs under the writer lock: it may read
     /// this dict, but a write to it from inside fails with [`Error::Reentrant`].
@@ -717,6 +743,26 @@ where
     #[inline]
     pub fn insert(&self, key: K, value: V) -> crate::Result<Option<V>> {
         self.insert_in(&self.plain(), key, value)
+    }
+
+    /// Inserts or overwrites a borrowed key, made into a stored key only if absent (see
+    /// [`insert_ref_in`](Self::insert_ref_in)); returns the previous value.
+    ///
+    /// ```
+    /// use gilfree::GilFreeDict;
+    ///
+    /// let d: GilFreeDict<String, u32> = GilFreeDict::new();
+    /// assert_eq!(d.insert_ref("hits", 1), Ok(None)); // absent: stores "hits".to_owned()
+    /// assert_eq!(d.insert_ref("hits", 2), Ok(Some(1))); // overwrite: no String built
+    /// assert_eq!(d.get("hits"), Some(2));
+    /// ```
+    #[inline]
+    pub fn insert_ref<Q>(&self, key: &Q, value: V) -> crate::Result<Option<V>>
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        K: Borrow<Q>,
+    {
+        self.insert_ref_in(&self.plain(), key, value)
     }
 
     /// Removes `key`, returning its value (Python's `pop(key)`).

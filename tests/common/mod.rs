@@ -426,6 +426,12 @@ pub trait Mapping<K, V> {
         key: K,
         value: V,
     ) -> Result<Option<V>, Error<M::Error>>;
+    fn insert_ref_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: &K,
+        value: V,
+    ) -> Result<Option<V>, Error<M::Error>>;
     fn upsert_in<M: KeyModel<K>>(
         &self,
         m: &M,
@@ -485,6 +491,14 @@ impl<K: Clone, V: Clone, S: BuildHasher, St: DictStore<K, V>> Mapping<K, V> for 
         value: V,
     ) -> Result<Option<V>, Error<M::Error>> {
         Dict::insert_in(self, m, key, value)
+    }
+    fn insert_ref_in<M: KeyModel<K>>(
+        &self,
+        m: &M,
+        key: &K,
+        value: V,
+    ) -> Result<Option<V>, Error<M::Error>> {
+        Dict::insert_ref_in(self, m, key, value)
     }
     fn upsert_in<M: KeyModel<K>>(
         &self,
@@ -620,6 +634,7 @@ pub trait PlainDict<K, V>: TestDict<K, V> {
     fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R>;
     fn contains_key(&self, key: &K) -> bool;
     fn insert(&self, key: K, value: V) -> gilfree::Result<Option<V>>;
+    fn insert_ref(&self, key: &K, value: V) -> gilfree::Result<Option<V>>;
     fn remove(&self, key: &K) -> gilfree::Result<Option<V>>;
     fn remove_entry(&self, key: &K) -> gilfree::Result<Option<(K, V)>>;
     fn pop_or(&self, key: &K, default: V) -> gilfree::Result<V>;
@@ -700,6 +715,9 @@ where
     }
     fn insert(&self, key: K, value: V) -> gilfree::Result<Option<V>> {
         Dict::insert(self, key, value)
+    }
+    fn insert_ref(&self, key: &K, value: V) -> gilfree::Result<Option<V>> {
+        Dict::insert_ref(self, key, value)
     }
     fn remove(&self, key: &K) -> gilfree::Result<Option<V>> {
         Dict::remove(self, key)
