@@ -162,6 +162,50 @@ class ReentrancyTest(unittest.TestCase):
                 del c[1]
                 self.assertEqual(log, ["replaced", "removed"])
 
+    def test_every_removing_method_finalizes_before_it_returns(self):
+        # The same for each method that lets a value go (a value held by a temporary past the
+        # method's release of its queue would be finalized one write late).
+        log = []
+
+        class Noisy:
+            def __del__(self):
+                log.append("x")
+
+        dict_ops = {
+            "d[k] = v": lambda c: c.__setitem__("k", 1),
+            "del d[k]": lambda c: c.__delitem__("k"),
+            "d.pop(k)": lambda c: c.pop("k") and None,
+            "d.pop(k, default)": lambda c: c.pop("k", None) and None,
+            "d.popitem()": lambda c: c.popitem() and None,
+            "d.clear()": lambda c: c.clear(),
+            "d.update(mapping)": lambda c: c.update({"k": 1}),
+            "d.update(k=v)": lambda c: c.update(k=1),
+            "d |= mapping": lambda c: c.__ior__({"k": 1}) and None,
+        }
+        list_ops = {
+            "l[i] = x": lambda c: c.__setitem__(1, 0),
+            "del l[i]": lambda c: c.__delitem__(1),
+            "l.pop()": lambda c: c.pop() and None,
+            "l.pop(i)": lambda c: c.pop(1) and None,
+            "l.remove(x)": lambda c: c.remove(c[1]),
+            "l.clear()": lambda c: c.clear(),
+            "l[i:] = []": lambda c: c.__setitem__(slice(1, None), []),
+            "del l[i:]": lambda c: c.__delitem__(slice(1, None)),
+            "l *= 0": lambda c: c.__imul__(0) and None,
+            "l[::-1] = seq": lambda c: c.__setitem__(slice(None, None, -1), [0, 0]),
+        }
+        for classes, ops in ((DICTS, dict_ops), (LISTS, list_ops)):
+            for cls in classes:
+                for name, op in ops.items():
+                    c = cls()
+                    if cls in DICTS:
+                        c["k"] = Noisy()
+                    else:
+                        c.extend([1, Noisy()])
+                    log.clear()
+                    op(c)
+                    self.assertEqual(log, ["x"], f"{cls.__name__}: {name}")
+
     def test_overwrite_keeps_the_stored_key_and_takes_no_new_one(self):
         # As CPython's dict: `d[k] = v` on a present key keeps the key object stored first
         # and takes no reference to the equal key it was given.
