@@ -380,3 +380,21 @@ fn insert_ref_makes_a_key_only_when_absent_locked() {
 fn insert_ref_makes_a_key_only_when_absent_gilfree() {
     insert_ref_makes_a_key_only_when_absent::<gilfree::GilFreeStore<Minted, u64>>();
 }
+
+/// The dicts may cross `catch_unwind` without `AssertUnwindSafe` (a panicking closure leaves
+/// them consistent), as std's collections may.
+#[test]
+fn dicts_are_unwind_safe_and_usable_after_a_panic() {
+    fn unwind_safe<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe>(_: &T) {}
+    let g: GilFreeDict<u64, u64> = GilFreeDict::from([(1, 10)]);
+    let l: LockedDict<u64, u64> = LockedDict::from([(1, 10)]);
+    unwind_safe(&g);
+    unwind_safe(&l);
+    let r = std::panic::catch_unwind(|| g.upsert(1, |_| panic!("injected")));
+    assert!(r.is_err());
+    let r = std::panic::catch_unwind(|| l.upsert(1, |_| panic!("injected")));
+    assert!(r.is_err());
+    assert_eq!((g.get(&1), l.get(&1)), (Some(10), Some(10)), "unchanged");
+    assert_eq!(g.insert(2, 20), Ok(None));
+    assert_eq!(l.insert(2, 20), Ok(None));
+}

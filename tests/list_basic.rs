@@ -555,3 +555,30 @@ fn capacity_and_reserve() {
     l.freeze().unwrap();
     assert_eq!(l.reserve(1), Err(Error::Frozen(Container::List)));
 }
+
+/// The lists may cross `catch_unwind` without `AssertUnwindSafe` (a panicking comparator
+/// leaves them consistent), as std's `Vec` may.
+#[test]
+fn lists_are_unwind_safe_and_usable_after_a_panic() {
+    fn unwind_safe<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe>(_: &T) {}
+    let g = GilFreeList::from_iter([3u64, 1, 2]);
+    let l = LockedList::from_iter([3u64, 1, 2]);
+    unwind_safe(&g);
+    unwind_safe(&l);
+    let r = std::panic::catch_unwind(|| {
+        g.sort_by(false, |_, _| -> Result<bool, ()> { panic!("injected") })
+    });
+    assert!(r.is_err());
+    let r = std::panic::catch_unwind(|| {
+        l.sort_by(false, |_, _| -> Result<bool, ()> { panic!("injected") })
+    });
+    assert!(r.is_err());
+    for items in [g.snapshot(), l.snapshot()] {
+        let mut sorted = items.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [1, 2, 3], "the same items after the panic");
+    }
+    assert_eq!(g.append(4), Ok(()));
+    assert_eq!(l.append(4), Ok(()));
+    assert_eq!((g.len(), l.len()), (4, 4));
+}

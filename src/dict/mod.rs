@@ -100,6 +100,25 @@ pub struct Dict<K, V, S = DefaultHashBuilder, St = GilFreeStore<K, V>> {
     _kv: PhantomData<fn(K) -> V>,
 }
 
+// A panic in user code (a key's or value's `Clone` or `Drop`, a closure, script `hash` or
+// `eq`) leaves the dict consistent and usable: a write is published whole or not at all, and
+// the lock is released on unwind. So a `&Dict` may cross `catch_unwind` as a std `HashMap` of
+// the same keys and values could.
+impl<K, V, S, St> std::panic::RefUnwindSafe for Dict<K, V, S, St>
+where
+    K: std::panic::RefUnwindSafe,
+    V: std::panic::RefUnwindSafe,
+    S: std::panic::RefUnwindSafe,
+{
+}
+impl<K, V, S, St> std::panic::UnwindSafe for Dict<K, V, S, St>
+where
+    K: std::panic::UnwindSafe,
+    V: std::panic::UnwindSafe,
+    S: std::panic::UnwindSafe,
+{
+}
+
 /// A dict whose readers take no lock and write no shared cache line; writers serialize on the
 /// dict's own lock. See [`Dict`] for the API and [`gilfree`] for the protocol.
 ///

@@ -163,6 +163,12 @@ unsafe impl<T: Send + Sync> Send for GilFreeList<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send + Sync> Sync for GilFreeList<T> {}
 
+// A panic in user code (an item's `Clone` or `Drop`, a closure) leaves the list consistent and
+// usable (every write is published whole, or not at all), so a `&GilFreeList` may cross
+// `catch_unwind` as a std collection of the same items could.
+impl<T: std::panic::RefUnwindSafe> std::panic::RefUnwindSafe for GilFreeList<T> {}
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for GilFreeList<T> {}
+
 /// A retired array that owns its items `0..len` (after `clear`, or when the list is dropped).
 struct Doomed<T: Storable>(*mut Array, PhantomData<T>);
 

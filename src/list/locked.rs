@@ -83,6 +83,11 @@ unsafe impl<T: Send> Send for LockedList<T> {}
 // `&T` (Sync) and items pushed on one thread are popped and dropped on another (Send).
 unsafe impl<T: Send + Sync> Sync for LockedList<T> {}
 
+// A panic in user code leaves the list consistent and usable (a write is applied whole or not
+// at all, and the lock is released on unwind), so a `&LockedList` may cross `catch_unwind`.
+impl<T: std::panic::RefUnwindSafe> std::panic::RefUnwindSafe for LockedList<T> {}
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for LockedList<T> {}
+
 /// How the current thread reads the list.
 enum Read<'a> {
     Locked(#[allow(dead_code)] BiasGuard<'a>),
