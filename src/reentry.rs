@@ -12,70 +12,78 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 
-#[derive(Default)]
+/// This thread's registrations, in one thread-local (in a shared library, such as a Python
+/// extension, each access to a thread-local is a call: a borrowed read registers and
+/// unregisters with one each).
 struct Held {
+    /// Registrations alive (`each` and `many`): the fast "none" check of every container call.
+    any: Cell<usize>,
     /// Containers held by closures, innermost last.
-    each: Vec<usize>,
+    each: RefCell<Vec<usize>>,
     /// Containers held together by a freeze.
-    many: Option<HashSet<usize>>,
+    many: RefCell<Option<HashSet<usize>>>,
 }
 
 #[cfg(not(gilfree_loom))]
 std::thread_local! {
-    static HELD: RefCell<Held> = const {
-        RefCell::new(Held {
-            each: Vec::new(),
-            many: None,
-        })
+    static HELD: Held = const {
+        Held {
+            any: Cell::new(0),
+            each: RefCell::new(Vec::new()),
+            many: RefCell::new(None),
+        }
     };
-    /// Registrations alive on this thread (a fast "none" check for every container call).
-    static ANY: Cell<usize> = const { Cell::new(0) };
 }
 
 // Loom runs its model threads on one OS thread: their thread-locals must be loom's.
 #[cfg(gilfree_loom)]
 loom::thread_local! {
-    static HELD: RefCell<Held> = RefCell::new(Held {
-        each: Vec::new(),
-        many: None,
-    });
-    static ANY: Cell<usize> = Cell::new(0);
+    static HELD: Held = Held {
+        any: Cell::new(0),
+        each: RefCell::new(Vec::new()),
+        many: RefCell::new(None),
+    };
 }
 
 /// Whether the current thread runs a closure under the lock of the container at `addr`.
 #[inline]
 pub(crate) fn held_by_me(addr: usize) -> bool {
-    ANY.with(Cell::get) != 0 && held_slow(addr)
+    HELD.with(|h| h.any.get() != 0 && held_slow(h, addr))
 }
 
 #[cold]
-fn held_slow(addr: usize) -> bool {
-    HELD.with(|h| {
-        let h = h.borrow();
-        h.each.contains(&addr) || h.many.as_ref().is_some_and(|m| m.contains(&addr))
-    })
+fn held_slow(h: &Held, addr: usize) -> bool {
+    h.each.borrow().contains(&addr) || h.many.borrow().as_ref().is_some_and(|m| m.contains(&addr))
 }
 
 /// Marks the container at `addr` as locked by this thread until dropped.
 pub(crate) struct Holding(usize);
 
 impl Holding {
+    #[inline]
     pub(crate) fn new(addr: usize) -> Holding {
-        HELD.with(|h| h.borrow_mut().each.push(addr));
-        ANY.with(|n| n.set(n.get() + 1));
+        HELD.with(|h| {
+            h.each.borrow_mut().push(addr);
+            h.any.set(h.any.get() + 1);
+        });
         Holding(addr)
     }
 }
 
 impl Drop for Holding {
+    #[inline]
     fn drop(&mut self) {
         HELD.with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some(i) = h.each.iter().rposition(|&a| a == self.0) {
-                h.each.remove(i);
+            let mut each = h.each.borrow_mut();
+            // Registrations nest, so this one is the last, unless guards were dropped out of
+            // order (`mem::drop` of an outer one).
+            if each.last() == Some(&self.0) {
+                each.pop();
+            } else if let Some(i) = each.iter().rposition(|&a| a == self.0) {
+                each.remove(i);
             }
+            h.any.set(h.any.get() - 1);
         });
-        ANY.with(|n| n.set(n.get() - 1));
     }
 }
 
@@ -84,15 +92,46 @@ pub(crate) struct HoldingMany(());
 
 impl HoldingMany {
     pub(crate) fn new(addrs: impl IntoIterator<Item = usize>) -> HoldingMany {
-        HELD.with(|h| h.borrow_mut().many = Some(addrs.into_iter().collect()));
-        ANY.with(|n| n.set(n.get() + 1));
+        let set = addrs.into_iter().collect();
+        HELD.with(|h| {
+            *h.many.borrow_mut() = Some(set);
+            h.any.set(h.any.get() + 1);
+        });
         HoldingMany(())
     }
 }
 
 impl Drop for HoldingMany {
     fn drop(&mut self) {
-        HELD.with(|h| h.borrow_mut().many = None);
-        ANY.with(|n| n.set(n.get() - 1));
+        HELD.with(|h| {
+            *h.many.borrow_mut() = None;
+            h.any.set(h.any.get() - 1);
+        });
+    }
+}
+
+#[cfg(all(test, not(gilfree_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_nest_and_may_end_out_of_order() {
+        assert!(!held_by_me(1));
+        let outer = Holding::new(1);
+        let inner = Holding::new(2);
+        let again = Holding::new(1);
+        assert!(held_by_me(1) && held_by_me(2) && !held_by_me(3));
+        drop(outer); // out of order: the innermost registration of 1 stays
+        assert!(held_by_me(1) && held_by_me(2));
+        drop(again);
+        assert!(!held_by_me(1) && held_by_me(2));
+        {
+            let _tree = HoldingMany::new([3, 4]);
+            assert!(held_by_me(3) && held_by_me(4) && held_by_me(2));
+        }
+        assert!(!held_by_me(3) && !held_by_me(4));
+        drop(inner);
+        assert!(!held_by_me(2));
+        HELD.with(|h| assert_eq!((h.any.get(), h.each.borrow().len()), (0, 0)));
     }
 }
