@@ -69,7 +69,7 @@ USAGE: cargo run --release --example compare -- [FLAGS]
 
   --suite LIST        suites to run, comma-separated: dict,list,refcount,gil,memory (default: all)
   --workload LIST     dict/list workloads: read-only,read-heavy,write-heavy,exchange,rapid-grow,
-                      grow (default: all)
+                      grow,beside-writer (default: all)
   --threads LIST      thread counts, e.g. 1,2,4,8,16 (default: 1, 2, 4, ... up to the cores, and
                       the number of cores)
   --max-threads N     the default list, up to N instead of the number of cores

@@ -425,6 +425,71 @@ fn read_only<R: Reader>(s: &Settings, g: &mut Group, name: &str, ours: bool, r: 
     }
 }
 
+/// Readers beside a writer: `t` reader threads look up the read-only workload's keys while
+/// one more thread inserts and removes keys of its own (a window of 1,024); only the reads
+/// are counted.
+fn beside_writer<M: Map>(s: &Settings, g: &mut Group, name: &str, ours: bool, m: &M) {
+    let space = s.cap().max(8);
+    for &t in &s.threads {
+        let r = harness::run(t + 1, s.duration, |th, stop| {
+            if th == t {
+                let mut seq = 0u64;
+                until_stopped(stop, || {
+                    m.insert(key(1, seq), seq);
+                    if seq >= 1024 {
+                        m.remove(key(1, seq - 1024));
+                    }
+                    seq += 1;
+                });
+                return 0;
+            }
+            let mut find = Lcg::new(space, th as u64 + 1);
+            until_stopped(stop, || {
+                black_box(m.get(key(0, find.next())));
+            })
+        });
+        g.push(name, ours, t, r);
+    }
+}
+
+fn run_beside_writer(s: &Settings, g: &mut Group) {
+    if s.wants("std HashMap frozen") {
+        // The limit: the same reads with no writer (a std map cannot have one).
+        let n = (s.cap() as f64 * READ_ONLY.prefill) as u64;
+        let m: HashMap<u64, u64, S> = (0..n).map(|i| (key(0, i), i)).collect();
+        read_only(s, g, "std HashMap frozen", false, &m);
+    }
+    macro_rules! contender {
+        ($name:expr, $ours:expr, $make:expr) => {
+            if s.wants($name) {
+                let m = $make;
+                fill(s, &m);
+                beside_writer(s, g, $name, $ours, &m);
+            }
+        };
+    }
+    contender!("GilFreeDict", true, GilFreeDict::with_hasher(hasher()));
+    contender!("LockedDict", true, LockedDict::with_hasher(hasher()));
+    contender!(
+        "RwLock<HashMap>",
+        false,
+        RwLock::new(HashMap::with_hasher(hasher()))
+    );
+    contender!(
+        "Mutex<HashMap>",
+        false,
+        Mutex::new(HashMap::with_hasher(hasher()))
+    );
+    contender!("dashmap", false, dashmap::DashMap::with_hasher(hasher()));
+    contender!("papaya", false, papaya::HashMap::with_hasher(hasher()));
+    contender!("scc::HashMap", false, scc::HashMap::with_hasher(hasher()));
+    contender!(
+        "scc::HashIndex",
+        false,
+        scc::HashIndex::with_hasher(hasher())
+    );
+}
+
 /// Fills `m` with the read-only workload's keys (thread 0's first `prefill x cap`).
 fn fill<M: Map>(s: &Settings, m: &M) {
     for i in 0..(s.cap() as f64 * READ_ONLY.prefill) as u64 {
@@ -437,7 +502,11 @@ pub fn run(s: &Settings, workloads: &[Workload]) -> Vec<Group> {
     for w in workloads {
         let about = w.describe("dict", s.cap_log2, "get", "insert", "remove", "update");
         eprintln!("dict / {} ({about})", w.name);
-        if w.insert + w.remove + w.update == 0 {
+        if w.writer {
+            let mut g = Group::new("dict", w.name, about, "std HashMap frozen");
+            run_beside_writer(s, &mut g);
+            groups.push(g);
+        } else if w.insert + w.remove + w.update == 0 {
             let mut g = Group::new("dict", w.name, about, "std HashMap frozen");
             run_read_only(s, &mut g);
             groups.push(g);

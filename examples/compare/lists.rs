@@ -267,13 +267,80 @@ fn read_only<R: ListReader>(s: &Settings, g: &mut Group, name: &str, ours: bool,
     }
 }
 
+/// Readers beside a writer: `t` reader threads read random items while one more thread
+/// overwrites random items (`set`); only the reads are counted.
+fn beside_writer<L: List>(s: &Settings, g: &mut Group, name: &str, ours: bool, l: &L) {
+    let len = l.len().max(1);
+    for &t in &s.threads {
+        let m = harness::run(t + 1, s.duration, |th, stop| {
+            let mut rng = Rng::new(th as u64 + 1);
+            if th == t {
+                let mut v = 0u64;
+                harness::until_stopped(stop, || {
+                    l.set(rng.below(len), v);
+                    v += 1;
+                });
+                return 0;
+            }
+            harness::until_stopped(stop, || {
+                black_box(l.get(rng.below(len)));
+            })
+        });
+        g.push(name, ours, t, m);
+    }
+}
+
 pub fn run(s: &Settings, workloads: &[Workload]) -> Vec<Group> {
     let mut groups = Vec::new();
     for w in workloads {
         let about = w.describe("list", s.cap_log2, "get(i)", "append", "pop()", "set(i)");
         eprintln!("list / {} ({about})", w.name);
         let n = (s.cap() as f64 * w.prefill) as u64;
-        if w.insert + w.remove + w.update == 0 {
+        if w.writer {
+            let mut g = Group::new("list", w.name, about, "std Vec frozen");
+            if s.wants("std Vec frozen") {
+                // The limit: the same reads with no writer.
+                let v: Vec<u64> = (0..n).collect();
+                read_only(s, &mut g, "std Vec frozen", false, &v);
+            }
+            if s.wants("GilFreeList") {
+                beside_writer(
+                    s,
+                    &mut g,
+                    "GilFreeList",
+                    true,
+                    &GilFreeList::from_vec((0..n).collect()),
+                );
+            }
+            if s.wants("LockedList") {
+                beside_writer(
+                    s,
+                    &mut g,
+                    "LockedList",
+                    true,
+                    &LockedList::from_vec((0..n).collect()),
+                );
+            }
+            if s.wants("RwLock<Vec>") {
+                beside_writer(
+                    s,
+                    &mut g,
+                    "RwLock<Vec>",
+                    false,
+                    &RwLock::new((0..n).collect()),
+                );
+            }
+            if s.wants("Mutex<Vec>") {
+                beside_writer(
+                    s,
+                    &mut g,
+                    "Mutex<Vec>",
+                    false,
+                    &Mutex::new((0..n).collect()),
+                );
+            }
+            groups.push(g);
+        } else if w.insert + w.remove + w.update == 0 {
             let mut g = Group::new("list", w.name, about, "std Vec frozen");
             if s.wants("std Vec frozen") {
                 let v: Vec<u64> = (0..n).collect();

@@ -249,7 +249,7 @@ impl Group {
 }
 
 /// A round trip this many times the table's fastest marks a cell (see `harness::round_trip_ns`).
-const SLOW_TRIP: f64 = 2.0;
+const SLOW_TRIP: f64 = 3.0;
 
 /// 3 significant digits, no exponent for ordinary magnitudes.
 pub fn fmt_num(x: f64) -> String {

@@ -25,6 +25,10 @@ pub struct Workload {
     pub update: u8,
     /// Fraction of the capacity (2^cap_log2) filled before the clock starts.
     pub prefill: f64,
+    /// One more thread writes beside the `read` threads (a dict: inserts and removes keys the
+    /// readers never look up; a list: overwrites items), and only the reads are counted: what
+    /// a writer costs the readers when they share no entry with it.
+    pub writer: bool,
 }
 
 pub const READ_ONLY: Workload = Workload {
@@ -34,6 +38,7 @@ pub const READ_ONLY: Workload = Workload {
     remove: 0,
     update: 0,
     prefill: 0.75,
+    writer: false,
 };
 pub const READ_HEAVY: Workload = Workload {
     name: "read-heavy",
@@ -42,6 +47,7 @@ pub const READ_HEAVY: Workload = Workload {
     remove: 1,
     update: 0,
     prefill: 0.75,
+    writer: false,
 };
 pub const WRITE_HEAVY: Workload = Workload {
     name: "write-heavy",
@@ -50,6 +56,7 @@ pub const WRITE_HEAVY: Workload = Workload {
     remove: 25,
     update: 0,
     prefill: 0.75,
+    writer: false,
 };
 pub const EXCHANGE: Workload = Workload {
     name: "exchange",
@@ -58,6 +65,7 @@ pub const EXCHANGE: Workload = Workload {
     remove: 40,
     update: 10,
     prefill: 0.75,
+    writer: false,
 };
 pub const RAPID_GROW: Workload = Workload {
     name: "rapid-grow",
@@ -66,6 +74,7 @@ pub const RAPID_GROW: Workload = Workload {
     remove: 5,
     update: 10,
     prefill: 0.0,
+    writer: false,
 };
 
 pub const GROW: Workload = Workload {
@@ -75,15 +84,27 @@ pub const GROW: Workload = Workload {
     remove: 0,
     update: 0,
     prefill: 0.0,
+    writer: false,
 };
 
-pub const ALL: [Workload; 6] = [
+pub const BESIDE_WRITER: Workload = Workload {
+    name: "beside-writer",
+    read: 100,
+    insert: 0,
+    remove: 0,
+    update: 0,
+    prefill: 0.75,
+    writer: true,
+};
+
+pub const ALL: [Workload; 7] = [
     READ_ONLY,
     READ_HEAVY,
     WRITE_HEAVY,
     EXCHANGE,
     RAPID_GROW,
     GROW,
+    BESIDE_WRITER,
 ];
 
 impl Workload {
@@ -127,10 +148,16 @@ impl Workload {
             }
         }
         format!(
-            "{what}: {}; prefilled to {:.0}% of 2^{cap_log2} = {} entries",
+            "{what}: {}; prefilled to {:.0}% of 2^{cap_log2} = {} entries{}",
             parts.join(", "),
             self.prefill * 100.0,
             (self.prefill * (1u64 << cap_log2) as f64) as u64,
+            if self.writer {
+                "; N reader threads and one more thread that writes (dict: inserts and \
+                 removes keys the readers never look up; list: set(i)); only the reads count"
+            } else {
+                ""
+            },
         )
     }
 }
