@@ -12,6 +12,12 @@ pub(crate) use std::sync::atomic::{
     fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
+/// A zero-sized field that starts a new cache line in a `#[repr(C)]` struct: the fields after
+/// it are kept off the line of the fields before it (readers' fields apart from writers').
+#[repr(align(64))]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NewLine;
+
 /// A mutex without poisoning: parking_lot in normal builds, loom's model under loom.
 #[cfg(not(gilfree_loom))]
 pub(crate) type Mutex<T> = parking_lot::Mutex<T>;

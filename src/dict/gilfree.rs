@@ -56,7 +56,7 @@ use crate::reclaim::{self, Guard};
 use crate::reentry;
 use crate::storage::{Ref, Storable, Storage};
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
-use crate::sync::{Ordering, WriteOnce};
+use crate::sync::{NewLine, Ordering, WriteOnce};
 use crate::{Container, Error};
 
 /// One bucket: the key and the value's word.
@@ -84,6 +84,11 @@ impl crate::sync::Zeroed for AtomicU32 {
 }
 
 /// One generation of a dict's storage (see the module docs).
+///
+/// The array pointers, which every lookup reads, and the counts, which every insert and
+/// remove writes, are on separate cache lines: on one line, each write would take the line
+/// from the other cores, and their next lookups would miss on it.
+#[repr(C)]
 pub(crate) struct Table<K> {
     ctrl: Ctrl,
     buckets: Box<[Bucket<K>]>,
@@ -93,13 +98,14 @@ pub(crate) struct Table<K> {
     order_bucket: Box<[AtomicU32]>,
     /// `order_seq[p]`: its dict-wide sequence number.
     order_seq: Box<[AtomicU64]>,
+    generation: u64,
+    _counts: NewLine,
     /// Positions handed out.
     used: AtomicUsize,
     /// Live entries.
     live: AtomicUsize,
     /// One past the last live position (writers only; `popitem`'s starting point).
     tail: AtomicUsize,
-    generation: u64,
 }
 
 impl<K> Table<K> {
@@ -113,10 +119,11 @@ impl<K> Table<K> {
             tags: unsafe { crate::sync::zeroed_slice(buckets) },
             order_bucket: unsafe { crate::sync::zeroed_slice(positions) },
             order_seq: unsafe { crate::sync::zeroed_slice(positions) },
+            generation,
+            _counts: NewLine,
             used: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
-            generation,
         }
     }
 
@@ -262,16 +269,21 @@ unsafe fn drop_doomed<K, V: Storable>(word: u64) {
 }
 
 /// The storage of a [`GilFreeDict`](crate::GilFreeDict); see the [module docs](self).
+///
+/// What every lookup reads (the table pointer) and what every write writes (the lock, the
+/// counters) are on separate cache lines, as in [`Table`].
+#[repr(C)]
 pub struct GilFreeStore<K, V> {
     table: AtomicPtr<Table<K>>,
-    lock: BiasedMutex,
-    counters: Counters,
     frozen: AtomicBool,
-    /// The next entry's sequence number (writers only).
-    next_seq: AtomicU64,
     /// Drops a table with everything in it (made where `V: Storable` is known).
     doom: unsafe fn(u64),
     _values: PhantomData<V>,
+    _writers: NewLine,
+    lock: BiasedMutex,
+    counters: Counters,
+    /// The next entry's sequence number (writers only).
+    next_seq: AtomicU64,
 }
 
 impl<K, V> fmt::Debug for GilFreeStore<K, V> {
@@ -744,12 +756,13 @@ where
     fn with_capacity(capacity: usize) -> Self {
         GilFreeStore {
             table: AtomicPtr::new(Box::into_raw(Box::new(Table::new(capacity, 0)))),
-            lock: BiasedMutex::new(),
-            counters: Counters::new(),
             frozen: AtomicBool::new(false),
-            next_seq: AtomicU64::new(1),
             doom: drop_doomed::<K, V>,
             _values: PhantomData,
+            _writers: NewLine,
+            lock: BiasedMutex::new(),
+            counters: Counters::new(),
+            next_seq: AtomicU64::new(1),
         }
     }
 
@@ -1034,5 +1047,45 @@ impl<K, V> fmt::Debug for Iter<'_, K, V> {
             .field("front", &self.front)
             .field("back", &self.back)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(gilfree_loom)))]
+mod tests {
+    use super::*;
+    use std::mem::{align_of, offset_of};
+
+    /// What lookups read and what writes write sit on different cache lines (see `Table`
+    /// and `GilFreeStore`): a reordering of the fields would put them back on one.
+    #[test]
+    fn lookup_fields_and_write_fields_are_on_separate_lines() {
+        let line = |offset: usize| offset / 64;
+        assert!(align_of::<Table<u64>>() >= 64 && align_of::<GilFreeStore<u64, u64>>() >= 64);
+        for read in [
+            offset_of!(Table<u64>, ctrl),
+            offset_of!(Table<u64>, buckets),
+        ] {
+            for written in [
+                offset_of!(Table<u64>, used),
+                offset_of!(Table<u64>, live),
+                offset_of!(Table<u64>, tail),
+            ] {
+                assert_ne!(line(read), line(written), "Table: {read} and {written}");
+            }
+        }
+        let table = offset_of!(GilFreeStore<u64, u64>, table);
+        for written in [
+            offset_of!(GilFreeStore<u64, u64>, lock),
+            offset_of!(GilFreeStore<u64, u64>, counters),
+            offset_of!(GilFreeStore<u64, u64>, next_seq),
+        ] {
+            assert_ne!(
+                line(table),
+                line(written),
+                "GilFreeStore: {table} and {written}"
+            );
+        }
+        // The lock is more than a word: its last byte must be past the readers' line too.
+        assert!(offset_of!(GilFreeStore<u64, u64>, lock) >= 64);
     }
 }

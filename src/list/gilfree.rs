@@ -92,7 +92,7 @@ use crate::model::EqModel;
 use crate::reclaim::{self, Guard};
 use crate::reentry::{self, Holding};
 use crate::storage::{Ref, Storable, Storage};
-use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, NewLine, Ordering};
 use crate::{Container, Error};
 
 /// One generation of the list's storage; see the module docs.
@@ -146,15 +146,20 @@ impl Array {
 /// assert_eq!(l.snapshot(), vec![10, 2, 30]);
 /// assert_eq!(l.get(5).unwrap_err().to_string(), "list index out of range");
 /// ```
+#[repr(C)]
 pub struct GilFreeList<T> {
+    // What an index read loads (the array pointer) is kept off the cache line of what every
+    // write writes (the lock, the length, the version): on one line, each write would take the
+    // line from the readers' cores, and their next reads would miss on it.
     array: AtomicPtr<Array>,
-    writer: BiasedMutex,
-    len: AtomicUsize,
-    version: AtomicU64,
     frozen: AtomicBool,
     /// Drops the items of an array (made where `T: Storable` is known).
     doom: unsafe fn(u64),
     _owns: PhantomData<T>,
+    _writers: NewLine,
+    writer: BiasedMutex,
+    len: AtomicUsize,
+    version: AtomicU64,
 }
 
 // SAFETY: the list owns its items: readers on any thread get `&T` (needs Sync), and any
@@ -270,11 +275,12 @@ impl<T: Storable> GilFreeList<T> {
         GilFreeList {
             len: AtomicUsize::new(array.len.load(Ordering::Relaxed)),
             array: AtomicPtr::new(Box::into_raw(array)),
-            writer: BiasedMutex::new(),
-            version: AtomicU64::new(0),
             frozen: AtomicBool::new(false),
             doom: drop_doomed::<T>,
             _owns: PhantomData,
+            _writers: NewLine,
+            writer: BiasedMutex::new(),
+            version: AtomicU64::new(0),
         }
     }
 }
@@ -1507,5 +1513,26 @@ impl<T: Storable + Clone + Send + Sync + 'static> RemoveSteps<T> for GilFreeList
             w.discard(index);
         }
         Ok(same)
+    }
+}
+
+#[cfg(all(test, not(gilfree_loom)))]
+mod layout_tests {
+    use super::*;
+    use std::mem::{align_of, offset_of};
+
+    /// The array pointer that index reads load and the fields every write writes sit on
+    /// different cache lines (see `GilFreeList`).
+    #[test]
+    fn read_pointer_and_write_fields_are_on_separate_lines() {
+        assert!(align_of::<GilFreeList<u64>>() >= 64);
+        let array = offset_of!(GilFreeList<u64>, array) / 64;
+        for written in [
+            offset_of!(GilFreeList<u64>, writer),
+            offset_of!(GilFreeList<u64>, len),
+            offset_of!(GilFreeList<u64>, version),
+        ] {
+            assert_ne!(array, written / 64, "array and the field at {written}");
+        }
     }
 }
