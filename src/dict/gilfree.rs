@@ -85,8 +85,9 @@ impl crate::sync::Zeroed for AtomicU32 {
 
 /// One generation of a dict's storage (see the module docs).
 ///
-/// The array pointers, which every lookup reads, and the counts, which every insert and
-/// remove writes, are on separate cache lines: on one line, each write would take the line
+/// The array pointers that every lookup reads (control bytes, buckets, tags) and the counts
+/// that every insert and remove writes are on separate cache lines (two lines in all, the
+/// order arrays' pointers beside the counts): on one line, each write would take the line
 /// from the other cores, and their next lookups would miss on it.
 #[repr(C)]
 pub(crate) struct Table<K> {
@@ -94,12 +95,12 @@ pub(crate) struct Table<K> {
     buckets: Box<[Bucket<K>]>,
     /// `tags[bucket]`: the hash tag of the key in `bucket` (written before it is published).
     tags: Box<[AtomicU32]>,
+    generation: u64,
+    _counts: NewLine,
     /// `order_bucket[p]`: the bucket of the `p`-th insertion into this table (T3).
     order_bucket: Box<[AtomicU32]>,
     /// `order_seq[p]`: its dict-wide sequence number.
     order_seq: Box<[AtomicU64]>,
-    generation: u64,
-    _counts: NewLine,
     /// Positions handed out.
     used: AtomicUsize,
     /// Live entries.
@@ -117,10 +118,10 @@ impl<K> Table<K> {
             // SAFETY (all four): all-zero atomics and empty key cells are valid values.
             buckets: unsafe { crate::sync::zeroed_slice(buckets) },
             tags: unsafe { crate::sync::zeroed_slice(buckets) },
-            order_bucket: unsafe { crate::sync::zeroed_slice(positions) },
-            order_seq: unsafe { crate::sync::zeroed_slice(positions) },
             generation,
             _counts: NewLine,
+            order_bucket: unsafe { crate::sync::zeroed_slice(positions) },
+            order_seq: unsafe { crate::sync::zeroed_slice(positions) },
             used: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
