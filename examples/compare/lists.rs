@@ -303,42 +303,25 @@ pub fn run(s: &Settings, workloads: &[Workload]) -> Vec<Group> {
                 let v: Vec<u64> = (0..n).collect();
                 read_only(s, &mut g, "std Vec frozen", false, &v);
             }
-            if s.wants("GilFreeList") {
-                beside_writer(
-                    s,
-                    &mut g,
-                    "GilFreeList",
-                    true,
-                    &GilFreeList::from_vec((0..n).collect()),
-                );
+            macro_rules! contender {
+                ($name:expr, $ours:expr, $list:expr) => {
+                    if s.wants($name) {
+                        beside_writer(s, &mut g, $name, $ours, &$list);
+                    }
+                };
             }
-            if s.wants("LockedList") {
-                beside_writer(
-                    s,
-                    &mut g,
-                    "LockedList",
-                    true,
-                    &LockedList::from_vec((0..n).collect()),
-                );
-            }
-            if s.wants("RwLock<Vec>") {
-                beside_writer(
-                    s,
-                    &mut g,
-                    "RwLock<Vec>",
-                    false,
-                    &RwLock::new((0..n).collect()),
-                );
-            }
-            if s.wants("Mutex<Vec>") {
-                beside_writer(
-                    s,
-                    &mut g,
-                    "Mutex<Vec>",
-                    false,
-                    &Mutex::new((0..n).collect()),
-                );
-            }
+            contender!("GilFreeList", true, GilFreeList::from_vec((0..n).collect()));
+            contender!("LockedList", true, LockedList::from_vec((0..n).collect()));
+            contender!(
+                "RwLock<Vec>",
+                false,
+                RwLock::new((0..n).collect::<Vec<u64>>())
+            );
+            contender!(
+                "Mutex<Vec>",
+                false,
+                Mutex::new((0..n).collect::<Vec<u64>>())
+            );
             groups.push(g);
         } else if w.insert + w.remove + w.update == 0 {
             let mut g = Group::new("list", w.name, about, "std Vec frozen");
