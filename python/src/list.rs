@@ -70,7 +70,9 @@ impl ListInner {
 /// (index reads and iteration take no lock).
 #[pyclass(module = "gilfree", name = "List", subclass, frozen, sequence)]
 pub struct ListPy {
-    pub(crate) inner: ListInner,
+    /// Boxed: the gilfree lists are 64-byte aligned (their readers' fields and their writers'
+    /// sit on separate cache lines), and a Python object's memory is only 16-byte aligned.
+    pub(crate) inner: Box<ListInner>,
     _settle: SettleOnDrop,
 }
 
@@ -94,7 +96,7 @@ impl LockedListPy {
 impl ListPy {
     fn from_inner(inner: ListInner) -> ListPy {
         ListPy {
-            inner,
+            inner: Box::new(inner),
             _settle: SettleOnDrop,
         }
     }
@@ -118,7 +120,7 @@ impl ListPy {
 
     /// The list as a freeze walk sees it: a container whose items are walked.
     pub(crate) fn shape(&self) -> Shape<'_, Obj> {
-        on_list!(&self.inner, l => Shape::Container(l))
+        on_list!(&*self.inner, l => Shape::Container(l))
     }
 
     /// For `frozen_copy`: a new mutable list with the same items.
@@ -127,19 +129,19 @@ impl ListPy {
     }
 
     pub(crate) fn len(&self) -> usize {
-        on_list!(&self.inner, l => l.len())
+        on_list!(&*self.inner, l => l.len())
     }
 
     pub(crate) fn snapshot(&self) -> Vec<Obj> {
-        on_list!(&self.inner, l => l.snapshot())
+        on_list!(&*self.inner, l => l.snapshot())
     }
 
     fn get(&self, i: isize) -> Result<Obj, Error> {
-        on_list!(&self.inner, l => l.get(i))
+        on_list!(&*self.inner, l => l.get(i))
     }
 
     fn extend_with(&self, items: Vec<Obj>) -> PyResult<()> {
-        on_list!(&self.inner, l => l.extend(items)).py()
+        on_list!(&*self.inner, l => l.extend(items)).py()
     }
 
     /// `self == other` / ordering against another list; `None` for "not comparable".
@@ -160,8 +162,8 @@ impl ListPy {
             return Ok(None);
         };
         let r = match op {
-            CompareOp::Eq => on_pair!(&self.inner, other, (a, b) => a.eq_in(&m, b)).py()?,
-            CompareOp::Ne => !on_pair!(&self.inner, other, (a, b) => a.eq_in(&m, b)).py()?,
+            CompareOp::Eq => on_pair!(&*self.inner, other, (a, b) => a.eq_in(&m, b)).py()?,
+            CompareOp::Ne => !on_pair!(&*self.inner, other, (a, b) => a.eq_in(&m, b)).py()?,
             op => {
                 // The first unequal pair decides through `x op y`; reported as Less/Greater so
                 // that the length comparison of equal prefixes reads the same way.
@@ -173,7 +175,7 @@ impl ListPy {
                     let r = x.bind(py).rich_compare(y.bind(py), op)?.is_truthy()?;
                     Ok(Some(if r { yes } else { no }))
                 };
-                let ord = on_pair!(&self.inner, other, (a, b) => a.compare_in(&m, b, cmp)).py()?;
+                let ord = on_pair!(&*self.inner, other, (a, b) => a.compare_in(&m, b, cmp)).py()?;
                 match ord {
                     Some(Ordering::Equal) => matches!(op, CompareOp::Le | CompareOp::Ge),
                     Some(o) => o == yes,
@@ -264,7 +266,7 @@ impl ListPy {
     #[pyo3(signature = (iterable=None, /))]
     fn __init__(&self, iterable: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let _s = Settle::write();
-        on_list!(&self.inner, l => l.clear()).py()?;
+        on_list!(&*self.inner, l => l.clear()).py()?;
         if let Some(src) = iterable {
             self.extend_with(items_of(src)?)?;
         }
@@ -282,10 +284,10 @@ impl ListPy {
     ) -> PyResult<Bound<'py, PyAny>> {
         let _s = Settle::read();
         if let Ok(s) = index.cast::<PySlice>() {
-            let items = on_list!(&self.inner, l => l.get_slice(to_slice(s)?)).py()?;
+            let items = on_list!(&*self.inner, l => l.get_slice(to_slice(s)?)).py()?;
             return self.new_like(py, items);
         }
-        on_list!(&self.inner, l => l.get_with(item_index(index)?, |o| o.bind(py).clone()))
+        on_list!(&*self.inner, l => l.get_with(item_index(index)?, |o| o.bind(py).clone()))
             .map_err(index_err("list index out of range"))
     }
 
@@ -300,20 +302,20 @@ impl ListPy {
                     e
                 }
             })?;
-            return on_list!(&self.inner, l => l.set_slice(slice, items)).py();
+            return on_list!(&*self.inner, l => l.set_slice(slice, items)).py();
         }
         let i = item_index(index)?;
-        on_list!(&self.inner, l => l.set(i, Obj::new(value)))
+        on_list!(&*self.inner, l => l.set(i, Obj::new(value)))
             .map_err(index_err("list assignment index out of range"))
     }
 
     fn __delitem__(&self, index: &Bound<'_, PyAny>) -> PyResult<()> {
         let _s = Settle::write();
         if let Ok(s) = index.cast::<PySlice>() {
-            return on_list!(&self.inner, l => l.del_slice(to_slice(s)?)).py();
+            return on_list!(&*self.inner, l => l.del_slice(to_slice(s)?)).py();
         }
         let i = item_index(index)?;
-        on_list!(&self.inner, l => l.pop_at(i))
+        on_list!(&*self.inner, l => l.pop_at(i))
             .map(drop)
             .map_err(index_err("list assignment index out of range"))
     }
@@ -321,7 +323,7 @@ impl ListPy {
     fn __contains__(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
         let _s = Settle::read();
         let m = Model(py);
-        on_list!(&self.inner, l => l.contains_in(&m, &Obj::probe(x))).py()
+        on_list!(&*self.inner, l => l.contains_in(&m, &Obj::probe(x))).py()
     }
 
     fn __iter__(slf: &Bound<'_, Self>) -> ListIterPy {
@@ -407,7 +409,7 @@ impl ListPy {
     fn __mul__<'py>(&self, py: Python<'py>, n: isize) -> PyResult<Bound<'py, PyAny>> {
         let _s = Settle::read();
         let n = repeat_count(self.len(), n)?;
-        let inner = match &self.inner {
+        let inner = match &*self.inner {
             ListInner::GilFree(l) => ListInner::GilFree(l.repeat(n).py()?),
             ListInner::Locked(l) => ListInner::Locked(l.repeat(n).py()?),
         };
@@ -421,12 +423,12 @@ impl ListPy {
     fn __imul__(&self, n: isize) -> PyResult<()> {
         let _s = Settle::write();
         let n = repeat_count(self.len(), n)?;
-        on_list!(&self.inner, l => l.repeat_in_place(n)).py()
+        on_list!(&*self.inner, l => l.repeat_in_place(n)).py()
     }
 
     fn append(&self, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let _s = Settle::write();
-        on_list!(&self.inner, l => l.append(Obj::new(x))).py()
+        on_list!(&*self.inner, l => l.append(Obj::new(x))).py()
     }
 
     fn extend(&self, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -436,21 +438,21 @@ impl ListPy {
 
     fn insert(&self, i: isize, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let _s = Settle::write();
-        on_list!(&self.inner, l => l.insert(i, Obj::new(x))).py()
+        on_list!(&*self.inner, l => l.insert(i, Obj::new(x))).py()
     }
 
     #[pyo3(signature = (i=-1))]
     fn pop(&self, py: Python<'_>, i: isize) -> PyResult<Py<PyAny>> {
         let _s = Settle::write();
-        let item =
-            on_list!(&self.inner, l => l.pop_at(i)).map_err(index_err("pop index out of range"))?;
+        let item = on_list!(&*self.inner, l => l.pop_at(i))
+            .map_err(index_err("pop index out of range"))?;
         Ok(item.to_py(py))
     }
 
     fn remove(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let _s = Settle::write();
         let m = Model(py);
-        on_list!(&self.inner, l => l.remove_in(&m, &Obj::probe(x))).py()
+        on_list!(&*self.inner, l => l.remove_in(&m, &Obj::probe(x))).py()
     }
 
     #[pyo3(signature = (x, start=None, stop=None))]
@@ -465,30 +467,31 @@ impl ListPy {
         let m = Model(py);
         let start = start.map_or(Ok(0), clamp_index)?;
         let stop = stop.map_or(Ok(isize::MAX), clamp_index)?;
-        on_list!(&self.inner, l => l.index_in(&m, &Obj::probe(x), start, stop)).map_err(|e| match e
-        {
-            Error::ValueNotFound => match repr_of(x) {
-                Ok(r) => PyValueError::new_err(format!("{r} is not in list")),
-                Err(e) => e,
+        on_list!(&*self.inner, l => l.index_in(&m, &Obj::probe(x), start, stop)).map_err(
+            |e| match e {
+                Error::ValueNotFound => match repr_of(x) {
+                    Ok(r) => PyValueError::new_err(format!("{r} is not in list")),
+                    Err(e) => e,
+                },
+                e => to_py_err(e),
             },
-            e => to_py_err(e),
-        })
+        )
     }
 
     fn count(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<usize> {
         let _s = Settle::read();
         let m = Model(py);
-        on_list!(&self.inner, l => l.count_in(&m, &Obj::probe(x))).py()
+        on_list!(&*self.inner, l => l.count_in(&m, &Obj::probe(x))).py()
     }
 
     fn reverse(&self) -> PyResult<()> {
         let _s = Settle::write();
-        on_list!(&self.inner, l => l.reverse()).py()
+        on_list!(&*self.inner, l => l.reverse()).py()
     }
 
     fn clear(&self) -> PyResult<()> {
         let _s = Settle::write();
-        on_list!(&self.inner, l => l.clear()).py()
+        on_list!(&*self.inner, l => l.clear()).py()
     }
 
     fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -503,10 +506,10 @@ impl ListPy {
         let _s = Settle::write();
         let less = |a: &Obj, b: &Obj| a.bind(py).lt(b.bind(py));
         match key.filter(|k| !k.is_none()) {
-            None => on_list!(&self.inner, l => l.sort_by(reverse, less)),
+            None => on_list!(&*self.inner, l => l.sort_by(reverse, less)),
             Some(key) => {
                 let key_of = |x: &Obj| key.call1((x.bind(py),)).map(Obj::from_owned);
-                on_list!(&self.inner, l => l.sort_by_key(reverse, key_of, less))
+                on_list!(&*self.inner, l => l.sort_by_key(reverse, key_of, less))
             }
         }
         .py()
@@ -533,25 +536,25 @@ impl ListPy {
 
     /// Freezes this list only (its items stay as they are).
     fn freeze(&self) -> PyResult<()> {
-        on_list!(&self.inner, l => l.freeze()).py()
+        on_list!(&*self.inner, l => l.freeze()).py()
     }
 
     /// Whether the list is frozen.
     #[getter]
     fn frozen(&self) -> bool {
-        on_list!(&self.inner, l => l.is_frozen())
+        on_list!(&*self.inner, l => l.is_frozen())
     }
 
     /// A tag that changes on every mutation.
     #[getter]
     fn version(&self) -> u64 {
-        on_list!(&self.inner, l => l.version())
+        on_list!(&*self.inner, l => l.version())
     }
 
     /// `"gilfree"` or `"locked"`: the Rust list behind this object.
     #[getter]
     fn variant(&self) -> &'static str {
-        match &self.inner {
+        match &*self.inner {
             ListInner::GilFree(_) => "gilfree",
             ListInner::Locked(_) => "locked",
         }
@@ -564,7 +567,7 @@ impl ListPy {
 
     /// Visits every item (the garbage collector's `tp_traverse`), taking no reference.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        match &self.inner {
+        match &*self.inner {
             ListInner::GilFree(l) => {
                 let pinned = l.pin();
                 for x in pinned.iter() {
@@ -585,7 +588,7 @@ impl ListPy {
     /// Breaks reference cycles (a frozen list cannot be cleared: cycles through it stay).
     fn __clear__(&self) {
         let _s = Settle::write();
-        let _ = on_list!(&self.inner, l => l.clear());
+        let _ = on_list!(&*self.inner, l => l.clear());
     }
 }
 

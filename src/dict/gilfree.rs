@@ -272,7 +272,9 @@ unsafe fn drop_doomed<K, V: Storable>(word: u64) {
 /// The storage of a [`GilFreeDict`](crate::GilFreeDict); see the [module docs](self).
 ///
 /// What every lookup reads (the table pointer) and what every write writes (the lock, the
-/// counters) are on separate cache lines, as in [`Table`].
+/// counters) are on separate cache lines, as in the table header. So the store, and a `GilFreeDict`,
+/// are 64-byte aligned: to embed one in memory that a C allocator hands out (a Python
+/// object's is 16-byte aligned), box it.
 #[repr(C)]
 pub struct GilFreeStore<K, V> {
     table: AtomicPtr<Table<K>>,

@@ -146,6 +146,10 @@ impl Array {
 /// assert_eq!(l.snapshot(), vec![10, 2, 30]);
 /// assert_eq!(l.get(5).unwrap_err().to_string(), "list index out of range");
 /// ```
+///
+/// The list is 64-byte aligned (its readers' and its writers' fields are on separate cache
+/// lines). Memory that a C allocator hands out is often less aligned (a Python object's, 16
+/// bytes): to embed a list in such an object, box it.
 #[repr(C)]
 pub struct GilFreeList<T> {
     // What an index read loads (the array pointer) is kept off the cache line of what every
