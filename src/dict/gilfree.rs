@@ -909,11 +909,7 @@ impl<'a, K: 'a, V: Storable + 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
             // (T2); frozen (`DictStore::frozen`'s contract): it is dropped only with the
             // store, after `'a`.
             let key = unsafe { bucket(b).key.get() };
-            Ok(match quick(key)? {
-                Verdict::Match => true,
-                Verdict::Skip => false,
-                Verdict::Unsure => self.table.tag(b) == tag && script(key)?,
-            })
+            quick(key)?.or_script(|| self.table.tag(b) == tag, || script(key))
         })?;
         // SAFETY: frozen: nobody writes the word or drops its value during `'a`.
         Ok(found.map(|b| unsafe { V::Storage::frozen(&bucket(b).value) }))

@@ -296,6 +296,24 @@ pub enum Verdict {
     Unsure,
 }
 
+impl Verdict {
+    /// A frozen table's answer for a candidate judged `self` without script code: a match or
+    /// a skip settles it; an unsure one goes to `script` only if the candidate's full hash tag
+    /// is the key's (`same_tag`), so script `eq` never runs on a key of another hash.
+    #[inline(always)]
+    pub(crate) fn or_script<E>(
+        self,
+        same_tag: impl FnOnce() -> bool,
+        script: impl FnOnce() -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        match self {
+            Verdict::Match => Ok(true),
+            Verdict::Skip => Ok(false),
+            Verdict::Unsure => Ok(same_tag() && script()?),
+        }
+    }
+}
+
 /// How [`Ctrl::find`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Found {

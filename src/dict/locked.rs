@@ -729,11 +729,7 @@ impl<'a, K: 'a, V: 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
         let tag = tag32(hash);
         let found = self.ctrl.find_where(tag, Ordering::Relaxed, |b| {
             let key = &entry(b).0;
-            Ok(match quick(key)? {
-                Verdict::Match => true,
-                Verdict::Skip => false,
-                Verdict::Unsure => self.table.tags[b] == tag && script(key)?,
-            })
+            quick(key)?.or_script(|| self.table.tags[b] == tag, || script(key))
         })?;
         Ok(found.map(|b| &entry(b).1))
     }
