@@ -17,6 +17,18 @@ pub struct Measured {
     pub round_trip_ns: Option<f64>,
 }
 
+impl Measured {
+    /// Aggregate throughput, millions of operations per second.
+    pub fn mops(&self) -> f64 {
+        self.ops as f64 / self.secs / 1e6
+    }
+
+    /// Wall time per operation as one of `threads` threads sees it: `secs * threads / ops`.
+    pub fn ns_per_op(&self, threads: usize) -> f64 {
+        self.secs * 1e9 * threads as f64 / self.ops.max(1) as f64
+    }
+}
+
 /// Round trips of one timed attempt of the cross-thread probe.
 const PROBE_TRIPS: u64 = 2_000;
 /// Timed attempts; the probe reports the fastest.

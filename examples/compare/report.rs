@@ -13,10 +13,8 @@ pub struct Record {
     /// A type of this crate (drawn with a thick line in the plots).
     pub ours: bool,
     pub threads: usize,
-    pub ops: u64,
-    pub secs: f64,
-    /// The cross-thread round trip probed around this measurement (2 or more threads).
-    pub round_trip_ns: Option<f64>,
+    /// The best measurement of this cell (with the round trip probed before it).
+    pub best: Measured,
     /// Measurements taken of this cell (one per round; the record keeps the best).
     pub rounds: usize,
     /// The lowest throughput of those rounds, Mops/s.
@@ -28,12 +26,12 @@ pub struct Record {
 impl Record {
     /// Aggregate throughput, millions of operations per second.
     pub fn mops(&self) -> f64 {
-        self.ops as f64 / self.secs / 1e6
+        self.best.mops()
     }
 
     /// Wall time per operation as one thread sees it: `secs * threads / ops`.
     pub fn ns_per_op(&self) -> f64 {
-        self.secs * 1e9 * self.threads as f64 / self.ops.max(1) as f64
+        self.best.ns_per_op(self.threads)
     }
 
     /// Throughput relative to the limit.
@@ -69,13 +67,12 @@ impl Group {
     /// Adds a measurement of a cell and reports it on stderr. A cell measured before (an
     /// earlier round) keeps the better of the two measurements and counts the rounds.
     pub fn push(&mut self, contender: &str, ours: bool, threads: usize, m: Measured) {
-        let mops = m.ops as f64 / m.secs / 1e6;
         eprintln!(
             "  {:<44} {:>2} thr  {:>9.2} Mops/s  {:>9.1} ns/op{}",
             contender,
             threads,
-            mops,
-            m.secs * 1e9 * threads as f64 / m.ops.max(1) as f64,
+            m.mops(),
+            m.ns_per_op(threads),
             m.round_trip_ns
                 .map_or(String::new(), |rt| format!("  (round trip {rt:.0} ns)"))
         );
@@ -84,7 +81,7 @@ impl Group {
 
     /// [`push`](Self::push) without the report.
     fn record(&mut self, contender: &str, ours: bool, threads: usize, m: Measured) {
-        let mops = m.ops as f64 / m.secs / 1e6;
+        let mops = m.mops();
         if let Some(r) = self
             .records
             .iter_mut()
@@ -93,7 +90,7 @@ impl Group {
             r.rounds += 1;
             r.worst_mops = r.worst_mops.min(mops);
             if mops > r.mops() {
-                (r.ops, r.secs, r.round_trip_ns) = (m.ops, m.secs, m.round_trip_ns);
+                r.best = m;
             }
             return;
         }
@@ -103,9 +100,7 @@ impl Group {
             contender: contender.to_string(),
             ours,
             threads,
-            ops: m.ops,
-            secs: m.secs,
-            round_trip_ns: m.round_trip_ns,
+            best: m,
             rounds: 1,
             worst_mops: mops,
             limit_mops: None,
@@ -116,12 +111,7 @@ impl Group {
     /// [`push`](Self::push)).
     pub fn merge(&mut self, later: Group) {
         for r in later.records {
-            let m = Measured {
-                ops: r.ops,
-                secs: r.secs,
-                round_trip_ns: r.round_trip_ns,
-            };
-            self.record(&r.contender, r.ours, r.threads, m);
+            self.record(&r.contender, r.ours, r.threads, r.best);
         }
     }
 
@@ -202,10 +192,14 @@ impl Group {
         let trips: Vec<f64> = self
             .records
             .iter()
-            .filter_map(|r| r.round_trip_ns)
+            .filter_map(|r| r.best.round_trip_ns)
             .collect();
         let fastest = trips.iter().copied().fold(f64::INFINITY, f64::min);
-        let slow = |r: &Record| r.round_trip_ns.is_some_and(|rt| rt > SLOW_TRIP * fastest);
+        let slow = |r: &Record| {
+            r.best
+                .round_trip_ns
+                .is_some_and(|rt| rt > SLOW_TRIP * fastest)
+        };
         for (c, _) in self.contenders() {
             let _ = write!(s, "{c:<name_w$}");
             for t in &threads {
@@ -284,8 +278,8 @@ pub fn csv(groups: &[Group]) -> String {
                 r.contender,
                 r.ours,
                 r.threads,
-                r.ops,
-                r.secs,
+                r.best.ops,
+                r.best.secs,
                 r.mops(),
                 r.ns_per_op(),
                 g.limit,
@@ -293,7 +287,9 @@ pub fn csv(groups: &[Group]) -> String {
                 r.ratio().map_or(String::new(), |x| format!("{x:.4}")),
                 r.rounds,
                 r.worst_mops,
-                r.round_trip_ns.map_or(String::new(), |x| format!("{x:.1}")),
+                r.best
+                    .round_trip_ns
+                    .map_or(String::new(), |x| format!("{x:.1}")),
             );
         }
     }
@@ -348,15 +344,15 @@ pub fn json(groups: &[Group], machine: &str, settings: &str) -> String {
                 json_str(&r.contender),
                 r.ours,
                 r.threads,
-                r.ops,
-                r.secs,
+                r.best.ops,
+                r.best.secs,
                 json_num(Some(r.mops())),
                 json_num(Some(r.ns_per_op())),
                 json_num(r.limit_mops),
                 json_num(r.ratio()),
                 r.rounds,
                 json_num(Some(r.worst_mops)),
-                json_num(r.round_trip_ns),
+                json_num(r.best.round_trip_ns),
                 if i + 1 < g.records.len() { "," } else { "" }
             );
         }
