@@ -94,6 +94,12 @@ impl LockedListPy {
 }
 
 impl ListPy {
+    /// The item at index `i` (negative counts from the end), a new reference: `l[i]`'s work,
+    /// shared by `__getitem__` and the hand-written slot (`slots`).
+    pub(crate) fn item<'py>(&self, py: Python<'py>, i: isize) -> Result<Bound<'py, PyAny>, Error> {
+        on_list!(&*self.inner, l => l.get_with(i, |o| o.bind(py).clone()))
+    }
+
     fn from_inner(inner: ListInner) -> ListPy {
         ListPy {
             inner: Box::new(inner),
@@ -282,12 +288,14 @@ impl ListPy {
         py: Python<'py>,
         index: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let _s = Settle::read();
         if let Ok(s) = index.cast::<PySlice>() {
+            let _s = Settle::read();
             let items = on_list!(&*self.inner, l => l.get_slice(to_slice(s)?)).py()?;
             return self.new_like(py, items);
         }
-        on_list!(&*self.inner, l => l.get_with(item_index(index)?, |o| o.bind(py).clone()))
+        // No `Settle`: an index read releases no reference (it borrows the item and takes a
+        // new reference to it), so there is nothing to settle.
+        self.item(py, item_index(index)?)
             .map_err(index_err("list index out of range"))
     }
 

@@ -483,6 +483,69 @@ class FreezeTest(unittest.TestCase):
         run_threads(read)
 
 
+class IndexSlotTest(unittest.TestCase):
+    """`l[i]` goes through a hand-written slot for exact ints (python/src/slots.rs) and through
+    PyO3's `__getitem__` for everything else: both must behave as a builtin list does."""
+
+    def outcome(self, c, i):
+        try:
+            return ("value", c[i])
+        except Exception as e:  # noqa: BLE001 - the exception is the outcome compared
+            return (type(e), str(e))
+
+    def test_every_index_kind_as_the_builtin(self):
+        class IntSub(int):
+            pass
+
+        class Index:
+            def __index__(self):
+                return 2
+
+        keys = list(range(-13, 13)) + [2**31, -(2**31), 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**100,
+                                       -(2**100), True, False, IntSub(3), IntSub(-1), Index(), slice(1, 4),
+                                       slice(None, None, -2), "a", 1.5, None]
+        items = [object() for _ in range(11)]
+
+        class Sub(gilfree.List):
+            pass
+
+        class LockedSub(gilfree.LockedList):
+            pass
+
+        for cls in LISTS + (Sub, LockedSub):
+            c = cls(items)
+            for i in keys:
+                with self.subTest(cls=cls.__name__, i=i):
+                    got, want = self.outcome(c, i), self.outcome(items, i)
+                    if got[0] == "value" and isinstance(got[1], (gilfree.List, gilfree.LockedList)):
+                        got = ("value", list(got[1]))
+                    self.assertEqual(got, want)
+                    if not isinstance(i, slice):
+                        # By name: PyO3's method, which the slot must agree with.
+                        try:
+                            by_name = ("value", type(c).__getitem__(c, i))
+                        except Exception as e:  # noqa: BLE001
+                            by_name = (type(e), str(e))
+                        self.assertEqual(by_name, got)
+
+    def test_a_subclass_that_defines_getitem_is_called(self):
+        class Over(gilfree.List):
+            def __getitem__(self, i):
+                return ("over", i)
+
+        self.assertEqual(Over([1, 2])[0], ("over", 0))
+
+    def test_reads_take_one_reference_each(self):
+        x = object()
+        for cls in LISTS:
+            c = cls([x, x])
+            before = sys.getrefcount(x)
+            held = [c[0] for _ in range(1000)] + [c[-1] for _ in range(1000)]
+            self.assertEqual(sys.getrefcount(x), before + 2000)
+            del held
+            self.assertEqual(sys.getrefcount(x), before)
+
+
 class ErrorMappingTest(unittest.TestCase):
     def test_errors(self):
         for cls in DICTS:
