@@ -12,6 +12,13 @@
 //! The slot is installed on `gilfree.List` and `gilfree.LockedList` at module init, and a
 //! Python subclass inherits it unless it defines `__getitem__` (then CPython calls that one).
 //! `List.__getitem__(l, i)` called by name still runs PyO3's method.
+//!
+//! Only this read is done so. It calls nothing that needs PyO3 to know the thread is attached:
+//! it takes a new reference to the item (an incref), and what its unpin may free are `Obj`s,
+//! which only queue their reference (`obj`). A write would not be safe here: it releases
+//! references, and a `Py` dropped, or a `Python::attach` entered, while PyO3's count says the
+//! thread is not attached goes through PyO3's deferred pool, whose processing runs `__del__`
+//! wherever the next attach happens (possibly under a container lock).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
