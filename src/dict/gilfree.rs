@@ -435,29 +435,46 @@ impl<K, V: Storable> Write<'_, K, V> {
         let used = old.used.load(Ordering::Relaxed);
         // Without removed positions every position is live: no control byte to check.
         let holes = used != live;
+        // Two passes, so that the old table's buckets are read in sequence (a walk in insertion
+        // order would visit them at random, as many cache misses as entries):
+        //
+        // 1. in insertion order, over the order array: each live entry's new position (its rank
+        //    among the live entries), kept by old bucket in `rank`, and its sequence number;
+        // 2. in bucket order: each live entry moves to the fresh table, at its new position.
+        let mut rank: Vec<u32> = Vec::with_capacity(old.buckets.len());
+        let rank = &mut rank.spare_capacity_mut()[..old.buckets.len()];
         let mut n = 0;
         for p in 0..used {
-            // The walk goes in insertion order, so the old buckets come in hash order (random):
-            // start loading those a few positions ahead.
-            if let Some(ahead) = old.order_bucket.get(p + 2 * index::REBUILD_PREFETCH) {
-                let a = ahead.load(Ordering::Relaxed) as usize;
-                crate::sync::prefetch(old.bucket(a));
-                crate::sync::prefetch(&old.tags[a]);
+            let b = old.order_bucket[p].load(Ordering::Relaxed) as usize;
+            if holes {
+                // The control words are read at random: start loading one a few positions ahead.
+                if let Some(ahead) = old.order_bucket.get(p + 2 * index::REBUILD_PREFETCH) {
+                    old.ctrl
+                        .prefetch_bucket(ahead.load(Ordering::Relaxed) as usize);
+                }
+                if !old.ctrl.is_full(b, Ordering::Relaxed) {
+                    continue;
+                }
             }
-            // Half as far ahead, that tag has arrived: load the control word where its entry
-            // will go in the fresh table.
-            if let Some(ahead) = old.order_bucket.get(p + index::REBUILD_PREFETCH) {
-                let a = ahead.load(Ordering::Relaxed) as usize;
+            rank[b].write(n as u32);
+            fresh.order_seq[n].store(old.order_seq[p].load(Ordering::Relaxed), Ordering::Relaxed);
+            n += 1;
+        }
+        let mut moved = 0;
+        for b in old.ctrl.full_buckets() {
+            // The fresh table is written at random: start loading the control word and bucket
+            // where an entry a few buckets ahead will go.
+            let a = b + index::REBUILD_PREFETCH;
+            if a < old.buckets.len() && old.ctrl.is_full(a, Ordering::Relaxed) {
                 let first = fresh
                     .ctrl
                     .prefetch_start(old.tags[a].load(Ordering::Relaxed));
                 crate::sync::prefetch(fresh.bucket(first));
                 crate::sync::prefetch(&fresh.tags[first]);
             }
-            let b = old.order_bucket[p].load(Ordering::Relaxed) as usize;
-            if holes && !old.ctrl.is_full(b, Ordering::Relaxed) {
-                continue;
-            }
+            // SAFETY: a full bucket holds a live entry (T2), and the order array names it at
+            // one position below `used` (T3), which pass 1 visited and wrote `rank[b]` for.
+            let to_position = unsafe { rank[b].assume_init_read() } as usize;
             let tag = old.tags[b].load(Ordering::Relaxed);
             let to = fresh.ctrl.free_bucket(tag, false);
             let (from, into) = (old.bucket(b), fresh.bucket(to));
@@ -468,10 +485,10 @@ impl<K, V: Storable> Write<'_, K, V> {
                 .store(from.value.load(Ordering::Relaxed), Ordering::Relaxed);
             fresh.tags[to].store(tag, Ordering::Relaxed);
             fresh.ctrl.occupy(to, tag, Ordering::Relaxed);
-            fresh.order_bucket[n].store(to as u32, Ordering::Relaxed);
-            fresh.order_seq[n].store(old.order_seq[p].load(Ordering::Relaxed), Ordering::Relaxed);
-            n += 1;
+            fresh.order_bucket[to_position].store(to as u32, Ordering::Relaxed);
+            moved += 1;
         }
+        debug_assert_eq!(moved, n, "every live entry moves once");
         fresh.used.store(n, Ordering::Relaxed);
         fresh.live.store(n, Ordering::Relaxed);
         fresh.tail.store(n, Ordering::Relaxed);

@@ -143,9 +143,31 @@ fn empties(ctrl: u64) -> Hits {
     matching(ctrl, 0)
 }
 
-/// How many order positions ahead a rebuild (which walks in insertion order, so visits the
-/// old buckets at random) asks for the fresh table's control word of an entry; the old
-/// bucket and tag are asked for twice as far ahead, so the tag is there by then.
+/// The buckets in use of the group `ctrl` (top bit set), exactly.
+#[inline(always)]
+fn fulls(ctrl: u64) -> Hits {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return Hits(fulls_sse2(ctrl));
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    return Hits(ctrl & HI);
+}
+
+/// [`fulls`]'s set on x86-64: bit `i` for bucket `i`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn fulls_sse2(ctrl: u64) -> u64 {
+    use std::arch::x86_64::{_mm_cvtsi64_si128, _mm_movemask_epi8};
+    // SAFETY: SSE2 is enabled for this target (the `cfg` above); the intrinsics compute on
+    // registers only. The upper eight lanes hold zeros, whose top bits are clear.
+    let mask = unsafe { _mm_movemask_epi8(_mm_cvtsi64_si128(ctrl as i64)) };
+    u64::from(mask as u32 & 0xFF)
+}
+
+/// How far ahead a rebuild asks for the memory it will visit at random: a walk in insertion
+/// order (the locked store's rebuild, the GIL-free store's first pass) asks for the fresh
+/// table's control word of an entry this many order positions ahead, and for the old bucket
+/// and tag twice as far ahead, so the tag is there by then; a walk in bucket order (the
+/// GIL-free store's second pass) asks for the fresh control word this many buckets ahead.
 pub(crate) const REBUILD_PREFETCH: usize = 8;
 
 /// Largest number of order positions of one table (bucket numbers fit in a `u32`).
@@ -377,6 +399,28 @@ impl Ctrl {
         group * GROUP
     }
 
+    /// Asks for the control word of `bucket` to be loaded (a hint; no effect on results).
+    #[inline(always)]
+    pub(crate) fn prefetch_bucket(&self, bucket: usize) {
+        if let Some(word) = self.words.get(bucket / GROUP) {
+            crate::sync::prefetch(word);
+        }
+    }
+
+    /// The buckets in use, in bucket order (for a writer's walk over a whole table).
+    pub(crate) fn full_buckets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(group, word)| {
+            let mut hits = fulls(word.load(Ordering::Relaxed));
+            std::iter::from_fn(move || {
+                hits.any().then(|| {
+                    let b = hits.lowest();
+                    hits = hits.rest();
+                    group * GROUP + b
+                })
+            })
+        })
+    }
+
     /// The bucket where a new entry with `tag` goes, for a key known to be absent: the first
     /// empty bucket of its chain, or (`reuse`) the first empty or deleted one.
     #[inline]
@@ -561,6 +605,42 @@ mod tests {
         let b = c.free_bucket(tag, false);
         c.occupy(b, tag, Ordering::Relaxed);
         b
+    }
+
+    #[test]
+    fn full_buckets_lists_exactly_the_buckets_in_use_in_order() {
+        let c = Ctrl::new(5 * GROUP);
+        let mut model = std::collections::BTreeSet::new();
+        // Tags over every control byte and start group; a removal in every third insert.
+        for i in 0..3 * GROUP as u32 {
+            let tag = i.wrapping_mul(0x9E37_79B9);
+            let b = c.free_bucket(tag, false);
+            c.occupy(b, tag, Ordering::Relaxed);
+            model.insert(b);
+            if i % 3 == 2 {
+                let gone = *model.iter().nth(i as usize % model.len()).unwrap();
+                c.vacate(gone, false, Ordering::Relaxed);
+                model.remove(&gone);
+            }
+            assert_eq!(
+                c.full_buckets().collect::<Vec<_>>(),
+                model.iter().copied().collect::<Vec<_>>()
+            );
+        }
+        // Every byte value a full bucket can hold, in one group, including 0xFF.
+        let c = Ctrl::new(2 * GROUP);
+        for (b, tag) in (0..GROUP).zip([0x00, 0x7F, 0x01, 0x80, 0xFF, 0x55, 0x2A, 0x7E]) {
+            c.occupy(b, tag, Ordering::Relaxed);
+        }
+        assert_eq!(
+            c.full_buckets().collect::<Vec<_>>(),
+            (0..GROUP).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            fulls(0x0101_0000_0000_0100),
+            Hits::default(),
+            "deleted bytes are not full"
+        );
     }
 
     #[test]
