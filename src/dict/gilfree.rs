@@ -430,9 +430,12 @@ impl<K, V: Storable> Write<'_, K, V> {
     #[inline(never)]
     fn rebuild(&mut self, extra: usize) {
         let old = self.table();
-        let live = old.live.load(Ordering::Relaxed);
-        let fresh = Table::new(index::grown(live, extra), old.generation + 1);
-        let used = old.used.load(Ordering::Relaxed);
+        let (live, used) = (
+            old.live.load(Ordering::Relaxed),
+            old.used.load(Ordering::Relaxed),
+        );
+        let positions = index::grown(live, extra, index::churning(used, live));
+        let fresh = Table::new(positions, old.generation + 1);
         // Without removed positions every position is live: no control byte to check.
         let holes = used != live;
         // Two passes, so that the old table's buckets are read in sequence (a walk in insertion

@@ -174,11 +174,11 @@ impl<K, V> Compact<K, V> {
     #[inline(never)]
     fn make_room(&mut self) {
         let used = self.order.len();
-        let churning = used - self.live >= (self.live / 2).max(1);
+        let churning = index::churning(used, self.live);
         if used == self.cap() && churning && self.empty > self.ctrl.buckets() / 8 + 1 {
             self.compact_order();
         } else {
-            self.rebuild(index::grown(self.live, 1));
+            self.rebuild(index::grown(self.live, 1, false));
         }
     }
 
