@@ -678,14 +678,13 @@ pub(crate) fn collect_now() {
 /// held and no read session spans a release of it). The caller itself must not be pinned
 /// (checked: the call then does nothing).
 pub(crate) unsafe fn collect_exclusive() {
-    if is_pinned() {
-        return;
-    }
     // The bag is drained in place (its capacity is kept for the next writes): this runs after
     // every write of a caller such as the CPython binding, so it must cost little more than
-    // the destructors it runs — and next to nothing when the write retired nothing.
+    // the destructors it runs — and next to nothing when the write retired nothing: then it
+    // reads one thread-local (in an extension module each is a call to `__tls_get_addr`),
+    // and asks whether the thread is pinned only when there is something to free.
     let taken = LOCAL.try_with(|l| {
-        if l.bag.borrow().is_empty() && l.sealed.borrow().is_empty() {
+        if l.bag.borrow().is_empty() && l.sealed.borrow().is_empty() || is_pinned() {
             return None;
         }
         let items = mem::take(&mut *l.bag.borrow_mut());
@@ -710,7 +709,7 @@ pub(crate) unsafe fn collect_exclusive() {
             }
         });
     }
-    if GLOBAL.has_orphans.load(Ordering::Acquire) {
+    if GLOBAL.has_orphans.load(Ordering::Acquire) && !is_pinned() {
         let orphans = {
             let mut orphans = GLOBAL.orphans.lock();
             GLOBAL.has_orphans.store(false, Ordering::Relaxed);
