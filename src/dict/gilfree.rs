@@ -444,6 +444,8 @@ impl<K, V: Storable> Write<'_, K, V> {
         // 1. in insertion order, over the order array: each live entry's new position (its rank
         //    among the live entries), kept by old bucket in `rank`, and its sequence number;
         // 2. in bucket order: each live entry moves to the fresh table, at its new position.
+        //
+        // The scratch array costs 4 bytes per old bucket while the rebuild runs.
         let mut rank: Vec<u32> = Vec::with_capacity(old.buckets.len());
         let rank = &mut rank.spare_capacity_mut()[..old.buckets.len()];
         let mut n = 0;

@@ -135,8 +135,10 @@ impl<K, V> Compact<K, V> {
     fn rebuild(&mut self, positions: usize) {
         let mut fresh = Compact::new(positions, self.generation + 1);
         for p in 0..self.order.len() {
-            // Insertion order visits the old buckets at random: load them ahead (as the
-            // GIL-free rebuild does), and the fresh control word of an entry half as far ahead.
+            // Insertion order visits the old buckets at random: load them ahead, and the fresh
+            // control word of an entry half as far ahead. (The GIL-free store reads its old
+            // buckets in bucket order instead; this store rebuilds only when it grows or its
+            // buckets run out of empties, as churn reuses them.)
             const AHEAD: usize = index::REBUILD_PREFETCH;
             if let Some(a) = self.order.get(p + 2 * AHEAD).filter(|&&a| a != GONE) {
                 crate::sync::prefetch(&self.buckets[*a as usize]);
