@@ -29,9 +29,10 @@
 //! frees what the write retired at once, with `gilfree::collect_garbage_exclusive`: no epoch
 //! wait, no heavy fence (a `membarrier` system call per write, before), and a removed value's
 //! `__del__` runs before the statement that removed it returns, as in CPython. Under the same
-//! condition a writing method runs inside `gilfree::exclusive_access`, so a `GilFreeDict`
-//! hands the value it removes or overwrites straight back (moved: no incref of a clone,
-//! nothing retired). This holds
+//! condition each thread runs inside one `gilfree::exclusive_access` section for its life
+//! (opened at its first binding call: [`open_exclusive`]), so a `GilFreeDict` hands the value
+//! it removes or overwrites straight back (moved: no incref of a clone, nothing retired). This
+//! holds
 //! because the module declares that it needs the GIL (`gil_used = true`: a free-threaded
 //! CPython enables the GIL when it imports it); if the GIL is off anyway (`PYTHON_GIL=0` on a
 //! free-threaded build, detected at import), the binding falls back to the epoch collector,
@@ -192,6 +193,8 @@ struct Queue {
     /// Whether this thread is inside [`settle`] (nested calls leave the work to the outer one,
     /// so that releasing a deep tree is a loop, not a recursion).
     settling: Cell<bool>,
+    /// Whether this thread has opened its exclusive-access section ([`open_exclusive`]).
+    exclusive: Cell<bool>,
 }
 
 std::thread_local! {
@@ -201,6 +204,7 @@ std::thread_local! {
         Queue {
             pending: RefCell::new(Vec::new()),
             settling: Cell::new(false),
+            exclusive: Cell::new(false),
         }
     };
 }
@@ -220,6 +224,9 @@ fn defer_release(handle: Py<PyAny>) {
 /// held; runs `__del__` methods.
 pub fn settle() {
     let _ = QUEUE.try_with(|q| {
+        if !q.exclusive.get() {
+            open_exclusive(q);
+        }
         // Most calls queued nothing (a lookup that found a borrowed probe's key).
         if q.pending.try_borrow().is_ok_and(|p| p.is_empty()) || q.settling.replace(true) {
             return;
@@ -254,8 +261,32 @@ pub fn settle() {
 /// module docs). Without it, retired entries are left to the epoch collector.
 static GIL_SERIALIZES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Opens a gilfree exclusive-access section on this thread for the rest of its life (the guard
+/// is leaked), if the GIL serializes every access to the containers; marks the thread either
+/// way. Called by the thread's first [`settle`] (the end of its first binding call) and, for
+/// the importing thread, at import. Inside the section, a `GilFreeDict` write hands the value
+/// it removes or overwrites straight back and a `GilFreeList` pop its item (moved: no incref
+/// of a clone, nothing retired); before it, the same values are retired and freed by
+/// [`collect_retired`] before the call returns, so only the cost differs.
+///
+/// One section for the thread's life instead of one per write call: opening and closing one
+/// are two thread-local accesses, each a call to `__tls_get_addr` in an extension module.
+#[cold]
+fn open_exclusive(q: &Queue) {
+    q.exclusive.set(true);
+    if GIL_SERIALIZES.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: as in `collect_retired`, for every write of the thread's life: each write
+        // this thread makes to a gilfree container runs inside a binding method, with the GIL
+        // held for the whole method, and no read session spans a release of the GIL. So at
+        // each such write no other thread is inside a read session, and every one that ran
+        // ended before its thread released the GIL that this thread then acquired.
+        std::mem::forget(unsafe { gilfree::exclusive_access() });
+    }
+}
+
 /// Records at import whether the GIL is on (it is, unless a free-threaded build runs with
-/// `PYTHON_GIL=0` despite the module's `gil_used = true`).
+/// `PYTHON_GIL=0` despite the module's `gil_used = true`), and opens the importing thread's
+/// exclusive-access section ([`open_exclusive`]).
 pub fn note_gil(py: Python<'_>) -> PyResult<()> {
     let sys = py.import("sys")?;
     let on = match sys.getattr("_is_gil_enabled") {
@@ -264,6 +295,11 @@ pub fn note_gil(py: Python<'_>) -> PyResult<()> {
         Err(_) => true,
     };
     GIL_SERIALIZES.store(on, std::sync::atomic::Ordering::Relaxed);
+    let _ = QUEUE.try_with(|q| {
+        if !q.exclusive.get() {
+            open_exclusive(q);
+        }
+    });
     Ok(())
 }
 
@@ -287,34 +323,18 @@ pub fn collect_retired() {
 /// no gilfree lock held), releases what the call dropped.
 pub struct Settle {
     wrote: bool,
-    /// For a write under the GIL: values the dicts remove or replace come back moved (no
-    /// incref of a clone, nothing retired), dropped by the method itself.
-    _exclusive: Option<gilfree::ExclusiveAccess>,
 }
 
 impl Settle {
     /// For a method that only reads.
     pub fn read() -> Settle {
-        Settle {
-            wrote: false,
-            _exclusive: None,
-        }
+        Settle { wrote: false }
     }
 
-    /// For a method that may have removed or replaced entries.
+    /// For a method that may have removed or replaced entries (under the GIL, the thread's
+    /// exclusive-access section hands them back moved: see [`open_exclusive`]).
     pub fn write() -> Settle {
-        let exclusive = GIL_SERIALIZES
-            .load(std::sync::atomic::Ordering::Relaxed)
-            // SAFETY: as in `collect_retired`: the GIL, held by this thread for the whole
-            // method, serializes every access to gilfree containers, and no read session
-            // spans a release of it; so at each write of this method no other thread is
-            // inside a read session, and every one that ran ended before its thread released
-            // the GIL that this thread then acquired.
-            .then(|| unsafe { gilfree::exclusive_access() });
-        Settle {
-            wrote: true,
-            _exclusive: exclusive,
-        }
+        Settle { wrote: true }
     }
 }
 
