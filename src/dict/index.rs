@@ -54,15 +54,24 @@ fn ctrl_byte(tag: u32) -> u64 {
 
 const DELETED: u64 = 0x01;
 /// `0x01` in each byte.
-#[cfg(any(all(test, not(gilfree_loom)), not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[cfg(any(
+    all(test, not(gilfree_loom)),
+    not(all(target_arch = "x86_64", target_feature = "sse2"))
+))]
 const LO: u64 = 0x0101_0101_0101_0101;
 /// `0x80` in each byte.
-#[cfg(any(all(test, not(gilfree_loom)), not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[cfg(any(
+    all(test, not(gilfree_loom)),
+    not(all(target_arch = "x86_64", target_feature = "sse2"))
+))]
 const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The bytes of `x` that are zero, as their top bits (the lowest one is exact; higher ones may
 /// be false positives next to a true one, which callers tolerate or filter).
-#[cfg(any(all(test, not(gilfree_loom)), not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[cfg(any(
+    all(test, not(gilfree_loom)),
+    not(all(target_arch = "x86_64", target_feature = "sse2"))
+))]
 #[inline(always)]
 fn zero_bytes(x: u64) -> u64 {
     x.wrapping_sub(LO) & !x & HI
@@ -131,7 +140,10 @@ fn matching_sse2(ctrl: u64, byte: u64) -> u64 {
 }
 
 /// [`matching`]'s set elsewhere: bit `8i + 7` for bucket `i`, exact for the lowest.
-#[cfg(any(all(test, not(gilfree_loom)), not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[cfg(any(
+    all(test, not(gilfree_loom)),
+    not(all(target_arch = "x86_64", target_feature = "sse2"))
+))]
 #[inline(always)]
 fn matching_swar(ctrl: u64, byte: u64) -> u64 {
     zero_bytes(ctrl ^ (LO * byte))
