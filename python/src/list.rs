@@ -293,8 +293,9 @@ impl ListPy {
             let items = on_list!(&*self.inner, l => l.get_slice(to_slice(s)?)).py()?;
             return self.new_like(py, items);
         }
-        // No `Settle`: an index read releases no reference (it borrows the item and takes a
-        // new reference to it), so there is nothing to settle.
+        // No `Settle`: an index read releases no reference of its own (it borrows the item and
+        // takes a new reference to it). What its unpin may free (rare under the GIL) stays
+        // queued until the thread's next settling call.
         self.item(py, item_index(index)?)
             .map_err(index_err("list index out of range"))
     }

@@ -9,13 +9,17 @@
 //! PyO3 made, saved when this one is installed, so every error and every other case behaves
 //! exactly as through `__getitem__`.
 //!
-//! The slot is installed on `gilfree.List` and `gilfree.LockedList` at module init, and a
-//! Python subclass inherits it unless it defines `__getitem__` (then CPython calls that one).
-//! `List.__getitem__(l, i)` called by name still runs PyO3's method.
+//! The slot is installed on `gilfree.List` and `gilfree.LockedList` at module init. A Python
+//! subclass does not get it: CPython fills a new class's slot from the `__getitem__` wrapper
+//! it finds on the MRO, which wraps PyO3's function, so subclasses take PyO3's path (same
+//! behaviour, without the saving). `List.__getitem__(l, i)` called by name runs PyO3's too.
 //!
 //! Only this read is done so. It calls nothing that needs PyO3 to know the thread is attached:
 //! it takes a new reference to the item (an incref), and what its unpin may free are `Obj`s,
-//! which only queue their reference (`obj`). A write would not be safe here: it releases
+//! which only queue their reference (`obj`), released at the thread's next settling call.
+//! (One path would: `LockedList::get_with` on a list this thread has locked clones the `Obj`,
+//! whose `Python::attach` then drains PyO3's pool; the binding never runs Python code under a
+//! list lock, so it is not reached today.) A write would not be safe here: it releases
 //! references, and a `Py` dropped, or a `Python::attach` entered, while PyO3's count says the
 //! thread is not attached goes through PyO3's deferred pool, whose processing runs `__del__`
 //! wherever the next attach happens (possibly under a container lock).

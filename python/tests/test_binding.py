@@ -485,7 +485,8 @@ class FreezeTest(unittest.TestCase):
 
 class IndexSlotTest(unittest.TestCase):
     """`l[i]` goes through a hand-written slot for exact ints (python/src/slots.rs) and through
-    PyO3's `__getitem__` for everything else: both must behave as a builtin list does."""
+    PyO3's `__getitem__` for everything else (and for subclasses, which inherit PyO3's slot):
+    both must behave as a builtin list does."""
 
     def outcome(self, c, i):
         try:
