@@ -505,7 +505,7 @@ impl DictPy {
         }
         let m = Model(py);
         match on_dict!(&*self.inner, d => d.remove_in(&m, &Obj::probe(key))).py()? {
-            Some(v) => Ok(v.to_py(py)),
+            Some(v) => Ok(v.into_py()),
             None => match default.get_item(0) {
                 Ok(d) => Ok(d.unbind()),
                 Err(_) => Err(key_error(key)),
@@ -513,10 +513,10 @@ impl DictPy {
         }
     }
 
-    fn popitem(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    fn popitem(&self) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
         let _s = Settle::write();
         match on_dict!(&*self.inner, d => d.popitem()).py()? {
-            Some((k, v)) => Ok((k.to_py(py), v.to_py(py))),
+            Some((k, v)) => Ok((k.into_py(), v.into_py())),
             None => Err(PyKeyError::new_err("popitem(): dictionary is empty")),
         }
     }

@@ -54,7 +54,7 @@ mod gilfree_module {
         use pyo3::types::{PyAnyMethods, PyModuleMethods};
         m.add("MAX_LOOKUP_RESTARTS", gilfree::MAX_LOOKUP_RESTARTS)?;
         super::obj::note_gil(m.py())?;
-        super::slots::install(m.py());
+        super::slots::install(m.py())?;
         // `isinstance(d, collections.abc.Mapping)` etc., as for dict and list (UserDict and
         // friends compare with registered mappings).
         let abc = m.py().import("collections.abc")?;

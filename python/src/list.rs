@@ -100,6 +100,16 @@ impl ListPy {
         on_list!(&*self.inner, l => l.get_with(i, |o| o.bind(py).clone()))
     }
 
+    /// `append(x)`'s work, shared by the method and its hand-written entry point (`slots`).
+    pub(crate) fn push(&self, x: Obj) -> Result<(), Error> {
+        on_list!(&*self.inner, l => l.append(x))
+    }
+
+    /// `pop(i)`'s work: the item removed, moved out of the list.
+    pub(crate) fn pop_item(&self, i: isize) -> Result<Obj, Error> {
+        on_list!(&*self.inner, l => l.pop_at(i))
+    }
+
     fn from_inner(inner: ListInner) -> ListPy {
         ListPy {
             inner: Box::new(inner),
@@ -437,7 +447,7 @@ impl ListPy {
 
     fn append(&self, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let _s = Settle::write();
-        on_list!(&*self.inner, l => l.append(Obj::new(x))).py()
+        self.push(Obj::new(x)).py()
     }
 
     fn extend(&self, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -451,11 +461,12 @@ impl ListPy {
     }
 
     #[pyo3(signature = (i=-1))]
-    fn pop(&self, py: Python<'_>, i: isize) -> PyResult<Py<PyAny>> {
+    fn pop(&self, i: isize) -> PyResult<Py<PyAny>> {
         let _s = Settle::write();
-        let item = on_list!(&*self.inner, l => l.pop_at(i))
+        let item = self
+            .pop_item(i)
             .map_err(index_err("pop index out of range"))?;
-        Ok(item.to_py(py))
+        Ok(item.into_py())
     }
 
     fn remove(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {

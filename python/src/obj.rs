@@ -91,6 +91,14 @@ impl Obj {
         self.0.clone_ref(py)
     }
 
+    /// The reference itself, moved out (to return to Python a value removed from a
+    /// container): no incref, and nothing queued for release.
+    pub fn into_py(self) -> Py<PyAny> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped (`ManuallyDrop`), so the handle is taken once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+
     /// The address of the object (Python's `id`).
     pub fn addr(&self) -> usize {
         self.0.as_ptr() as usize
@@ -166,9 +174,13 @@ impl std::hash::Hash for Obj {
 
 impl Clone for Obj {
     fn clone(&self) -> Obj {
-        // An incref; the calling thread holds the GIL (see the module docs), so `attach` only
-        // checks a thread-local.
-        Python::attach(|py| Obj(ManuallyDrop::new(self.0.clone_ref(py))))
+        // SAFETY: every gilfree callback runs on a thread that holds the GIL (module docs).
+        // Not `Python::attach`: when PyO3's own count says the thread is not attached (inside
+        // a hand-written entry point, `slots`), `attach` would count it attached and first
+        // release PyO3's deferred references, whose `__del__` could then run here, under a
+        // read session or a container lock. A plain incref runs no Python code.
+        let py = unsafe { Python::assume_attached() };
+        Obj(ManuallyDrop::new(self.0.clone_ref(py)))
     }
 }
 
@@ -248,7 +260,14 @@ pub fn settle() {
             if batch.is_empty() {
                 break;
             }
-            batch.clear();
+            // SAFETY: `settle` is called with the GIL held (its contract). A `Py` dropped
+            // while PyO3's count says the thread is not attached (in a hand-written entry
+            // point, `slots`) would go to PyO3's deferred pool instead of being released here;
+            // a `Bound` is released at once, with no thread-local check.
+            let py = unsafe { Python::assume_attached() };
+            for handle in batch.drain(..) {
+                drop(handle.into_bound(py));
+            }
         }
         let mut p = q.pending.borrow_mut();
         if p.capacity() == 0 {

@@ -1,28 +1,45 @@
-//! A hand-written type slot for the binding's hottest read, `l[i]` with an exact `int` index.
+//! Hand-written entry points for the binding's hottest list operations: the `l[i]` slot (an
+//! exact `int` index) and the `append` and `pop` methods.
 //!
-//! CPython calls a type's `mp_subscript` slot directly. The slot PyO3 makes for `__getitem__`
-//! goes through its trampoline first: an attach guard (two calls to `__tls_get_addr` in an
-//! extension module, which cannot use the initial-exec thread-local model), a panic boundary
-//! and the argument conversion, about a quarter of a 30 ns `l[i]`. The slot here does the
-//! common case itself: an exact `int` that fits an `isize`, in range. Everything else (a
-//! slice, another index type, an index out of range or too large, a panic) goes to the slot
-//! PyO3 made, saved when this one is installed, so every error and every other case behaves
-//! exactly as through `__getitem__`.
+//! CPython calls a type's `mp_subscript` slot, and a method descriptor's C function, directly.
+//! What PyO3 makes for them goes through its trampoline first: an attach guard (two calls to
+//! `__tls_get_addr` in an extension module, which cannot use the initial-exec thread-local
+//! model), a panic boundary and the argument conversion, about a quarter of a 30 ns `l[i]`.
+//! PyO3's methods also take keywords (`METH_FASTCALL | METH_KEYWORDS`), for which CPython's
+//! specializing interpreter has a slower call path than for the builtin list's `METH_O`
+//! `append` and `METH_FASTCALL` `pop`.
 //!
-//! The slot is installed on `gilfree.List` and `gilfree.LockedList` at module init. A Python
-//! subclass does not get it: CPython fills a new class's slot from the `__getitem__` wrapper
-//! it finds on the MRO, which wraps PyO3's function, so subclasses take PyO3's path (same
-//! behaviour, without the saving). `List.__getitem__(l, i)` called by name runs PyO3's too.
+//! ## What they do themselves, and what they hand to PyO3
 //!
-//! Only this read is done so. It calls nothing that needs PyO3 to know the thread is attached:
-//! it takes a new reference to the item (an incref), and what its unpin may free are `Obj`s,
-//! which only queue their reference (`obj`), released at the thread's next settling call.
-//! (One path would: `LockedList::get_with` on a list this thread has locked clones the `Obj`,
-//! whose `Python::attach` then drains PyO3's pool; the binding never runs Python code under a
-//! list lock, so it is not reached today.) A write would not be safe here: it releases
-//! references, and a `Py` dropped, or a `Python::attach` entered, while PyO3's count says the
-//! thread is not attached goes through PyO3's deferred pool, whose processing runs `__del__`
-//! wherever the next attach happens (possibly under a container lock).
+//! Each entry point does the common case itself: `l[i]` with an exact `int` that fits an
+//! `isize`, in range; `append(x)` on a list that is not frozen; `pop()` or `pop(i)` with an
+//! exact `int`, on a list that is not empty (`i` in range). Everything else (a slice, another
+//! index type, a keyword, an error) goes to the function PyO3 made, saved when this one is
+//! installed, so every error and every other case behaves exactly as before. An error leaves
+//! the list unchanged (gilfree's contract), so PyO3's function, which raises it, sees the same
+//! list. A panic (none is expected: these paths run no user code) is raised as PyO3's
+//! `PanicException` for the writes, whose effect cannot be undone, and handed to PyO3's slot
+//! for the read, which repeats it under its own panic boundary.
+//!
+//! The entry points are installed on `gilfree.List` at module init; `gilfree.LockedList`
+//! inherits the methods, and gets the slot too. A Python subclass does not get the slot:
+//! CPython fills a new class's slot from the `__getitem__` wrapper it finds on the MRO, which
+//! wraps PyO3's function, so subclasses take PyO3's path for `l[i]` (same behaviour, without
+//! the saving). `List.__getitem__(l, i)` called by name runs PyO3's too. Subclasses do inherit
+//! the methods.
+//!
+//! ## Why they may skip PyO3's attach count
+//!
+//! Inside these functions PyO3's count says the thread is not attached, although it holds the
+//! GIL. A `Py` dropped, or a `Python::attach` entered, in that state goes through PyO3's
+//! deferred pool, whose processing runs `__del__` wherever the next attach happens (possibly
+//! under a container lock). So nothing reached from here may do either: the read takes a new
+//! reference (an incref); `pop` moves the item's reference out; `append` takes one. What an
+//! unpin or a collection frees are `Obj`s, which only queue their reference; `settle`
+//! releases the queue with direct decrefs, and `Obj::clone` increfs directly (`obj`). The
+//! writes end as every binding write does: `collect_retired`, then `settle`, with no gilfree
+//! lock held, so a removed value's `__del__` still runs before the call returns. An index read
+//! does not settle: what its unpin frees stays queued until the thread's next settling call.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
@@ -32,12 +49,118 @@ use pyo3::prelude::*;
 use pyo3::PyTypeInfo;
 
 use crate::list::{ListPy, LockedListPy};
+use crate::obj::{collect_retired, settle, Obj};
 
 /// The `mp_subscript` PyO3 made for `ListPy` (`LockedListPy` inherits it).
 static PYO3_SUBSCRIPT: OnceLock<ffi::binaryfunc> = OnceLock::new();
 
-/// Installs [`subscript`] on the list types (at module init, before any list exists).
-pub fn install(py: Python<'_>) {
+/// The `append` and `pop` PyO3 made for `ListPy`, saved at install.
+static PYO3_APPEND: OnceLock<ffi::PyCFunctionFastWithKeywords> = OnceLock::new();
+static PYO3_POP: OnceLock<ffi::PyCFunctionFastWithKeywords> = OnceLock::new();
+
+/// Installs the hand-written entry points on the list types (at module init, before any list
+/// exists).
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    install_subscript(py);
+    let tp = ListPy::type_object(py).as_type_ptr();
+    let locked = LockedListPy::type_object(py).as_type_ptr();
+    let append_meth = ffi::PyMethodDefPointer {
+        PyCFunction: append,
+    };
+    let pop_meth = ffi::PyMethodDefPointer {
+        PyCFunctionFast: pop,
+    };
+    // SAFETY: `tp` is `ListPy`'s live type object (held by PyO3's type cell), the GIL is held,
+    // and module init runs before any list exists.
+    unsafe {
+        for (name, meth, flags, saved) in [
+            (c"append", append_meth, ffi::METH_O, &PYO3_APPEND),
+            (c"pop", pop_meth, ffi::METH_FASTCALL, &PYO3_POP),
+        ] {
+            if let Some(def) = install_method(py, tp, name, meth, flags, saved)? {
+                // `LockedList` gets a descriptor of its own: CPython's specialized call of a
+                // method descriptor requires `self`'s type to be exactly the descriptor's.
+                add_method(py, locked, name, def)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the method `name` PyO3 made on `tp` with `meth` (of calling convention `flags`),
+/// keeping its name and docstring (hence its signature), saves PyO3's function in `saved`,
+/// and returns the new method's definition. Leaves PyO3's method in place (and returns
+/// `None`) if it is not the `METH_FASTCALL | METH_KEYWORDS` method descriptor expected.
+///
+/// # Safety
+///
+/// `tp` is a live heap type, the GIL is held, and no instance of `tp` exists yet; `meth`
+/// follows the calling convention `flags` names.
+unsafe fn install_method(
+    py: Python<'_>,
+    tp: *mut ffi::PyTypeObject,
+    name: &std::ffi::CStr,
+    meth: ffi::PyMethodDefPointer,
+    flags: std::ffi::c_int,
+    saved: &OnceLock<ffi::PyCFunctionFastWithKeywords>,
+) -> PyResult<Option<*mut ffi::PyMethodDef>> {
+    // SAFETY: the caller's contract; `tp_dict` of a ready heap type is a dict it owns, and the
+    // method definitions a descriptor points to live as long as the descriptor (PyO3's are
+    // static; ours is leaked, for the life of the process, as a type's methods are).
+    unsafe {
+        let dict = (*tp).tp_dict;
+        if dict.is_null() {
+            return Ok(None);
+        }
+        let descr = ffi::PyDict_GetItemString(dict, name.as_ptr());
+        if descr.is_null() || ffi::Py_TYPE(descr) != &raw mut ffi::PyMethodDescr_Type {
+            return Ok(None);
+        }
+        let def = (*descr.cast::<ffi::PyMethodDescrObject>()).d_method;
+        if (*def).ml_flags != ffi::METH_FASTCALL | ffi::METH_KEYWORDS {
+            return Ok(None);
+        }
+        saved.get_or_init(|| (*def).ml_meth.PyCFunctionFastWithKeywords);
+        let ours = Box::leak(Box::new(ffi::PyMethodDef {
+            ml_name: (*def).ml_name,
+            ml_meth: meth,
+            ml_flags: flags,
+            ml_doc: (*def).ml_doc,
+        }));
+        add_method(py, tp, name, ours)?;
+        Ok(Some(ours))
+    }
+}
+
+/// Sets a method descriptor for `def` as `tp`'s attribute `name`.
+///
+/// # Safety
+///
+/// As for [`install_method`]; `def` lives for the rest of the process, and its function
+/// accepts every instance of `tp` as `self`.
+unsafe fn add_method(
+    py: Python<'_>,
+    tp: *mut ffi::PyTypeObject,
+    name: &std::ffi::CStr,
+    def: *mut ffi::PyMethodDef,
+) -> PyResult<()> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let dict = (*tp).tp_dict;
+        if dict.is_null() {
+            return Ok(());
+        }
+        let new = Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(tp, def))?;
+        if ffi::PyDict_SetItemString(dict, name.as_ptr(), new.as_ptr()) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        ffi::PyType_Modified(tp);
+    }
+    Ok(())
+}
+
+/// Installs [`subscript`] on the list types.
+fn install_subscript(py: Python<'_>) {
     for ty in [ListPy::type_object(py), LockedListPy::type_object(py)] {
         let tp = ty.as_type_ptr();
         // SAFETY: `tp` is a live heap type (PyO3 made it, and `ty` holds a reference); its
@@ -92,13 +215,117 @@ unsafe extern "C" fn subscript(
         // Installed only after saving PyO3's slot, so it is there.
         match PYO3_SUBSCRIPT.get() {
             Some(pyo3s) => pyo3s(slf, key),
-            None => {
-                ffi::PyErr_SetString(
-                    ffi::PyExc_SystemError,
-                    c"gilfree: l[i] slot not set up".as_ptr(),
-                );
-                std::ptr::null_mut()
-            }
+            None => not_set_up(),
         }
     }
+}
+
+/// `ListPy` behind a method's `self`.
+///
+/// # Safety
+///
+/// The GIL is held and `slf` is a live instance of `ListPy` or a subtype, borrowed for `'a`.
+unsafe fn list_of<'a>(py: Python<'a>, slf: &'a *mut ffi::PyObject) -> &'a ListPy {
+    // SAFETY: the caller's contract; `ListPy` is a frozen class, so `get` needs no borrow.
+    unsafe {
+        Bound::ref_from_ptr(py, slf)
+            .cast_unchecked::<ListPy>()
+            .get()
+    }
+}
+
+/// Raises a panic caught in a write as PyO3's `PanicException`, and returns NULL.
+fn raise_panic(py: Python<'_>, payload: Box<dyn std::any::Any + Send>) -> *mut ffi::PyObject {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| String::from("panic in a gilfree list method"));
+    pyo3::panic::PanicException::new_err(msg).restore(py);
+    std::ptr::null_mut()
+}
+
+/// `l.append(x)` (`METH_O`).
+unsafe extern "C" fn append(slf: *mut ffi::PyObject, x: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a method descriptor's function with the GIL held, `slf` an instance
+    // of the descriptor's type (`ListPy`) or a subtype, checked by the descriptor, and `x` a
+    // live object; both are borrowed for the call.
+    unsafe {
+        let py = Python::assume_attached();
+        let list = list_of(py, &slf);
+        let done = catch_unwind(AssertUnwindSafe(|| {
+            let pushed = list.push(Obj::new(Bound::ref_from_ptr(py, &x)));
+            // What `Settle::write` does at the end of every binding write.
+            collect_retired();
+            settle();
+            pushed.is_ok()
+        }));
+        match done {
+            Ok(true) => py.None().into_ptr(),
+            // The list is unchanged: PyO3's method raises the error.
+            Ok(false) => match PYO3_APPEND.get() {
+                Some(pyo3s) => pyo3s(slf, &x, 1, std::ptr::null_mut()),
+                None => not_set_up(),
+            },
+            Err(payload) => raise_panic(py, payload),
+        }
+    }
+}
+
+/// `l.pop()` and `l.pop(i)` (`METH_FASTCALL`).
+unsafe extern "C" fn pop(
+    slf: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `append`; `args` holds `nargs` live objects, borrowed for the call.
+    unsafe {
+        let py = Python::assume_attached();
+        let index = match nargs {
+            0 => Some(-1),
+            1 if ffi::PyLong_CheckExact(*args) != 0 => {
+                let i = ffi::PyLong_AsSsize_t(*args);
+                if i == -1 && !ffi::PyErr_Occurred().is_null() {
+                    // Too large for an `isize`: PyO3's method raises CPython's own error.
+                    ffi::PyErr_Clear();
+                    None
+                } else {
+                    Some(i)
+                }
+            }
+            _ => None,
+        };
+        if let Some(i) = index {
+            let list = list_of(py, &slf);
+            let done = catch_unwind(AssertUnwindSafe(|| {
+                let item = list.pop_item(i);
+                collect_retired();
+                settle();
+                item.ok()
+            }));
+            match done {
+                Ok(Some(item)) => return item.into_py().into_ptr(),
+                // The list is unchanged: PyO3's method raises the error.
+                Ok(None) => {}
+                Err(payload) => return raise_panic(py, payload),
+            }
+        }
+        match PYO3_POP.get() {
+            Some(pyo3s) => pyo3s(slf, args, nargs, std::ptr::null_mut()),
+            None => not_set_up(),
+        }
+    }
+}
+
+/// Raises `SystemError` for an entry point whose PyO3 function was not saved (unreachable:
+/// each is installed only after saving it).
+fn not_set_up() -> *mut ffi::PyObject {
+    // SAFETY: called from an entry point, with the GIL held.
+    unsafe {
+        ffi::PyErr_SetString(
+            ffi::PyExc_SystemError,
+            c"gilfree: list entry point not set up".as_ptr(),
+        );
+    }
+    std::ptr::null_mut()
 }

@@ -10,6 +10,7 @@ import pickle
 import sys
 import threading
 import unittest
+import weakref
 
 import gilfree
 
@@ -545,6 +546,120 @@ class IndexSlotTest(unittest.TestCase):
             self.assertEqual(sys.getrefcount(x), before + 2000)
             del held
             self.assertEqual(sys.getrefcount(x), before)
+
+
+class ListMethodEntryTest(unittest.TestCase):
+    """`append` and `pop` are hand-written `METH_O` / `METH_FASTCALL` methods
+    (python/src/slots.rs) that hand every case but the common one to PyO3's: both must behave
+    as a builtin list's do, on every list type and on subclasses."""
+
+    def outcome(self, f):
+        try:
+            return ("value", f())
+        except Exception as e:  # noqa: BLE001 - the exception is the outcome compared
+            # The messages of argument errors are PyO3's (they were before these methods);
+            # the index errors are the builtin's.
+            return (type(e), str(e) if isinstance(e, IndexError) else None)
+
+    def test_pop_with_every_index_kind_as_the_builtin(self):
+        class IntSub(int):
+            pass
+
+        class Index:
+            def __index__(self):
+                return 2
+
+        indexes = list(range(-6, 6)) + [2**31, 2**63 - 1, -(2**63), 2**63, 2**100, True, False,
+                                       IntSub(1), IntSub(-1), Index(), "a", 1.5, None]
+
+        class Sub(gilfree.List):
+            pass
+
+        class LockedSub(gilfree.LockedList):
+            pass
+
+        for cls in LISTS + (Sub, LockedSub):
+            for args in [()] + [(i,) for i in indexes] + [(0, 1)]:
+                for n in (0, 1, 5):
+                    with self.subTest(cls=cls.__name__, args=args, n=n):
+                        model, c = list(range(n)), cls(range(n))
+                        self.assertEqual(self.outcome(lambda: c.pop(*args)),
+                                         self.outcome(lambda: model.pop(*args)))
+                        self.assertEqual(list(c), model)
+            with self.subTest(cls=cls.__name__, keyword=True):
+                c = cls([1, 2])
+                self.assertEqual(self.outcome(lambda: c.pop(i=0)), self.outcome(lambda: [1, 2].pop(i=0)))
+                self.assertEqual(list(c), [1, 2])
+
+    def test_append_as_the_builtin(self):
+        for cls in LISTS:
+            c, model = cls(), []
+            for x in range(100):
+                c.append(x)
+                model.append(x)
+                if x % 3 == 0:
+                    self.assertEqual(c.pop(), model.pop())
+            self.assertEqual(list(c), model)
+            self.assertEqual(self.outcome(c.append), self.outcome(model.append))
+            self.assertEqual(self.outcome(lambda: c.append(1, 2)), self.outcome(lambda: model.append(1, 2)))
+            self.assertEqual(self.outcome(lambda: c.append(x=1)), self.outcome(lambda: model.append(x=1)))
+            self.assertEqual(list(c), model)
+            c.freeze()
+            self.assertRaisesRegex(gilfree.FrozenError, "cannot modify frozen list", c.append, 1)
+            self.assertRaisesRegex(gilfree.FrozenError, "cannot modify frozen list", c.pop)
+            self.assertEqual(list(c), model)
+
+    def test_methods_keep_their_names_and_signatures(self):
+        for cls in LISTS:
+            self.assertEqual(cls.append.__name__, "append")
+            self.assertEqual(cls.pop.__name__, "pop")
+            self.assertIsNotNone(cls.append.__text_signature__)
+            self.assertIsNotNone(cls.pop.__text_signature__)
+            self.assertIs(type(cls.append), type(list.append))
+
+    def test_a_subclass_that_defines_append_is_called(self):
+        class Over(gilfree.List):
+            def append(self, x):
+                super().append(("over", x))
+
+        o = Over()
+        o.append(1)
+        self.assertEqual(o.pop(), ("over", 1))
+
+    def test_references_are_taken_and_moved_exactly(self):
+        x = object()
+        for cls in LISTS:
+            c = cls()
+            before = sys.getrefcount(x)
+            for _ in range(1000):
+                c.append(x)
+            self.assertEqual(sys.getrefcount(x), before + 1000)
+            held = [c.pop() for _ in range(500)] + [c.pop(0) for _ in range(500)]
+            self.assertEqual(sys.getrefcount(x), before + 1000)
+            del held
+            self.assertEqual(sys.getrefcount(x), before)
+
+    def test_a_popped_item_is_freed_when_its_caller_drops_it(self):
+        class Item:
+            pass
+
+        def pop_on_a_new_thread(c, out):
+            # A thread's first binding call runs before its exclusive-access section is open,
+            # so its pop hands back a copy and retires the item.
+            out.append(weakref.ref(c.pop()))
+            out.append(sys.getrefcount(c.pop()))
+
+        for cls in LISTS:
+            c = cls([Item(), Item(), Item()])
+            r = weakref.ref(c.pop())
+            self.assertIsNone(r())
+            out = []
+            t = threading.Thread(target=pop_on_a_new_thread, args=(c, out))
+            t.start()
+            t.join()
+            self.assertIsNone(out[0]())
+            self.assertEqual(out[1], sys.getrefcount(Item()))
+            self.assertEqual(len(c), 0)
 
 
 class ErrorMappingTest(unittest.TestCase):
