@@ -73,11 +73,17 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     // SAFETY: `tp` is `ListPy`'s live type object (held by PyO3's type cell), the GIL is held,
     // and module init runs before any list exists.
     unsafe {
-        for (name, meth, flags, saved) in [
-            (c"append", append_meth, ffi::METH_O, &PYO3_APPEND),
-            (c"pop", pop_meth, ffi::METH_FASTCALL, &PYO3_POP),
+        for (name, meth, flags, doc, saved) in [
+            (
+                c"append",
+                append_meth,
+                ffi::METH_O,
+                APPEND_DOC,
+                &PYO3_APPEND,
+            ),
+            (c"pop", pop_meth, ffi::METH_FASTCALL, POP_DOC, &PYO3_POP),
         ] {
-            if let Some(def) = install_method(py, tp, name, meth, flags, saved)? {
+            if let Some(def) = install_method(py, tp, name, meth, flags, doc, saved)? {
                 // `LockedList` gets a descriptor of its own: CPython's specialized call of a
                 // method descriptor requires `self`'s type to be exactly the descriptor's.
                 add_method(py, locked, name, def)?;
@@ -87,8 +93,13 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// Replaces the method `name` PyO3 made on `tp` with `meth` (of calling convention `flags`),
-/// keeping its name and docstring (hence its signature), saves PyO3's function in `saved`,
+/// The methods' docstrings, with the builtin list's positional-only signatures.
+const APPEND_DOC: &std::ffi::CStr =
+    c"append($self, object, /)\n--\n\nAppend object to the end of the list.";
+const POP_DOC: &std::ffi::CStr = c"pop($self, index=-1, /)\n--\n\nRemove and return item at index (default last).\n\nRaises IndexError if list is empty or index is out of range.";
+
+/// Replaces the method `name` PyO3 made on `tp` with `meth` (of calling convention `flags`)
+/// and docstring `doc` (whose first lines give its signature), saves PyO3's function in `saved`,
 /// and returns the new method's definition. Leaves PyO3's method in place (and returns
 /// `None`) if it is not the `METH_FASTCALL | METH_KEYWORDS` method descriptor expected.
 ///
@@ -102,6 +113,7 @@ unsafe fn install_method(
     name: &std::ffi::CStr,
     meth: ffi::PyMethodDefPointer,
     flags: std::ffi::c_int,
+    doc: &'static std::ffi::CStr,
     saved: &OnceLock<ffi::PyCFunctionFastWithKeywords>,
 ) -> PyResult<Option<*mut ffi::PyMethodDef>> {
     // SAFETY: the caller's contract; `tp_dict` of a ready heap type is a dict it owns, and the
@@ -125,7 +137,7 @@ unsafe fn install_method(
             ml_name: (*def).ml_name,
             ml_meth: meth,
             ml_flags: flags,
-            ml_doc: (*def).ml_doc,
+            ml_doc: doc.as_ptr(),
         }));
         add_method(py, tp, name, ours)?;
         Ok(Some(ours))
