@@ -105,6 +105,11 @@ impl ListPy {
         on_list!(&*self.inner, l => l.append(x))
     }
 
+    /// `l[i] = x`'s work (`i` an index, not a slice).
+    pub(crate) fn put(&self, i: isize, x: Obj) -> Result<(), Error> {
+        on_list!(&*self.inner, l => l.set(i, x))
+    }
+
     /// `pop(i)`'s work: the item removed, moved out of the list.
     pub(crate) fn pop_item(&self, i: isize) -> Result<Obj, Error> {
         on_list!(&*self.inner, l => l.pop_at(i))
@@ -324,7 +329,7 @@ impl ListPy {
             return on_list!(&*self.inner, l => l.set_slice(slice, items)).py();
         }
         let i = item_index(index)?;
-        on_list!(&*self.inner, l => l.set(i, Obj::new(value)))
+        self.put(i, Obj::new(value))
             .map_err(index_err("list assignment index out of range"))
     }
 

@@ -1,8 +1,8 @@
-//! Hand-written entry points for the binding's hottest list operations: the `l[i]` slot (an
-//! exact `int` index) and the `append` and `pop` methods.
+//! Hand-written entry points for the binding's hottest list operations: the `l[i]` and
+//! `l[i] = x` slots (an exact `int` index) and the `append` and `pop` methods.
 //!
-//! CPython calls a type's `mp_subscript` slot, and a method descriptor's C function, directly.
-//! What PyO3 makes for them goes through its trampoline first: an attach guard (two calls to
+//! CPython calls a type's mapping slots, and a method descriptor's C function, directly. What
+//! PyO3 makes for them goes through its trampoline first: an attach guard (two calls to
 //! `__tls_get_addr` in an extension module, which cannot use the initial-exec thread-local
 //! model), a panic boundary and the argument conversion, about a quarter of a 30 ns `l[i]`.
 //! PyO3's methods also take keywords (`METH_FASTCALL | METH_KEYWORDS`), for which CPython's
@@ -11,22 +11,28 @@
 //!
 //! ## What they do themselves, and what they hand to PyO3
 //!
-//! Each entry point does the common case itself: `l[i]` with an exact `int` that fits an
-//! `isize`, in range; `append(x)` on a list that is not frozen; `pop()` or `pop(i)` with an
-//! exact `int`, on a list that is not empty (`i` in range). Everything else (a slice, another
-//! index type, a keyword, an error) goes to the function PyO3 made, saved when this one is
-//! installed, so every error and every other case behaves exactly as before. An error leaves
-//! the list unchanged (gilfree's contract), so PyO3's function, which raises it, sees the same
-//! list. A panic (none is expected: these paths run no user code) is raised as PyO3's
-//! `PanicException` for the writes, whose effect cannot be undone, and handed to PyO3's slot
-//! for the read, which repeats it under its own panic boundary.
+//! Each entry point does the common case itself: `l[i]` and `l[i] = x` with an exact `int`
+//! that fits an `isize`, in range; `append(x)` on a list that is not frozen; `pop()` or
+//! `pop(i)` with an exact `int`, on a list that is not empty (`i` in range). Everything else
+//! (`del l[i]`, a slice, another index type, an error) goes to the function PyO3 made, saved
+//! when this one is installed, which raises the same errors as before. An error leaves the
+//! list unchanged (gilfree's contract), and a failed write does not settle (no `__del__` runs
+//! between the two attempts), so PyO3's function sees the list the failed attempt saw. A panic
+//! (none is expected: these paths run no user code) is raised as PyO3's `PanicException` for
+//! the writes, whose effect cannot be undone, and handed to PyO3's slot for the read, which
+//! repeats it under its own panic boundary.
 //!
-//! The entry points are installed on `gilfree.List` at module init; `gilfree.LockedList`
-//! inherits the methods, and gets the slot too. A Python subclass does not get the slot:
-//! CPython fills a new class's slot from the `__getitem__` wrapper it finds on the MRO, which
-//! wraps PyO3's function, so subclasses take PyO3's path for `l[i]` (same behaviour, without
-//! the saving). `List.__getitem__(l, i)` called by name runs PyO3's too. Subclasses do inherit
-//! the methods.
+//! Argument handling is now CPython's, as for the builtin list: `append` and `pop` take no
+//! keywords (`l.append(x=1)` and `l.pop(i=0)` raise `TypeError`, which PyO3's methods
+//! accepted), and a wrong argument count raises CPython's message.
+//!
+//! The slots are installed on `gilfree.List` and `gilfree.LockedList`; the methods replace
+//! PyO3's on `List`, and `LockedList` gets descriptors of its own (CPython's specialized call
+//! of a method descriptor needs `self`'s exact type). A Python subclass inherits the methods
+//! but not the slots: CPython fills a new class's slot from the `__getitem__`/`__setitem__`
+//! wrapper it finds on the MRO, which wraps PyO3's function, so subclasses take PyO3's path
+//! for `l[i]` and `l[i] = x` (same behaviour, without the saving). `List.__getitem__(l, i)`
+//! called by name runs PyO3's too.
 //!
 //! ## Why they may skip PyO3's attach count
 //!
@@ -34,12 +40,14 @@
 //! GIL. A `Py` dropped, or a `Python::attach` entered, in that state goes through PyO3's
 //! deferred pool, whose processing runs `__del__` wherever the next attach happens (possibly
 //! under a container lock). So nothing reached from here may do either: the read takes a new
-//! reference (an incref); `pop` moves the item's reference out; `append` takes one. What an
-//! unpin or a collection frees are `Obj`s, which only queue their reference; `settle`
-//! releases the queue with direct decrefs, and `Obj::clone` increfs directly (`obj`). The
-//! writes end as every binding write does: `collect_retired`, then `settle`, with no gilfree
-//! lock held, so a removed value's `__del__` still runs before the call returns. An index read
-//! does not settle: what its unpin frees stays queued until the thread's next settling call.
+//! reference (an incref); `pop` moves the item's reference out; `append` and `l[i] = x` take
+//! one. What an unpin or a collection frees, and the item `l[i] = x` replaces, are `Obj`s,
+//! which only queue their reference; `settle` releases the queue with direct decrefs,
+//! `Obj::clone` increfs directly (`obj`), and a panic is raised from a C string. The writes
+//! end as every binding write does: `collect_retired`, then `settle`, with no gilfree lock
+//! held, so a removed or replaced value's `__del__` still runs before the call returns. An
+//! index read does not settle: what its unpin frees stays queued until the thread's next
+//! settling call.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
@@ -51,8 +59,10 @@ use pyo3::PyTypeInfo;
 use crate::list::{ListPy, LockedListPy};
 use crate::obj::{collect_retired, settle, Obj};
 
-/// The `mp_subscript` PyO3 made for `ListPy` (`LockedListPy` inherits it).
+/// The `mp_subscript` and `mp_ass_subscript` PyO3 made for `ListPy` (`LockedListPy` inherits
+/// them).
 static PYO3_SUBSCRIPT: OnceLock<ffi::binaryfunc> = OnceLock::new();
+static PYO3_ASS_SUBSCRIPT: OnceLock<ffi::objobjargproc> = OnceLock::new();
 
 /// The `append` and `pop` PyO3 made for `ListPy`, saved at install.
 static PYO3_APPEND: OnceLock<ffi::PyCFunctionFastWithKeywords> = OnceLock::new();
@@ -61,6 +71,9 @@ static PYO3_POP: OnceLock<ffi::PyCFunctionFastWithKeywords> = OnceLock::new();
 /// Installs the hand-written entry points on the list types (at module init, before any list
 /// exists).
 pub fn install(py: Python<'_>) -> PyResult<()> {
+    PANIC_TYPE.get_or_init(|| {
+        PanicType(pyo3::panic::PanicException::type_object_raw(py).cast::<ffi::PyObject>())
+    });
     install_subscript(py);
     let tp = ListPy::type_object(py).as_type_ptr();
     let locked = LockedListPy::type_object(py).as_type_ptr();
@@ -171,7 +184,7 @@ unsafe fn add_method(
     Ok(())
 }
 
-/// Installs [`subscript`] on the list types.
+/// Installs [`subscript`] and [`ass_subscript`] on the list types.
 fn install_subscript(py: Python<'_>) {
     for ty in [ListPy::type_object(py), LockedListPy::type_object(py)] {
         let tp = ty.as_type_ptr();
@@ -190,6 +203,14 @@ fn install_subscript(py: Python<'_>) {
             let pyo3s = *PYO3_SUBSCRIPT.get_or_init(|| current);
             if current as usize == pyo3s as usize {
                 (*mapping).mp_subscript = Some(subscript);
+                ffi::PyType_Modified(tp);
+            }
+            let Some(current) = (*mapping).mp_ass_subscript else {
+                continue;
+            };
+            let pyo3s = *PYO3_ASS_SUBSCRIPT.get_or_init(|| current);
+            if current as usize == pyo3s as usize {
+                (*mapping).mp_ass_subscript = Some(ass_subscript);
                 ffi::PyType_Modified(tp);
             }
         }
@@ -232,6 +253,50 @@ unsafe extern "C" fn subscript(
     }
 }
 
+/// `l[i] = x`: an exact `int` index stored here; everything else (`del l[i]`, a slice, another
+/// index type, an error) by PyO3's slot.
+unsafe extern "C" fn ass_subscript(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+) -> std::ffi::c_int {
+    // SAFETY: as in `subscript`; `value` is a live object, or NULL for `del l[i]`.
+    unsafe {
+        if !value.is_null() && ffi::PyLong_CheckExact(key) != 0 {
+            let i = ffi::PyLong_AsSsize_t(key);
+            if i == -1 && !ffi::PyErr_Occurred().is_null() {
+                // Too large for an `isize`: PyO3's slot raises CPython's own error for it.
+                ffi::PyErr_Clear();
+            } else {
+                let py = Python::assume_attached();
+                let list = list_of(py, &slf);
+                let done = catch_unwind(AssertUnwindSafe(|| {
+                    let stored = list.put(i, Obj::new(Bound::ref_from_ptr(py, &value)));
+                    // The replaced item's reference is released here, before the statement
+                    // returns (on an error, by PyO3's slot, which then sees the same list).
+                    stored.is_ok() && finish_write()
+                }));
+                match done {
+                    Ok(true) => return 0,
+                    // The list is unchanged: PyO3's slot raises the error.
+                    Ok(false) => {}
+                    Err(payload) => {
+                        raise_panic(payload);
+                        return -1;
+                    }
+                }
+            }
+        }
+        match PYO3_ASS_SUBSCRIPT.get() {
+            Some(pyo3s) => pyo3s(slf, key, value),
+            None => {
+                not_set_up();
+                -1
+            }
+        }
+    }
+}
+
 /// `ListPy` behind a method's `self`.
 ///
 /// # Safety
@@ -246,16 +311,44 @@ unsafe fn list_of<'a>(py: Python<'a>, slf: &'a *mut ffi::PyObject) -> &'a ListPy
     }
 }
 
-/// Raises a panic caught in a write as PyO3's `PanicException`, and returns NULL.
-fn raise_panic(py: Python<'_>, payload: Box<dyn std::any::Any + Send>) -> *mut ffi::PyObject {
+/// What `Settle::write` does at the end of every binding write: frees what the write retired
+/// and releases the thread's queue (running `__del__` methods), with no gilfree lock held.
+/// Only after a write that succeeded: after an error, PyO3's function runs next, with the
+/// list as the failed write left it, and settles itself. Returns `true`.
+fn finish_write() -> bool {
+    collect_retired();
+    settle();
+    true
+}
+
+/// Raises a panic caught in a write as PyO3's `PanicException`, and returns NULL. The error is
+/// set from a C string on the exception type (made at install): PyO3's `PyErr::restore`
+/// would drop `Py`s, which without PyO3's attach count go through its deferred pool.
+fn raise_panic(payload: Box<dyn std::any::Any + Send>) -> *mut ffi::PyObject {
     let msg = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| String::from("panic in a gilfree list method"));
-    pyo3::panic::PanicException::new_err(msg).restore(py);
+    let msg = std::ffi::CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    match PANIC_TYPE.get() {
+        // SAFETY: called from an entry point, with the GIL held; the type object lives for
+        // the process (PyO3 keeps it).
+        Some(ty) => unsafe { ffi::PyErr_SetString(ty.0, msg.as_ptr()) },
+        None => return not_set_up(),
+    }
     std::ptr::null_mut()
 }
+
+/// PyO3's `PanicException` type, made at install (with PyO3's attach count up).
+struct PanicType(*mut ffi::PyObject);
+
+// SAFETY: a type object that lives for the process, only used with the GIL held.
+unsafe impl Send for PanicType {}
+// SAFETY: as above.
+unsafe impl Sync for PanicType {}
+
+static PANIC_TYPE: OnceLock<PanicType> = OnceLock::new();
 
 /// `l.append(x)` (`METH_O`).
 unsafe extern "C" fn append(slf: *mut ffi::PyObject, x: *mut ffi::PyObject) -> *mut ffi::PyObject {
@@ -266,11 +359,7 @@ unsafe extern "C" fn append(slf: *mut ffi::PyObject, x: *mut ffi::PyObject) -> *
         let py = Python::assume_attached();
         let list = list_of(py, &slf);
         let done = catch_unwind(AssertUnwindSafe(|| {
-            let pushed = list.push(Obj::new(Bound::ref_from_ptr(py, &x)));
-            // What `Settle::write` does at the end of every binding write.
-            collect_retired();
-            settle();
-            pushed.is_ok()
+            list.push(Obj::new(Bound::ref_from_ptr(py, &x))).is_ok() && finish_write()
         }));
         match done {
             Ok(true) => py.None().into_ptr(),
@@ -279,7 +368,7 @@ unsafe extern "C" fn append(slf: *mut ffi::PyObject, x: *mut ffi::PyObject) -> *
                 Some(pyo3s) => pyo3s(slf, &x, 1, std::ptr::null_mut()),
                 None => not_set_up(),
             },
-            Err(payload) => raise_panic(py, payload),
+            Err(payload) => raise_panic(payload),
         }
     }
 }
@@ -310,16 +399,14 @@ unsafe extern "C" fn pop(
         if let Some(i) = index {
             let list = list_of(py, &slf);
             let done = catch_unwind(AssertUnwindSafe(|| {
-                let item = list.pop_item(i);
-                collect_retired();
-                settle();
-                item.ok()
+                let item = list.pop_item(i).ok();
+                item.filter(|_| finish_write())
             }));
             match done {
                 Ok(Some(item)) => return item.into_py().into_ptr(),
                 // The list is unchanged: PyO3's method raises the error.
                 Ok(None) => {}
-                Err(payload) => return raise_panic(py, payload),
+                Err(payload) => return raise_panic(payload),
             }
         }
         match PYO3_POP.get() {
