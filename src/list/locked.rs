@@ -378,7 +378,11 @@ impl<T: Clone> LockedList<T> {
     /// Python's `list[i] = x`; the old item is dropped after the lock is released.
     pub fn set(&self, i: isize, x: T) -> Result<(), Error> {
         let mut w = self.write()?;
-        w.set(i, x)
+        let old = w.replace(i, x)?;
+        drop(w);
+        // Not through the writer's graveyard, a `Vec` that one item would allocate.
+        crate::cleanup::drop_all(Some(old));
+        Ok(())
     }
 
     /// Python's `list[slice] = items`. A step-1 slice is replaced by any number of items; an
@@ -632,11 +636,17 @@ impl<T> Writer<'_, T> {
         self.bump();
     }
 
-    fn set(&mut self, i: isize, x: T) -> Result<(), Error> {
+    /// Replaces the item at `i` and returns the old one (still to be dropped after the lock).
+    fn replace(&mut self, i: isize, x: T) -> Result<T, Error> {
         let idx = item_index(i, self.items().len()).ok_or(Error::IndexOutOfRange)?;
         let old = mem::replace(&mut self.vec()[idx], x);
-        self.grave.push(old);
         self.bump();
+        Ok(old)
+    }
+
+    fn set(&mut self, i: isize, x: T) -> Result<(), Error> {
+        let old = self.replace(i, x)?;
+        self.grave.push(old);
         Ok(())
     }
 
