@@ -398,3 +398,75 @@ fn dicts_are_unwind_safe_and_usable_after_a_panic() {
     assert_eq!(g.insert(2, 20), Ok(None));
     assert_eq!(l.insert(2, 20), Ok(None));
 }
+
+/// An interpreter's hash that is the integer itself (Python's `hash(i)` is `i`), with a pure
+/// `eq` that counts its calls.
+struct IdentityHash {
+    eq_calls: std::cell::Cell<usize>,
+}
+
+impl gilfree::EqModel<u64> for IdentityHash {
+    type Error = std::convert::Infallible;
+
+    fn eq(&self, stored: &u64, probe: &u64) -> Result<bool, Self::Error> {
+        self.eq_calls.set(self.eq_calls.get() + 1);
+        Ok(stored == probe)
+    }
+
+    fn eq_is_pure(&self, _: &u64, _: &u64) -> bool {
+        true
+    }
+}
+
+impl gilfree::KeyModel<u64> for IdentityHash {
+    fn hash(&self, key: &u64) -> Result<u64, Self::Error> {
+        Ok(*key)
+    }
+}
+
+/// Consecutive integer keys under an identity hash: a table that took the start group from
+/// the tag's high bits put them all in one chain, and each lookup compared hundreds of keys
+/// (quadratic time); the table is rebuilt spread instead, and a lookup compares about one.
+fn identity_hashes_stay_scattered<D: Mapping<u64, String> + Default>() {
+    let d = D::default();
+    let m = IdentityHash {
+        eq_calls: std::cell::Cell::new(0),
+    };
+    let n = 20_000u64;
+    for i in 0..n {
+        assert_eq!(d.insert_in(&m, i, i.to_string()).unwrap(), None);
+    }
+    // Churn: remove every third key, put half of them back.
+    for i in (0..n).step_by(3) {
+        assert_eq!(d.remove_in(&m, &i).unwrap(), Some(i.to_string()));
+    }
+    for i in (0..n).step_by(6) {
+        assert_eq!(d.insert_in(&m, i, format!("again {i}")).unwrap(), None);
+    }
+    m.eq_calls.set(0);
+    for i in 0..n + 1000 {
+        let want = match i {
+            i if i >= n => None,
+            i if i % 6 == 0 => Some(format!("again {i}")),
+            i if i % 3 == 0 => None,
+            i => Some(i.to_string()),
+        };
+        assert_eq!(d.get_in(&m, &i).unwrap(), want, "key {i}");
+    }
+    let calls = m.eq_calls.get();
+    assert!(
+        calls <= 2 * n as usize,
+        "{calls} eq calls for {} lookups",
+        n + 1000
+    );
+}
+
+#[test]
+fn gilfree_identity_hashes_stay_scattered() {
+    identity_hashes_stay_scattered::<GilFreeDict<u64, String>>();
+}
+
+#[test]
+fn locked_identity_hashes_stay_scattered() {
+    identity_hashes_stay_scattered::<LockedDict<u64, String>>();
+}

@@ -110,11 +110,12 @@ pub(crate) struct Table<K> {
 }
 
 impl<K> Table<K> {
-    fn new(capacity: usize, generation: u64) -> Table<K> {
+    /// An empty table; `spread`: probing with spread tags (`index`).
+    fn new(capacity: usize, generation: u64, spread: bool) -> Table<K> {
         let positions = index::positions_for(capacity);
         let buckets = index::buckets_for(positions);
         Table {
-            ctrl: Ctrl::new(buckets),
+            ctrl: Ctrl::new(buckets, spread),
             // SAFETY (all four): all-zero atomics and empty key cells are valid values.
             buckets: unsafe { crate::sync::zeroed_slice(buckets) },
             tags: unsafe { crate::sync::zeroed_slice(buckets) },
@@ -427,15 +428,17 @@ impl<K, V: Storable> Write<'_, K, V> {
     /// Publishes a rebuilt table with room for `extra` more entries; the old one is retired
     /// when the section ends.
     #[cold]
+    /// Rebuilds the table with room for `extra` more entries; spread (`index`) if the old one
+    /// was or if `spread`.
     #[inline(never)]
-    fn rebuild(&mut self, extra: usize) {
+    fn rebuild(&mut self, extra: usize, spread: bool) {
         let old = self.table();
         let (live, used) = (
             old.live.load(Ordering::Relaxed),
             old.used.load(Ordering::Relaxed),
         );
         let positions = index::grown(live, extra, index::churning(used, live));
-        let fresh = Table::new(positions, old.generation + 1);
+        let fresh = Table::new(positions, old.generation + 1, spread || old.ctrl.spread());
         // Without removed positions every position is live: no control byte to check.
         let holes = used != live;
         // Two passes, so that the old table's buckets are read in sequence (a walk in insertion
@@ -481,7 +484,7 @@ impl<K, V: Storable> Write<'_, K, V> {
             // one position below `used` (T3), which pass 1 visited and wrote `rank[b]` for.
             let to_position = unsafe { rank[b].assume_init_read() } as usize;
             let tag = old.tags[b].load(Ordering::Relaxed);
-            let to = fresh.ctrl.free_bucket(tag, false);
+            let (to, _) = fresh.ctrl.free_bucket(tag, false);
             let (from, into) = (old.bucket(b), fresh.bucket(to));
             // SAFETY: the fresh table is private; the key moves bitwise (the old table keeps
             // its copy for its readers and will not drop it, T4).
@@ -630,10 +633,12 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
     fn insert(&mut self, hash: u64, key: K, value: V) {
         let tag = tag32(hash);
         if self.table().used.load(Ordering::Relaxed) == self.table().cap() {
-            self.rebuild(1);
+            self.rebuild(1, false);
         }
         let table = self.table();
-        let b = table.ctrl.free_bucket(tag, false);
+        let (b, far) = table.ctrl.free_bucket(tag, false);
+        // A chain this long means structured tags: the table is rebuilt spread, once.
+        let respread = far && !table.ctrl.spread();
         let p = table.used.load(Ordering::Relaxed);
         let seq = self.store.next_seq.load(Ordering::Relaxed);
         let bucket = table.bucket(b);
@@ -657,6 +662,9 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
             .store(table.live.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         table.tail.store(p + 1, Ordering::Relaxed);
         self.store.bump(table, true);
+        if respread {
+            self.rebuild(0, true);
+        }
     }
 
     fn replace(&mut self, b: usize, value: V) -> V
@@ -711,7 +719,11 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
         let old = self.store.table.load(Ordering::Relaxed);
         let generation = self.table().generation + 1;
         self.store.table.store(
-            Box::into_raw(Box::new(Table::new(0, generation))),
+            Box::into_raw(Box::new(Table::new(
+                0,
+                generation,
+                self.table().ctrl.spread(),
+            ))),
             Ordering::Release,
         );
         self.unlinked.push((old, true));
@@ -724,7 +736,7 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
         let used = t.used.load(Ordering::Relaxed);
         if used + additional > t.cap() {
             let holes = used != t.live.load(Ordering::Relaxed);
-            self.rebuild(additional);
+            self.rebuild(additional, false);
             if holes {
                 // The rebuild closed the holes: order positions moved, which a checked
                 // iterator must learn (as if keys changed).
@@ -780,7 +792,7 @@ where
 
     fn with_capacity(capacity: usize) -> Self {
         GilFreeStore {
-            table: AtomicPtr::new(Box::into_raw(Box::new(Table::new(capacity, 0)))),
+            table: AtomicPtr::new(Box::into_raw(Box::new(Table::new(capacity, 0, false)))),
             frozen: AtomicBool::new(false),
             doom: drop_doomed::<K, V>,
             _values: PhantomData,

@@ -23,9 +23,20 @@
 //! (no chain ever passed such a group, since a group never regains an empty bucket once full).
 //!
 //! The start group depends on the tag only, and the stores keep each bucket's tag, so a table
-//! rebuilds without the keys' hashes (and without calling a script `__hash__` again). Keys
-//! whose 64-bit hashes differ but fold to the same tag are compared with `eq` (one chance in
-//! 2^32 for unrelated hashes).
+//! rebuilds without the keys' hashes (and without calling a script `__hash__` again).
+//!
+//! Multiply-shift takes the start group from the tag's high bits, and the control byte is its
+//! low seven: right for a well-mixed hash (the default hasher's), but an interpreter's hash
+//! may be structured (Python's `hash(i)` is `i`), and keys whose tags differ only in their
+//! low bits would then share one start group and pile up into one ever longer chain:
+//! quadratic time in the number of keys. So an insert that walks more than [`FAR`] groups
+//! has its table rebuilt *spread*: a spread table probes with `tag * SPREAD` (Fibonacci
+//! hashing, a bijection that carries every bit of the tag into the high ones) instead of the
+//! tag. The stored tags stay as they are; the mode belongs to the table, is copied into its
+//! [`CtrlView`], and is kept by every later rebuild of the dict. Tags of a well-mixed hash
+//! do not make chains of 64 groups at a load of at most 3/4, so such tables never pay the
+//! multiplication: lookups and inserts run one copy of their walk per mode, chosen by one
+//! predictable branch.
 //!
 //! A table of `n` order positions has at least `4n/3` buckets (`buckets_for`: load at most
 //! 3/4), and each position takes a bucket at most once, so at least a quarter of the buckets
@@ -38,6 +49,13 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// Buckets per group (one control word).
 pub(crate) const GROUP: usize = 8;
+
+/// The longest chain, in groups, an insert walks before its table is rebuilt spread (see the
+/// module docs).
+pub(crate) const FAR: usize = 64;
+
+/// A spread table's probe tag multiplier: 2^32 divided by the golden ratio, odd.
+const SPREAD: u32 = 0x9E37_79B9;
 
 /// The 32-bit tag a key with this hash carries.
 #[inline(always)]
@@ -234,6 +252,8 @@ pub(crate) fn buckets_for(positions: usize) -> usize {
 /// The control bytes of a table (see the module docs).
 pub(crate) struct Ctrl {
     words: Box<[AtomicU64]>,
+    /// Whether the table probes with spread tags (see the module docs).
+    spread: bool,
 }
 
 /// A borrowed view of a table's control words: the lookup fast path, usable without going
@@ -241,6 +261,7 @@ pub(crate) struct Ctrl {
 #[derive(Clone, Copy)]
 pub(crate) struct CtrlView<'a> {
     words: &'a [AtomicU64],
+    spread: bool,
 }
 
 impl CtrlView<'_> {
@@ -249,10 +270,34 @@ impl CtrlView<'_> {
         self.words.len()
     }
 
+    /// What the table probes with for `tag`: the tag, or in a spread table its product with
+    /// [`SPREAD`]. Both the start group and the control byte come from it. (Writers' paths;
+    /// lookups use [`walk`](Self::walk), which keeps the multiplication off the plain path.)
+    #[inline(always)]
+    fn probe_tag(self, tag: u32) -> u32 {
+        if self.spread {
+            tag.wrapping_mul(SPREAD)
+        } else {
+            tag
+        }
+    }
+
+    /// The first group of the chain of a key whose probe tag is `probe`.
+    #[inline(always)]
+    fn start_of(self, probe: u32) -> usize {
+        ((u64::from(probe) * self.groups() as u64) >> 32) as usize
+    }
+
     /// The first group of `tag`'s chain (multiply-shift range reduction).
     #[inline(always)]
     fn start(self, tag: u32) -> usize {
-        ((u64::from(tag) * self.groups() as u64) >> 32) as usize
+        self.start_of(self.probe_tag(tag))
+    }
+
+    /// The control byte of a bucket in use by a key with `tag`.
+    #[inline(always)]
+    fn byte(self, tag: u32) -> u64 {
+        ctrl_byte(self.probe_tag(tag))
     }
 
     #[inline(always)]
@@ -272,10 +317,33 @@ impl CtrlView<'_> {
         self,
         tag: u32,
         order: Ordering,
+        judge: impl FnMut(usize) -> Result<Verdict, E>,
+    ) -> Result<Found, E> {
+        // Two copies of the walk, one per mode, rather than one walk over a selected probe
+        // tag: as a select, the spread multiplication would sit on every lookup's critical
+        // path (frozen `get` 4 - 5 % slower, measured).
+        if self.spread {
+            self.walk::<true, E>(tag, order, judge)
+        } else {
+            self.walk::<false, E>(tag, order, judge)
+        }
+    }
+
+    /// [`find`](Self::find) in a table whose mode (spread or not) is `SPREAD`.
+    #[inline(always)]
+    fn walk<const SPREAD_TAGS: bool, E>(
+        self,
+        tag: u32,
+        order: Ordering,
         mut judge: impl FnMut(usize) -> Result<Verdict, E>,
     ) -> Result<Found, E> {
-        let want = ctrl_byte(tag);
-        let mut group = self.start(tag);
+        let probe = if SPREAD_TAGS {
+            tag.wrapping_mul(SPREAD)
+        } else {
+            tag
+        };
+        let want = ctrl_byte(probe);
+        let mut group = self.start_of(probe);
         loop {
             // SAFETY: `group < groups` always (`start`, `next_group`).
             let ctrl = unsafe { self.words.get_unchecked(group) }.load(order);
@@ -373,12 +441,14 @@ pub enum Found {
 }
 
 impl Ctrl {
-    /// All-empty control bytes for `buckets` buckets (a multiple of [`GROUP`]).
-    pub(crate) fn new(buckets: usize) -> Ctrl {
+    /// All-empty control bytes for `buckets` buckets (a multiple of [`GROUP`]), probing with
+    /// spread tags if `spread` (see the module docs).
+    pub(crate) fn new(buckets: usize, spread: bool) -> Ctrl {
         debug_assert!(buckets % GROUP == 0 && buckets >= 2 * GROUP);
         Ctrl {
             // SAFETY: all-zero atomics: every byte empty.
             words: unsafe { crate::sync::zeroed_slice(buckets / GROUP) },
+            spread,
         }
     }
 
@@ -386,7 +456,16 @@ impl Ctrl {
     /// (a frozen view) instead of reaching it through the table each time.
     #[inline(always)]
     pub(crate) fn view(&self) -> CtrlView<'_> {
-        CtrlView { words: &self.words }
+        CtrlView {
+            words: &self.words,
+            spread: self.spread,
+        }
+    }
+
+    /// Whether the table probes with spread tags (a rebuild keeps the mode).
+    #[inline]
+    pub(crate) fn spread(&self) -> bool {
+        self.spread
     }
 
     #[inline(always)]
@@ -447,10 +526,29 @@ impl Ctrl {
     }
 
     /// The bucket where a new entry with `tag` goes, for a key known to be absent: the first
-    /// empty bucket of its chain, or (`reuse`) the first empty or deleted one.
+    /// empty bucket of its chain, or (`reuse`) the first empty or deleted one; and whether the
+    /// chain was longer than [`FAR`] groups (a table that is not spread yet should then be
+    /// rebuilt spread).
     #[inline]
-    pub(crate) fn free_bucket(&self, tag: u32, reuse: bool) -> usize {
-        let mut group = self.start(tag);
+    pub(crate) fn free_bucket(&self, tag: u32, reuse: bool) -> (usize, bool) {
+        // One copy per mode, as for lookups (`CtrlView::find`).
+        if self.spread {
+            self.free_walk::<true>(tag, reuse)
+        } else {
+            self.free_walk::<false>(tag, reuse)
+        }
+    }
+
+    /// [`free_bucket`](Self::free_bucket) in a table whose mode is `SPREAD_TAGS`.
+    #[inline(always)]
+    fn free_walk<const SPREAD_TAGS: bool>(&self, tag: u32, reuse: bool) -> (usize, bool) {
+        let probe = if SPREAD_TAGS {
+            tag.wrapping_mul(SPREAD)
+        } else {
+            tag
+        };
+        let mut group = self.view().start_of(probe);
+        let mut walked = 0;
         loop {
             let ctrl = self.words[group].load(Ordering::Relaxed);
             let mut free = empties(ctrl).lowest();
@@ -458,9 +556,10 @@ impl Ctrl {
                 free = free.min(matching(ctrl, DELETED).lowest());
             }
             if free < GROUP {
-                return group * GROUP + free;
+                return (group * GROUP + free, walked > FAR);
             }
             group = self.next_group(group);
+            walked += 1;
         }
     }
 
@@ -499,7 +598,7 @@ impl Ctrl {
         loop {
             if !cursor.loaded {
                 let ctrl = self.words[cursor.group].load(order);
-                cursor.pending = matching(ctrl, ctrl_byte(tag));
+                cursor.pending = matching(ctrl, self.view().byte(tag));
                 cursor.last = empties(ctrl).any();
                 cursor.loaded = true;
             }
@@ -536,7 +635,7 @@ impl Ctrl {
     /// `order` is Release for lock-free readers).
     #[inline]
     pub(crate) fn occupy(&self, bucket: usize, tag: u32, order: Ordering) {
-        self.set(bucket, ctrl_byte(tag), order);
+        self.set(bucket, self.view().byte(tag), order);
     }
 
     /// Marks `bucket` removed (writers only). With `reuse` (no lock-free readers), the bucket
@@ -627,19 +726,19 @@ mod tests {
     }
 
     fn place(c: &Ctrl, tag: u32) -> usize {
-        let b = c.free_bucket(tag, false);
+        let (b, _) = c.free_bucket(tag, false);
         c.occupy(b, tag, Ordering::Relaxed);
         b
     }
 
     #[test]
     fn full_buckets_lists_exactly_the_buckets_in_use_in_order() {
-        let c = Ctrl::new(5 * GROUP);
+        let c = Ctrl::new(5 * GROUP, false);
         let mut model = std::collections::BTreeSet::new();
         // Tags over every control byte and start group; a removal in every third insert.
         for i in 0..3 * GROUP as u32 {
             let tag = i.wrapping_mul(0x9E37_79B9);
-            let b = c.free_bucket(tag, false);
+            let (b, _) = c.free_bucket(tag, false);
             c.occupy(b, tag, Ordering::Relaxed);
             model.insert(b);
             if i % 3 == 2 {
@@ -653,7 +752,7 @@ mod tests {
             );
         }
         // Every byte value a full bucket can hold, in one group, including 0xFF.
-        let c = Ctrl::new(2 * GROUP);
+        let c = Ctrl::new(2 * GROUP, false);
         for (b, tag) in (0..GROUP).zip([0x00, 0x7F, 0x01, 0x80, 0xFF, 0x55, 0x2A, 0x7E]) {
             c.occupy(b, tag, Ordering::Relaxed);
         }
@@ -670,7 +769,7 @@ mod tests {
 
     #[test]
     fn full_groups_extend_chains_and_deleted_marks_stay() {
-        let c = Ctrl::new(4 * GROUP);
+        let c = Ctrl::new(4 * GROUP, false);
         // More entries with one tag than a group holds: the chain spills into the next group.
         let n = GROUP + 2;
         let buckets: Vec<usize> = (0..n).map(|_| place(&c, 9)).collect();
@@ -680,10 +779,10 @@ mod tests {
         c.vacate(buckets[0], false, Ordering::Relaxed);
         assert!(!c.is_full(buckets[0], Ordering::Relaxed));
         assert_eq!(chain(&c, 9), buckets[1..].to_vec());
-        assert_ne!(c.free_bucket(9, false), buckets[0]);
+        assert_ne!(c.free_bucket(9, false).0, buckets[0]);
         // With reuse, the deleted bucket of the full group is handed out first; a removal in a
         // group with empty buckets empties its bucket.
-        assert_eq!(c.free_bucket(9, true), buckets[0]);
+        assert_eq!(c.free_bucket(9, true).0, buckets[0]);
         c.vacate(buckets[n - 1], true, Ordering::Relaxed);
         assert_eq!(chain(&c, 9), buckets[1..n - 1].to_vec());
         let found = c.find(9, Ordering::Relaxed, |b| {
@@ -694,5 +793,36 @@ mod tests {
             })
         });
         assert_eq!(found, Ok(Found::At(buckets[3])));
+    }
+
+    /// Consecutive tags (an identity hash: Python's `hash(i)` is `i`) all start in the first
+    /// group of a table that is not spread, and pile up into one chain that inserts soon walk
+    /// past `FAR`; a spread table scatters them, and every chain stays short.
+    #[test]
+    fn spread_tables_scatter_consecutive_tags() {
+        let n = 3 * 4096;
+        let buckets = buckets_for(n);
+        let (plain, spread) = (Ctrl::new(buckets, false), Ctrl::new(buckets, true));
+        let groups = buckets / GROUP;
+        let (mut far_plain, mut longest, mut placed) = (0, 0, Vec::new());
+        for tag in 0..n as u32 {
+            let (b, far) = plain.free_bucket(tag, false);
+            plain.occupy(b, tag, Ordering::Relaxed);
+            far_plain += usize::from(far);
+            let (b, far) = spread.free_bucket(tag, false);
+            assert!(!far, "tag {tag}");
+            spread.occupy(b, tag, Ordering::Relaxed);
+            placed.push(b);
+            longest = longest.max((b / GROUP + groups - spread.start(tag)) % groups);
+        }
+        assert!(far_plain > n / 2, "{far_plain} far inserts");
+        assert!(longest <= 4, "a chain of {longest} groups");
+        // Each key is found on its chain (the control byte, too, comes from the spread tag).
+        for tag in (0..n as u32).step_by(97) {
+            assert!(
+                chain(&spread, tag).contains(&placed[tag as usize]),
+                "tag {tag}"
+            );
+        }
     }
 }

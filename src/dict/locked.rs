@@ -64,11 +64,12 @@ struct Compact<K, V> {
 }
 
 impl<K, V> Compact<K, V> {
-    fn new(capacity: usize, generation: u64) -> Self {
+    /// An empty table; `spread`: probing with spread tags (`index`).
+    fn new(capacity: usize, generation: u64, spread: bool) -> Self {
         let positions = index::positions_for(capacity);
         let buckets = index::buckets_for(positions);
         Compact {
-            ctrl: Ctrl::new(buckets),
+            ctrl: Ctrl::new(buckets, spread),
             buckets: (0..buckets).map(|_| MaybeUninit::uninit()).collect(),
             tags: vec![0; buckets].into_boxed_slice(),
             pos_of: vec![0; buckets].into_boxed_slice(),
@@ -131,9 +132,11 @@ impl<K, V> Compact<K, V> {
             .find(tag32(hash), Ordering::Relaxed, |b| judge(&self.entry(b).0))
     }
 
-    /// Rebuilds the table with the live entries only, in order, with room for `positions`.
-    fn rebuild(&mut self, positions: usize) {
-        let mut fresh = Compact::new(positions, self.generation + 1);
+    /// Rebuilds the table with the live entries only, in order, with room for `positions`;
+    /// spread (`index`) if it was or if `spread`.
+    fn rebuild(&mut self, positions: usize, spread: bool) {
+        let spread = spread || self.ctrl.spread();
+        let mut fresh = Compact::new(positions, self.generation + 1, spread);
         for p in 0..self.order.len() {
             // Insertion order visits the old buckets at random: load them ahead, and the fresh
             // control word of an entry half as far ahead. (The GIL-free store reads its old
@@ -154,7 +157,7 @@ impl<K, V> Compact<K, V> {
                 // SAFETY: live bucket, moved out once (the old table is discarded below
                 // without dropping its buckets).
                 let entry = unsafe { self.buckets[b].assume_init_read() };
-                fresh.push(tag, entry);
+                let _ = fresh.push(tag, entry);
             }
         }
         // The old buckets were moved out; the arrays hold nothing to drop.
@@ -180,7 +183,7 @@ impl<K, V> Compact<K, V> {
         if used == self.cap() && churning && self.empty > self.ctrl.buckets() / 8 + 1 {
             self.compact_order();
         } else {
-            self.rebuild(index::grown(self.live, 1, false));
+            self.rebuild(index::grown(self.live, 1, false), false);
         }
     }
 
@@ -202,10 +205,11 @@ impl<K, V> Compact<K, V> {
         self.generation += 1;
     }
 
-    /// Appends an entry whose key is absent (room is checked by the caller).
+    /// Appends an entry whose key is absent (room is checked by the caller). Returns whether
+    /// its chain was longer than `index::FAR` groups.
     #[inline]
-    fn push(&mut self, tag: u32, entry: (K, V)) {
-        let b = self.ctrl.free_bucket(tag, true);
+    fn push(&mut self, tag: u32, entry: (K, V)) -> bool {
+        let (b, far) = self.ctrl.free_bucket(tag, true);
         if self.ctrl.is_empty(b) {
             self.empty -= 1;
         }
@@ -217,6 +221,7 @@ impl<K, V> Compact<K, V> {
         self.order.push(b as u32);
         self.live += 1;
         self.tail = p + 1;
+        far
     }
 
     /// Moves the live entry in bucket `b` out and unlinks it.
@@ -480,7 +485,12 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
         if t.needs_room() {
             t.make_room();
         }
-        t.push(tag, (key, value));
+        let far = t.push(tag, (key, value));
+        if far && !t.ctrl.spread() {
+            // A chain this long means structured tags: the table is rebuilt spread, once.
+            let positions = t.cap();
+            t.rebuild(positions, true);
+        }
         let live = t.live;
         self.store.bump(live, true);
     }
@@ -518,7 +528,8 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
 
     fn clear(&mut self) {
         let generation = self.table().generation + 1;
-        let old = mem::replace(self.table_mut(), Compact::new(0, generation));
+        let spread = self.table().ctrl.spread();
+        let old = mem::replace(self.table_mut(), Compact::new(0, generation, spread));
         self.cleared.push(old);
         self.store.bump(0, true);
     }
@@ -528,7 +539,7 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
         if t.order.len() + additional > t.cap() {
             let holes = t.order.len() != t.live;
             let need = t.live + additional;
-            t.rebuild(need);
+            t.rebuild(need, false);
             if holes {
                 // The rebuild closed the holes: order positions moved, which a checked
                 // iterator must learn (as if keys changed).
@@ -581,7 +592,7 @@ impl<K: Clone, V: Clone> DictStore<K, V> for LockedStore<K, V> {
     fn with_capacity(capacity: usize) -> Self {
         LockedStore {
             lock: BiasedMutex::new(),
-            table: UnsafeCell::new(Compact::new(capacity, 0)),
+            table: UnsafeCell::new(Compact::new(capacity, 0, false)),
             counters: Counters::new(),
             frozen: AtomicBool::new(false),
         }
@@ -750,7 +761,7 @@ impl<'a, K: 'a, V: 'a> FrozenTable<'a, K, V> for Frozen<'a, K, V> {
 
 impl<K, V> Drop for LockedStore<K, V> {
     fn drop(&mut self) {
-        let t = mem::replace(self.table.get_mut(), Compact::new(0, 0));
+        let t = mem::replace(self.table.get_mut(), Compact::new(0, 0, false));
         t.drop_live();
     }
 }
