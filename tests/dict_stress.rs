@@ -997,3 +997,41 @@ tests_for!(
     script_eq_lookups_race_with_writers: Obj => u64;
     reclamation_returns_to_live_entries: u64 => Counted;
 );
+
+/// An identity hash (`hash(k) == k`, as Python's ints): the writers' consecutive keys pile up
+/// in one chain until a writer's insert has the table rebuilt spread, while the reader looks
+/// keys up and the other writers insert (every later table keeps the mode).
+mod identity_hash {
+    use super::*;
+
+    type Identity = common::ModBuild<{ u64::MAX }>;
+
+    #[test]
+    fn gilfree_disjoint_writers_lose_nothing() {
+        common::watchdog(
+            "identity_hash::gilfree_disjoint_writers_lose_nothing",
+            watchdog_secs(),
+            super::disjoint_writers_lose_nothing::<gilfree::GilFreeDict<u64, u64, Identity>>,
+        );
+    }
+
+    #[test]
+    fn locked_disjoint_writers_lose_nothing() {
+        common::watchdog(
+            "identity_hash::locked_disjoint_writers_lose_nothing",
+            watchdog_secs(),
+            super::disjoint_writers_lose_nothing::<LockedDict<u64, u64, Identity>>,
+        );
+    }
+
+    #[test]
+    fn gilfree_iterations_are_consistent_with_a_sequential_history() {
+        common::watchdog(
+            "identity_hash::gilfree_iterations_are_consistent_with_a_sequential_history",
+            watchdog_secs(),
+            super::iterations_are_consistent_with_a_sequential_history::<
+                gilfree::GilFreeDict<u64, u64, Identity>,
+            >,
+        );
+    }
+}
