@@ -197,22 +197,21 @@ fn install_subscript(py: Python<'_>) {
             if mapping.is_null() {
                 continue;
             }
-            let Some(current) = (*mapping).mp_subscript else {
-                continue;
-            };
-            let pyo3s = *PYO3_SUBSCRIPT.get_or_init(|| current);
-            if current as usize == pyo3s as usize {
-                (*mapping).mp_subscript = Some(subscript);
-                ffi::PyType_Modified(tp);
+            // Each slot: PyO3's function is saved (the first type's: `LockedList` inherits
+            // it), and replaced where the type still has it.
+            macro_rules! swap_slot {
+                ($slot:ident, $saved:expr, $ours:expr) => {
+                    if let Some(current) = (*mapping).$slot {
+                        let pyo3s = *$saved.get_or_init(|| current);
+                        if current as usize == pyo3s as usize {
+                            (*mapping).$slot = Some($ours);
+                            ffi::PyType_Modified(tp);
+                        }
+                    }
+                };
             }
-            let Some(current) = (*mapping).mp_ass_subscript else {
-                continue;
-            };
-            let pyo3s = *PYO3_ASS_SUBSCRIPT.get_or_init(|| current);
-            if current as usize == pyo3s as usize {
-                (*mapping).mp_ass_subscript = Some(ass_subscript);
-                ffi::PyType_Modified(tp);
-            }
+            swap_slot!(mp_subscript, PYO3_SUBSCRIPT, subscript);
+            swap_slot!(mp_ass_subscript, PYO3_ASS_SUBSCRIPT, ass_subscript);
         }
     }
 }
