@@ -28,6 +28,8 @@
 //!   the keys of its removed entries; a *doomed* table (`clear`, the dict's drop) drops every
 //!   key and every live value word.
 //! - **T5** Each table has a generation number, unique and increasing within the dict.
+//! - **T6** A table's probing mode (plain or spread, `index`) is fixed when it is built and
+//!   read with its control words; a rebuild keeps a spread mode.
 //!
 //! ## Readers
 //!
@@ -425,11 +427,9 @@ impl<K, V: Storable> Write<'_, K, V> {
         self.store.current()
     }
 
-    /// Publishes a rebuilt table with room for `extra` more entries; the old one is retired
-    /// when the section ends.
+    /// Publishes a rebuilt table with room for `extra` more entries, spread (`index`) if the
+    /// old one was or if `spread`; the old one is retired when the section ends.
     #[cold]
-    /// Rebuilds the table with room for `extra` more entries; spread (`index`) if the old one
-    /// was or if `spread`.
     #[inline(never)]
     fn rebuild(&mut self, extra: usize, spread: bool) {
         let old = self.table();
@@ -661,10 +661,13 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
             .live
             .store(table.live.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         table.tail.store(p + 1, Ordering::Relaxed);
-        self.store.bump(table, true);
         if respread {
-            self.rebuild(0, true);
+            // Same room as before (a `with_capacity` or `reserve` stays honoured), and the
+            // bump below comes after the rebuild, which may have moved order positions.
+            let room = table.cap() - table.live.load(Ordering::Relaxed);
+            self.rebuild(room, true);
         }
+        self.store.bump(self.table(), true);
     }
 
     fn replace(&mut self, b: usize, value: V) -> V
@@ -1120,5 +1123,60 @@ mod tests {
         }
         // The lock is more than a word: its last byte must be past the readers' line too.
         assert!(offset_of!(GilFreeStore<u64, u64>, lock) >= 64);
+    }
+
+    /// Whether `d`'s current table probes with spread tags.
+    fn spread<S>(d: &crate::dict::Dict<u64, u64, S>) -> bool {
+        d.store.current().ctrl.spread()
+    }
+
+    /// Consecutive keys under an identity hash: the insert that walks far rebuilds the table
+    /// spread, keeping its room (`with_capacity`) and closing the order's holes; every later
+    /// table keeps the mode (growth, `reserve`, `clear`), and the frozen view finds every key
+    /// through it. A well-mixed hash never switches.
+    #[test]
+    fn the_spread_mode_is_kept_by_every_later_table() {
+        use crate::dict::index::tests::Identity;
+        let d = crate::GilFreeDict::with_capacity_and_hasher(100_000, Identity);
+        for k in 0..400u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(!spread(&d), "400 keys fit in 50 groups");
+        for k in 0..100u64 {
+            assert_eq!(d.remove(&k), Ok(Some(k)));
+        }
+        for k in 400..2_000u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(spread(&d), "an insert walked more than 64 groups");
+        assert!(
+            d.store.current().cap() >= 100_000,
+            "the room of with_capacity"
+        );
+        assert!(
+            d.keys().into_iter().eq(100..2_000),
+            "holes closed, order kept"
+        );
+        d.reserve(300_000).unwrap();
+        assert!(spread(&d), "reserve");
+        for k in 2_000..400_000u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(spread(&d), "growth");
+        d.clear().unwrap();
+        assert!(spread(&d), "clear");
+        for k in 0..3_000u64 {
+            d.insert(k, k * 2).unwrap();
+        }
+        d.freeze().unwrap();
+        let f = d.frozen().unwrap();
+        assert!((0..3_000).all(|k| f.get(&k) == Some(&(k * 2))));
+        assert_eq!(f.get(&3_000), None);
+
+        let mixed: crate::GilFreeDict<u64, u64> = crate::GilFreeDict::new();
+        for k in 0..200_000u64 {
+            mixed.insert(k, k).unwrap();
+        }
+        assert!(!spread(&mixed), "the default hasher's tags are well mixed");
     }
 }

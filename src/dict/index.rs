@@ -31,12 +31,15 @@
 //! low bits would then share one start group and pile up into one ever longer chain:
 //! quadratic time in the number of keys. So an insert that walks more than [`FAR`] groups
 //! has its table rebuilt *spread*: a spread table probes with `tag * SPREAD` (Fibonacci
-//! hashing, a bijection that carries every bit of the tag into the high ones) instead of the
-//! tag. The stored tags stay as they are; the mode belongs to the table, is copied into its
-//! [`CtrlView`], and is kept by every later rebuild of the dict. Tags of a well-mixed hash
-//! do not make chains of 64 groups at a load of at most 3/4, so such tables never pay the
-//! multiplication: lookups and inserts run one copy of their walk per mode, chosen by one
-//! predictable branch.
+//! hashing, a bijection that carries every bit of the tag into the high ones, so the start
+//! groups scatter; the control byte, the product's low seven bits, still depends on the
+//! tag's low seven bits only, as before). The stored tags stay as they are; the mode belongs
+//! to the table, is copied into its [`CtrlView`], and is kept by every later rebuild of the
+//! dict. With well-mixed tags a chain of 64 groups at a load of at most 3/4 is a chance of
+//! about 1e-9 per insert (and costs one rebuild), so such tables keep the plain mode and
+//! never pay the multiplication: lookups and inserts run one copy of their walk per mode,
+//! chosen by one predictable branch. Keys whose tags are equal (a constant hash; Python
+//! ints `k * (2^32 + 1)`, whose two halves fold to 0) stay in one chain in either mode.
 //!
 //! A table of `n` order positions has at least `4n/3` buckets (`buckets_for`: load at most
 //! 3/4), and each position takes a bucket at most once, so at least a quarter of the buckets
@@ -329,7 +332,7 @@ impl CtrlView<'_> {
         }
     }
 
-    /// [`find`](Self::find) in a table whose mode (spread or not) is `SPREAD`.
+    /// [`find`](Self::find) in a table whose mode (spread or not) is `SPREAD_TAGS`.
     #[inline(always)]
     fn walk<const SPREAD_TAGS: bool, E>(
         self,
@@ -664,8 +667,37 @@ impl Ctrl {
 }
 
 #[cfg(all(test, not(gilfree_loom)))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A `BuildHasher` whose hash of an integer is the integer (Python's `hash(i) == i`): tags
+    /// that differ only in their low bits.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub(crate) struct Identity;
+
+    /// The hasher of [`Identity`].
+    pub(crate) struct IdentityHasher(u64);
+
+    impl std::hash::Hasher for IdentityHasher {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = self.0 << 8 | u64::from(b);
+            }
+        }
+        fn write_u64(&mut self, v: u64) {
+            self.0 = v;
+        }
+    }
+
+    impl std::hash::BuildHasher for Identity {
+        type Hasher = IdentityHasher;
+        fn build_hasher(&self) -> IdentityHasher {
+            IdentityHasher(0)
+        }
+    }
 
     #[test]
     fn zero_bytes_finds_the_lowest_exactly() {

@@ -878,4 +878,59 @@ mod tests {
             assert_eq!(d.get(k), Some(*k));
         }
     }
+
+    /// As for the GIL-free store: the insert that walks far rebuilds the table spread, keeping
+    /// its room and order; compaction, growth, `reserve` and `clear` keep the mode; the frozen
+    /// view finds every key; a well-mixed hash never switches.
+    #[test]
+    fn the_spread_mode_is_kept_by_every_later_table() {
+        use crate::dict::index::tests::Identity;
+        fn spread<S>(d: &crate::dict::Dict<u64, u64, S, super::LockedStore<u64, u64>>) -> bool {
+            d.store.read().table().ctrl.spread()
+        }
+        let d = LockedDict::with_capacity_and_hasher(100_000, Identity);
+        for k in 0..400u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(!spread(&d), "400 keys fit in 50 groups");
+        for k in 0..100u64 {
+            assert_eq!(d.remove(&k), Ok(Some(k)));
+        }
+        for k in 400..2_000u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(spread(&d), "an insert walked more than 64 groups");
+        assert!(
+            d.store.read().table().cap() >= 100_000,
+            "the room of with_capacity"
+        );
+        assert!(d.keys().into_iter().eq(100..2_000), "order kept");
+        // Churn at a steady size: the order array is compacted in place.
+        for k in 2_000..300_000u64 {
+            d.insert(k, k).unwrap();
+            assert_eq!(d.remove(&(k - 1_900)), Ok(Some(k - 1_900)));
+        }
+        assert!(spread(&d), "compaction");
+        d.reserve(500_000).unwrap();
+        assert!(spread(&d), "reserve");
+        for k in 300_000..700_000u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(spread(&d), "growth");
+        d.clear().unwrap();
+        assert!(spread(&d), "clear");
+        for k in 0..3_000u64 {
+            d.insert(k, k * 2).unwrap();
+        }
+        d.freeze().unwrap();
+        let f = d.frozen().unwrap();
+        assert!((0..3_000).all(|k| f.get(&k) == Some(&(k * 2))));
+        assert_eq!(f.get(&3_000), None);
+
+        let mixed: LockedDict<u64, u64> = LockedDict::new();
+        for k in 0..200_000u64 {
+            mixed.insert(k, k).unwrap();
+        }
+        assert!(!spread(&mixed), "the default hasher's tags are well mixed");
+    }
 }
