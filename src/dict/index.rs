@@ -37,8 +37,7 @@
 //! to the table, is copied into its [`CtrlView`], and is kept by every later rebuild of the
 //! dict. With well-mixed tags a chain of 64 groups at a load of at most 3/4 is a chance of
 //! about 1e-9 per insert (and costs one rebuild), so such tables keep the plain mode and
-//! never pay the multiplication: lookups and inserts run one copy of their walk per mode,
-//! chosen by one predictable branch. Keys whose tags are equal (a constant hash; Python
+//! never pay the multiplication, only one predictable branch (`CtrlView::probe_tag`). Keys whose tags are equal (a constant hash; Python
 //! ints `k * (2^32 + 1)`, whose two halves fold to 0) stay in one chain in either mode.
 //!
 //! A table of `n` order positions has at least `4n/3` buckets (`buckets_for`: load at most
@@ -274,12 +273,16 @@ impl CtrlView<'_> {
     }
 
     /// What the table probes with for `tag`: the tag, or in a spread table its product with
-    /// [`SPREAD`]. Both the start group and the control byte come from it. (Writers' paths;
-    /// lookups use [`walk`](Self::walk), which keeps the multiplication off the plain path.)
+    /// [`SPREAD`]. Both the start group and the control byte come from it.
+    ///
+    /// The spread arm goes through `black_box`, which the compiler cannot execute ahead of the
+    /// branch: as a select, the multiplication would sit on every lookup's critical path
+    /// (frozen `get` 4 – 5 % slower, measured), and two copies of each walk, one per mode,
+    /// cost the pinned `get` 5 % in spilled registers.
     #[inline(always)]
     fn probe_tag(self, tag: u32) -> u32 {
         if self.spread {
-            tag.wrapping_mul(SPREAD)
+            std::hint::black_box(tag.wrapping_mul(SPREAD))
         } else {
             tag
         }
@@ -320,31 +323,9 @@ impl CtrlView<'_> {
         self,
         tag: u32,
         order: Ordering,
-        judge: impl FnMut(usize) -> Result<Verdict, E>,
-    ) -> Result<Found, E> {
-        // Two copies of the walk, one per mode, rather than one walk over a selected probe
-        // tag: as a select, the spread multiplication would sit on every lookup's critical
-        // path (frozen `get` 4 - 5 % slower, measured).
-        if self.spread {
-            self.walk::<true, E>(tag, order, judge)
-        } else {
-            self.walk::<false, E>(tag, order, judge)
-        }
-    }
-
-    /// [`find`](Self::find) in a table whose mode (spread or not) is `SPREAD_TAGS`.
-    #[inline(always)]
-    fn walk<const SPREAD_TAGS: bool, E>(
-        self,
-        tag: u32,
-        order: Ordering,
         mut judge: impl FnMut(usize) -> Result<Verdict, E>,
     ) -> Result<Found, E> {
-        let probe = if SPREAD_TAGS {
-            tag.wrapping_mul(SPREAD)
-        } else {
-            tag
-        };
+        let probe = self.probe_tag(tag);
         let want = ctrl_byte(probe);
         let mut group = self.start_of(probe);
         loop {
@@ -534,23 +515,7 @@ impl Ctrl {
     /// rebuilt spread).
     #[inline]
     pub(crate) fn free_bucket(&self, tag: u32, reuse: bool) -> (usize, bool) {
-        // One copy per mode, as for lookups (`CtrlView::find`).
-        if self.spread {
-            self.free_walk::<true>(tag, reuse)
-        } else {
-            self.free_walk::<false>(tag, reuse)
-        }
-    }
-
-    /// [`free_bucket`](Self::free_bucket) in a table whose mode is `SPREAD_TAGS`.
-    #[inline(always)]
-    fn free_walk<const SPREAD_TAGS: bool>(&self, tag: u32, reuse: bool) -> (usize, bool) {
-        let probe = if SPREAD_TAGS {
-            tag.wrapping_mul(SPREAD)
-        } else {
-            tag
-        };
-        let mut group = self.view().start_of(probe);
+        let mut group = self.start(tag);
         let mut walked = 0;
         loop {
             let ctrl = self.words[group].load(Ordering::Relaxed);
