@@ -1145,21 +1145,21 @@ mod tests {
         for k in 0..100u64 {
             assert_eq!(d.remove(&k), Ok(Some(k)));
         }
-        for k in 400..2_000u64 {
+        for k in 400..6_000u64 {
             d.insert(k, k).unwrap();
         }
-        assert!(spread(&d), "an insert walked more than 64 groups");
+        assert!(spread(&d), "an insert walked more than 512 groups");
         assert!(
             d.store.current().cap() >= 100_000,
             "the room of with_capacity"
         );
         assert!(
-            d.keys().into_iter().eq(100..2_000),
+            d.keys().into_iter().eq(100..6_000),
             "holes closed, order kept"
         );
         d.reserve(300_000).unwrap();
         assert!(spread(&d), "reserve");
-        for k in 2_000..400_000u64 {
+        for k in 6_000..400_000u64 {
             d.insert(k, k).unwrap();
         }
         assert!(spread(&d), "growth");
