@@ -1125,58 +1125,19 @@ mod tests {
         assert!(offset_of!(GilFreeStore<u64, u64>, lock) >= 64);
     }
 
-    /// Whether `d`'s current table probes with spread tags.
-    fn spread<S>(d: &crate::dict::Dict<u64, u64, S>) -> bool {
-        d.store.current().ctrl.spread()
+    impl<S> crate::dict::index::tests::TableMode for crate::dict::Dict<u64, u64, S> {
+        fn spread(&self) -> bool {
+            self.store.current().ctrl.spread()
+        }
+        fn positions(&self) -> usize {
+            self.store.current().cap()
+        }
     }
 
-    /// Consecutive keys under an identity hash: the insert that walks far rebuilds the table
-    /// spread, keeping its room (`with_capacity`) and closing the order's holes; every later
-    /// table keeps the mode (growth, `reserve`, `clear`), and the frozen view finds every key
-    /// through it. A well-mixed hash never switches.
+    /// The spread-mode scenario (`index`) on the GIL-free store, where the respreading insert
+    /// also closes the order's holes.
     #[test]
     fn the_spread_mode_is_kept_by_every_later_table() {
-        use crate::dict::index::tests::Identity;
-        let d = crate::GilFreeDict::with_capacity_and_hasher(100_000, Identity);
-        for k in 0..400u64 {
-            d.insert(k, k).unwrap();
-        }
-        assert!(!spread(&d), "400 keys fit in 50 groups");
-        for k in 0..100u64 {
-            assert_eq!(d.remove(&k), Ok(Some(k)));
-        }
-        for k in 400..6_000u64 {
-            d.insert(k, k).unwrap();
-        }
-        assert!(spread(&d), "an insert walked more than 512 groups");
-        assert!(
-            d.store.current().cap() >= 100_000,
-            "the room of with_capacity"
-        );
-        assert!(
-            d.keys().into_iter().eq(100..6_000),
-            "holes closed, order kept"
-        );
-        d.reserve(300_000).unwrap();
-        assert!(spread(&d), "reserve");
-        for k in 6_000..400_000u64 {
-            d.insert(k, k).unwrap();
-        }
-        assert!(spread(&d), "growth");
-        d.clear().unwrap();
-        assert!(spread(&d), "clear");
-        for k in 0..3_000u64 {
-            d.insert(k, k * 2).unwrap();
-        }
-        d.freeze().unwrap();
-        let f = d.frozen().unwrap();
-        assert!((0..3_000).all(|k| f.get(&k) == Some(&(k * 2))));
-        assert_eq!(f.get(&3_000), None);
-
-        let mixed: crate::GilFreeDict<u64, u64> = crate::GilFreeDict::new();
-        for k in 0..200_000u64 {
-            mixed.insert(k, k).unwrap();
-        }
-        assert!(!spread(&mixed), "the default hasher's tags are well mixed");
+        crate::dict::index::tests::spread_mode_is_kept::<GilFreeStore<u64, u64>>(|_| {});
     }
 }

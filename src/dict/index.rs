@@ -666,6 +666,65 @@ pub(crate) mod tests {
         }
     }
 
+    /// What the stores' spread-mode tests read of a dict's current table.
+    pub(crate) trait TableMode {
+        /// Whether it probes with spread tags.
+        fn spread(&self) -> bool;
+        /// Its order positions.
+        fn positions(&self) -> usize;
+    }
+
+    /// The stores' spread-mode scenario: consecutive keys under an identity hash switch a
+    /// `with_capacity(100_000)` dict to the spread mode, which keeps its room and its order;
+    /// `middle` runs the store's own steps; `reserve`, growth and `clear` keep the mode; the
+    /// frozen view finds every key through it; the default hasher's tags never switch it.
+    pub(crate) fn spread_mode_is_kept<St: crate::dict::DictStore<u64, u64>>(
+        middle: impl FnOnce(&crate::dict::Dict<u64, u64, Identity, St>),
+    ) where
+        crate::dict::Dict<u64, u64, Identity, St>: TableMode,
+        crate::dict::Dict<u64, u64, crate::DefaultHashBuilder, St>: TableMode,
+    {
+        let d = crate::dict::Dict::<u64, u64, Identity, St>::with_capacity_and_hasher(
+            100_000, Identity,
+        );
+        for k in 0..400u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(!d.spread(), "400 keys fit in 50 groups");
+        for k in 0..100u64 {
+            assert_eq!(d.remove(&k), Ok(Some(k)));
+        }
+        for k in 400..6_000u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(d.spread(), "an insert walked more than 512 groups");
+        assert!(d.positions() >= 100_000, "the room of with_capacity");
+        assert!(d.keys().into_iter().eq(100..6_000), "order kept");
+        middle(&d);
+        assert!(d.spread(), "the store's own steps");
+        d.reserve(500_000).unwrap();
+        assert!(d.spread(), "reserve");
+        for k in 1_000_000..1_400_000u64 {
+            d.insert(k, k).unwrap();
+        }
+        assert!(d.spread(), "growth");
+        d.clear().unwrap();
+        assert!(d.spread(), "clear");
+        for k in 0..3_000u64 {
+            d.insert(k, k * 2).unwrap();
+        }
+        d.freeze().unwrap();
+        let f = d.frozen().unwrap();
+        assert!((0..3_000).all(|k| f.get(&k) == Some(&(k * 2))));
+        assert_eq!(f.get(&3_000), None);
+
+        let mixed = crate::dict::Dict::<u64, u64, crate::DefaultHashBuilder, St>::new();
+        for k in 0..200_000u64 {
+            mixed.insert(k, k).unwrap();
+        }
+        assert!(!mixed.spread(), "the default hasher's tags are well mixed");
+    }
+
     #[test]
     fn zero_bytes_finds_the_lowest_exactly() {
         assert_eq!(zero_bytes(0x1111_2233_4455_6677), 0);

@@ -879,58 +879,26 @@ mod tests {
         }
     }
 
-    /// As for the GIL-free store: the insert that walks far rebuilds the table spread, keeping
-    /// its room and order; compaction, growth, `reserve` and `clear` keep the mode; the frozen
-    /// view finds every key; a well-mixed hash never switches.
+    impl<S> crate::dict::index::tests::TableMode
+        for crate::dict::Dict<u64, u64, S, super::LockedStore<u64, u64>>
+    {
+        fn spread(&self) -> bool {
+            self.store.read().table().ctrl.spread()
+        }
+        fn positions(&self) -> usize {
+            self.store.read().table().cap()
+        }
+    }
+
+    /// The spread-mode scenario (`index`) on the locked store, with churn at a steady size in
+    /// the middle (its order array is compacted in place).
     #[test]
     fn the_spread_mode_is_kept_by_every_later_table() {
-        use crate::dict::index::tests::Identity;
-        fn spread<S>(d: &crate::dict::Dict<u64, u64, S, super::LockedStore<u64, u64>>) -> bool {
-            d.store.read().table().ctrl.spread()
-        }
-        let d = LockedDict::with_capacity_and_hasher(100_000, Identity);
-        for k in 0..400u64 {
-            d.insert(k, k).unwrap();
-        }
-        assert!(!spread(&d), "400 keys fit in 50 groups");
-        for k in 0..100u64 {
-            assert_eq!(d.remove(&k), Ok(Some(k)));
-        }
-        for k in 400..6_000u64 {
-            d.insert(k, k).unwrap();
-        }
-        assert!(spread(&d), "an insert walked more than 512 groups");
-        assert!(
-            d.store.read().table().cap() >= 100_000,
-            "the room of with_capacity"
-        );
-        assert!(d.keys().into_iter().eq(100..6_000), "order kept");
-        // Churn at a steady size: the order array is compacted in place.
-        for k in 6_000..300_000u64 {
-            d.insert(k, k).unwrap();
-            assert_eq!(d.remove(&(k - 5_900)), Ok(Some(k - 5_900)));
-        }
-        assert!(spread(&d), "compaction");
-        d.reserve(500_000).unwrap();
-        assert!(spread(&d), "reserve");
-        for k in 300_000..700_000u64 {
-            d.insert(k, k).unwrap();
-        }
-        assert!(spread(&d), "growth");
-        d.clear().unwrap();
-        assert!(spread(&d), "clear");
-        for k in 0..3_000u64 {
-            d.insert(k, k * 2).unwrap();
-        }
-        d.freeze().unwrap();
-        let f = d.frozen().unwrap();
-        assert!((0..3_000).all(|k| f.get(&k) == Some(&(k * 2))));
-        assert_eq!(f.get(&3_000), None);
-
-        let mixed: LockedDict<u64, u64> = LockedDict::new();
-        for k in 0..200_000u64 {
-            mixed.insert(k, k).unwrap();
-        }
-        assert!(!spread(&mixed), "the default hasher's tags are well mixed");
+        crate::dict::index::tests::spread_mode_is_kept::<super::LockedStore<u64, u64>>(|d| {
+            for k in 6_000..300_000u64 {
+                d.insert(k, k).unwrap();
+                assert_eq!(d.remove(&(k - 5_900)), Ok(Some(k - 5_900)));
+            }
+        });
     }
 }
