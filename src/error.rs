@@ -77,8 +77,8 @@ pub enum Error<E = Infallible> {
     },
     /// Writers kept changing the tree while `freeze` tried to commit; nothing was frozen.
     MutatedDuringFreeze,
-    /// A repetition whose length does not fit in memory's address space (Python's
-    /// `MemoryError` for `list * n`).
+    /// A size that cannot be allocated: a list repetition or reservation past memory's address
+    /// space, or a dict reservation past 2^31 entries (Python's `MemoryError`).
     TooLarge,
 }
 
@@ -143,7 +143,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 write!(f, "cannot freeze {path}: {what} cannot be frozen")
             }
             Error::MutatedDuringFreeze => f.write_str("object tree mutated during freeze"),
-            Error::TooLarge => f.write_str("repeated list is too long"),
+            Error::TooLarge => f.write_str("too large to allocate"),
         }
     }
 }

@@ -470,3 +470,36 @@ fn gilfree_identity_hashes_stay_scattered() {
 fn locked_identity_hashes_stay_scattered() {
     identity_hashes_stay_scattered::<LockedDict<u64, String>>();
 }
+
+/// `reserve` past the most entries a dict holds is `TooLarge`, not a panic (it was one from an
+/// empty dict) nor a silent no-op (an overflowing sum wrapped around on a non-empty one); the
+/// dict is unchanged and usable. A reservation within the limit still works.
+fn reserve_too_much_is_an_error<D: Mapping<u64, String> + Default>() {
+    let d = D::default();
+    let m = d.plain();
+    assert_eq!(d.reserve(usize::MAX), Err(Error::TooLarge));
+    for k in 0..10 {
+        d.insert_in(&m, k, k.to_string()).unwrap();
+    }
+    for additional in [usize::MAX, usize::MAX - 5, (1 << 31) - 9] {
+        assert_eq!(d.reserve(additional), Err(Error::TooLarge), "{additional}");
+    }
+    assert_eq!(d.keys(), (0..10).collect::<Vec<_>>());
+    d.reserve(1_000).unwrap();
+    d.insert_in(&m, 10, "10".into()).unwrap();
+    assert_eq!(d.len(), 11);
+    assert_eq!(
+        Error::<std::convert::Infallible>::TooLarge.to_string(),
+        "too large to allocate"
+    );
+}
+
+#[test]
+fn gilfree_reserve_too_much_is_an_error() {
+    reserve_too_much_is_an_error::<GilFreeDict<u64, String>>();
+}
+
+#[test]
+fn locked_reserve_too_much_is_an_error() {
+    reserve_too_much_is_an_error::<LockedDict<u64, String>>();
+}

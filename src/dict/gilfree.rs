@@ -734,10 +734,11 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
         self.store.bump(fresh, true);
     }
 
-    fn reserve(&mut self, additional: usize) {
+    fn reserve(&mut self, additional: usize) -> Result<(), Error> {
         let t = self.table();
         let used = t.used.load(Ordering::Relaxed);
-        if used + additional > t.cap() {
+        index::room_for(t.live.load(Ordering::Relaxed), additional)?;
+        if used.saturating_add(additional) > t.cap() {
             let holes = used != t.live.load(Ordering::Relaxed);
             self.rebuild(additional, false);
             if holes {
@@ -746,6 +747,7 @@ impl<K, V: Storable> WriteSection<K, V> for Write<'_, K, V> {
                 self.store.bump(self.table(), true);
             }
         }
+        Ok(())
     }
 }
 

@@ -221,6 +221,14 @@ pub(crate) fn positions_for(n: usize) -> usize {
     cap
 }
 
+/// `Ok` if a table can hold `live + additional` entries ([`MAX_POSITIONS`] at most).
+pub(crate) fn room_for(live: usize, additional: usize) -> Result<(), crate::Error> {
+    match live.checked_add(additional) {
+        Some(need) if need <= MAX_POSITIONS => Ok(()),
+        _ => Err(crate::Error::TooLarge),
+    }
+}
+
 /// The order positions of a table rebuilt from one holding `live` entries, with room for
 /// `extra` more: twice the live entries (or more for `extra`), as a vector grows, so the next
 /// rebuild is at least `live` insertions away and rebuilds cost O(1) amortized.
@@ -237,7 +245,11 @@ pub(crate) fn positions_for(n: usize) -> usize {
 #[inline]
 pub(crate) fn grown(live: usize, extra: usize, churn: bool) -> usize {
     let room = if churn { live + live / 2 } else { live };
-    positions_for(live + room.max(extra).max(1))
+    // Clamped: a table of 2^30 entries or more grows to the largest one, not past it.
+    positions_for(
+        live.saturating_add(room.max(extra).max(1))
+            .min(MAX_POSITIONS),
+    )
 }
 
 /// Whether a table with `used` positions, `live` of them live, is churning (see [`grown`]).

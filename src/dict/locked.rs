@@ -534,9 +534,10 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
         self.store.bump(0, true);
     }
 
-    fn reserve(&mut self, additional: usize) {
+    fn reserve(&mut self, additional: usize) -> Result<(), Error> {
         let t = self.table_mut();
-        if t.order.len() + additional > t.cap() {
+        index::room_for(t.live, additional)?;
+        if t.order.len().saturating_add(additional) > t.cap() {
             let holes = t.order.len() != t.live;
             let need = t.live + additional;
             t.rebuild(need, false);
@@ -547,6 +548,7 @@ impl<K, V> WriteSection<K, V> for Write<'_, K, V> {
                 self.store.bump(live, true);
             }
         }
+        Ok(())
     }
 }
 

@@ -598,10 +598,11 @@ where
         Ok(())
     }
 
-    /// Makes room for `additional` more entries without rebuilding the table.
+    /// Makes room for `additional` more entries without rebuilding the table;
+    /// [`Error::TooLarge`] past 2^31 entries (the most a dict holds), with nothing changed.
+    /// As for std's collections, an allocation the system refuses aborts the process.
     pub fn reserve(&self, additional: usize) -> Result<(), Error> {
-        self.store.write()?.reserve(additional);
-        Ok(())
+        self.store.write()?.reserve(additional)
     }
 
     /// Keeps only the entries for which `f` returns `true`, in one critical section. `f` runs

@@ -172,9 +172,11 @@ pub trait WriteSection<K, V>: Section<K, V> {
     /// Removes every entry (dropped or retired once the section ends).
     #[doc(hidden)]
     fn clear(&mut self);
-    /// Makes room for `additional` more entries without a further rebuild.
+    /// Makes room for `additional` more entries without a further rebuild;
+    /// [`Error::TooLarge`](crate::Error::TooLarge) past the most entries a table holds
+    /// (2^31), with nothing changed.
     #[doc(hidden)]
-    fn reserve(&mut self, additional: usize);
+    fn reserve(&mut self, additional: usize) -> Result<(), crate::Error>;
 }
 
 /// A dict's storage and synchronization (sealed); see the module docs of `dict::store` (the storage contract).

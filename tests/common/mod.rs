@@ -412,6 +412,7 @@ pub trait Mapping<K, V> {
     fn version(&self) -> u64;
     fn is_frozen(&self) -> bool;
     fn freeze(&self) -> Result<(), Error>;
+    fn reserve(&self, additional: usize) -> Result<(), Error>;
     fn get_in<M: KeyModel<K>>(&self, m: &M, key: &K) -> Result<Option<V>, Error<M::Error>>;
     fn get_with_in<M: KeyModel<K>, R>(
         &self,
@@ -463,6 +464,9 @@ impl<K: Clone, V: Clone, S: BuildHasher, St: DictStore<K, V>> Mapping<K, V> for 
     }
     fn version(&self) -> u64 {
         Dict::version(self)
+    }
+    fn reserve(&self, additional: usize) -> Result<(), Error> {
+        Dict::reserve(self, additional)
     }
     fn is_frozen(&self) -> bool {
         Dict::is_frozen(self)
