@@ -100,6 +100,12 @@ impl ListPy {
         on_list!(&*self.inner, l => l.get_with(i, |o| o.bind(py).clone()))
     }
 
+    /// Whether writes to this list retire what they remove to the epoch collector (a
+    /// `GilFreeList`; a `LockedList` drops it after its lock).
+    pub(crate) fn retires(&self) -> bool {
+        matches!(&*self.inner, ListInner::GilFree(_))
+    }
+
     /// `append(x)`'s work, shared by the method and its hand-written entry point (`slots`).
     pub(crate) fn push(&self, x: Obj) -> Result<(), Error> {
         on_list!(&*self.inner, l => l.append(x))

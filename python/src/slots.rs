@@ -273,7 +273,7 @@ unsafe extern "C" fn ass_subscript(
                     let stored = list.put(i, Obj::new(Bound::ref_from_ptr(py, &value)));
                     // The replaced item's reference is released here, before the statement
                     // returns (on an error, by PyO3's slot, which then sees the same list).
-                    stored.is_ok() && finish_write()
+                    stored.is_ok() && finish_write(list)
                 }));
                 match done {
                     Ok(true) => return 0,
@@ -314,8 +314,11 @@ unsafe fn list_of<'a>(py: Python<'a>, slf: &'a *mut ffi::PyObject) -> &'a ListPy
 /// and releases the thread's queue (running `__del__` methods), with no gilfree lock held.
 /// Only after a write that succeeded: after an error, PyO3's function runs next, with the
 /// list as the failed write left it, and settles itself. Returns `true`.
-fn finish_write() -> bool {
-    collect_retired();
+fn finish_write(list: &ListPy) -> bool {
+    // A `LockedList` write retires nothing (it has no lock-free readers): no collection.
+    if list.retires() {
+        collect_retired();
+    }
     settle();
     true
 }
@@ -358,7 +361,7 @@ unsafe extern "C" fn append(slf: *mut ffi::PyObject, x: *mut ffi::PyObject) -> *
         let py = Python::assume_attached();
         let list = list_of(py, &slf);
         let done = catch_unwind(AssertUnwindSafe(|| {
-            list.push(Obj::new(Bound::ref_from_ptr(py, &x))).is_ok() && finish_write()
+            list.push(Obj::new(Bound::ref_from_ptr(py, &x))).is_ok() && finish_write(list)
         }));
         match done {
             Ok(true) => py.None().into_ptr(),
@@ -399,7 +402,7 @@ unsafe extern "C" fn pop(
             let list = list_of(py, &slf);
             let done = catch_unwind(AssertUnwindSafe(|| {
                 let item = list.pop_item(i).ok();
-                item.filter(|_| finish_write())
+                item.filter(|_| finish_write(list))
             }));
             match done {
                 Ok(Some(item)) => return item.into_py().into_ptr(),
