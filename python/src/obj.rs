@@ -236,9 +236,7 @@ fn defer_release(handle: Py<PyAny>) {
 /// held; runs `__del__` methods.
 pub fn settle() {
     let _ = QUEUE.try_with(|q| {
-        if !q.exclusive.get() {
-            open_exclusive(q);
-        }
+        ensure_exclusive(q);
         // Most calls queued nothing (a lookup that found a borrowed probe's key).
         if q.pending.try_borrow().is_ok_and(|p| p.is_empty()) || q.settling.replace(true) {
             return;
@@ -280,6 +278,14 @@ pub fn settle() {
 /// module docs). Without it, retired entries are left to the epoch collector.
 static GIL_SERIALIZES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// [`open_exclusive`] unless this thread has (the flag test inline, the opener out of line).
+#[inline(always)]
+fn ensure_exclusive(q: &Queue) {
+    if !q.exclusive.get() {
+        open_exclusive(q);
+    }
+}
+
 /// Opens a gilfree exclusive-access section on this thread for the rest of its life (the guard
 /// is leaked), if the GIL serializes every access to the containers; marks the thread either
 /// way. Called by the thread's first [`settle`] (the end of its first binding call) and, for
@@ -314,11 +320,7 @@ pub fn note_gil(py: Python<'_>) -> PyResult<()> {
         Err(_) => true,
     };
     GIL_SERIALIZES.store(on, std::sync::atomic::Ordering::Relaxed);
-    let _ = QUEUE.try_with(|q| {
-        if !q.exclusive.get() {
-            open_exclusive(q);
-        }
-    });
+    let _ = QUEUE.try_with(ensure_exclusive);
     Ok(())
 }
 

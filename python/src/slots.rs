@@ -57,7 +57,7 @@ use pyo3::prelude::*;
 use pyo3::PyTypeInfo;
 
 use crate::list::{ListPy, LockedListPy};
-use crate::obj::{collect_retired, settle, Obj};
+use crate::obj::{Obj, Settle};
 
 /// The `mp_subscript` and `mp_ass_subscript` PyO3 made for `ListPy` (`LockedListPy` inherits
 /// them).
@@ -226,22 +226,14 @@ unsafe extern "C" fn subscript(
     // Python subclass's instance starts with the `ListPy` layout), so `slf` is a live `ListPy`
     // and `key` a live object, both borrowed for the call.
     unsafe {
-        if ffi::PyLong_CheckExact(key) != 0 {
-            let i = ffi::PyLong_AsSsize_t(key);
-            if i == -1 && !ffi::PyErr_Occurred().is_null() {
-                // Too large for an `isize`: PyO3's slot raises CPython's own error for it.
-                ffi::PyErr_Clear();
-            } else {
-                let py = Python::assume_attached();
-                let list = Bound::ref_from_ptr(py, &slf)
-                    .cast_unchecked::<ListPy>()
-                    .get();
-                // A panic must not unwind into CPython: PyO3's slot then does the same read,
-                // under its own panic boundary, which raises it as `PanicException`.
-                let read = catch_unwind(AssertUnwindSafe(|| list.item(py, i)));
-                if let Ok(Ok(item)) = read {
-                    return item.into_ptr();
-                }
+        if let Some(i) = exact_index(key) {
+            let py = Python::assume_attached();
+            let list = list_of(py, &slf);
+            // A panic must not unwind into CPython: PyO3's slot then does the same read, under
+            // its own panic boundary, which raises it as `PanicException`.
+            let read = catch_unwind(AssertUnwindSafe(|| list.item(py, i)));
+            if let Ok(Ok(item)) = read {
+                return item.into_ptr();
             }
         }
         // Installed only after saving PyO3's slot, so it is there.
@@ -261,28 +253,22 @@ unsafe extern "C" fn ass_subscript(
 ) -> std::ffi::c_int {
     // SAFETY: as in `subscript`; `value` is a live object, or NULL for `del l[i]`.
     unsafe {
-        if !value.is_null() && ffi::PyLong_CheckExact(key) != 0 {
-            let i = ffi::PyLong_AsSsize_t(key);
-            if i == -1 && !ffi::PyErr_Occurred().is_null() {
-                // Too large for an `isize`: PyO3's slot raises CPython's own error for it.
-                ffi::PyErr_Clear();
-            } else {
-                let py = Python::assume_attached();
-                let list = list_of(py, &slf);
-                let done = catch_unwind(AssertUnwindSafe(|| {
-                    let stored = list.put(i, Obj::new(Bound::ref_from_ptr(py, &value)));
-                    // The replaced item's reference is released here, before the statement
-                    // returns (on an error, by PyO3's slot, which then sees the same list).
-                    stored.is_ok() && finish_write(list)
-                }));
-                match done {
-                    Ok(true) => return 0,
-                    // The list is unchanged: PyO3's slot raises the error.
-                    Ok(false) => {}
-                    Err(payload) => {
-                        raise_panic(payload);
-                        return -1;
-                    }
+        if let Some(i) = exact_index(key).filter(|_| !value.is_null()) {
+            let py = Python::assume_attached();
+            let list = list_of(py, &slf);
+            let done = catch_unwind(AssertUnwindSafe(|| {
+                let stored = list.put(i, Obj::new(Bound::ref_from_ptr(py, &value)));
+                // The replaced item's reference is released here, before the statement
+                // returns (on an error, by PyO3's slot, which then sees the same list).
+                stored.is_ok() && finish_write(list)
+            }));
+            match done {
+                Ok(true) => return 0,
+                // The list is unchanged: PyO3's slot raises the error.
+                Ok(false) => {}
+                Err(payload) => {
+                    raise_panic(payload);
+                    return -1;
                 }
             }
         }
@@ -293,6 +279,28 @@ unsafe extern "C" fn ass_subscript(
                 -1
             }
         }
+    }
+}
+
+/// `key` as an index, if it is an exact `int` that fits an `isize`; `None` otherwise (for
+/// PyO3's function, which raises CPython's own error for a too-large `int`).
+///
+/// # Safety
+///
+/// The GIL is held and `key` is a live object.
+unsafe fn exact_index(key: *mut ffi::PyObject) -> Option<isize> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if ffi::PyLong_CheckExact(key) == 0 {
+            return None;
+        }
+        let i = ffi::PyLong_AsSsize_t(key);
+        if i == -1 && !ffi::PyErr_Occurred().is_null() {
+            // Too large for an `isize`: the error is PyO3's function's to raise.
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(i)
     }
 }
 
@@ -316,10 +324,11 @@ unsafe fn list_of<'a>(py: Python<'a>, slf: &'a *mut ffi::PyObject) -> &'a ListPy
 /// list as the failed write left it, and settles itself. Returns `true`.
 fn finish_write(list: &ListPy) -> bool {
     // A `LockedList` write retires nothing (it has no lock-free readers): no collection.
-    if list.retires() {
-        collect_retired();
-    }
-    settle();
+    drop(if list.retires() {
+        Settle::write()
+    } else {
+        Settle::read()
+    });
     true
 }
 
@@ -386,16 +395,7 @@ unsafe extern "C" fn pop(
         let py = Python::assume_attached();
         let index = match nargs {
             0 => Some(-1),
-            1 if ffi::PyLong_CheckExact(*args) != 0 => {
-                let i = ffi::PyLong_AsSsize_t(*args);
-                if i == -1 && !ffi::PyErr_Occurred().is_null() {
-                    // Too large for an `isize`: PyO3's method raises CPython's own error.
-                    ffi::PyErr_Clear();
-                    None
-                } else {
-                    Some(i)
-                }
-            }
+            1 => exact_index(*args),
             _ => None,
         };
         if let Some(i) = index {
